@@ -1,0 +1,5 @@
+"""``python -m ordo_node``: the same program as ``ordo-node``."""
+
+from .cli import main
+
+main()

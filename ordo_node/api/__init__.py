@@ -1,0 +1,1 @@
+"""gRPC servicers: translate requests to commands and queries, and back."""

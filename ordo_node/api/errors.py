@@ -1,0 +1,79 @@
+"""The one place where errors become gRPC status codes.
+
+A user's mistake is never INTERNAL, and no stack trace crosses the wire: an
+unexpected exception is logged here with its trace and the client gets a
+short INTERNAL message that points at the node's log.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from ..errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    OrdoError,
+    Unavailable,
+)
+
+log = logging.getLogger("ordo_node.api")
+
+CODES: dict[type[OrdoError], grpc.StatusCode] = {
+    InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    NotFound: grpc.StatusCode.NOT_FOUND,
+    AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    Unavailable: grpc.StatusCode.UNAVAILABLE,
+    DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+}
+
+# Refusals the state machine returns as values, by the code it names.
+REFUSALS: dict[str, type[OrdoError]] = {
+    "ALREADY_EXISTS": AlreadyExists,
+    "NOT_FOUND": NotFound,
+    "FAILED_PRECONDITION": FailedPrecondition,
+}
+
+
+def code_for(error: OrdoError) -> grpc.StatusCode:
+    """The status code of an error (its nearest mapped class; else FAILED_PRECONDITION)."""
+    for cls in type(error).__mro__:
+        if cls in CODES:
+            return CODES[cls]
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def raise_refusal(result: Any) -> None:
+    """Raise the error a state-machine result carries, if it carries one."""
+    if isinstance(result, dict) and "error" in result:
+        raise REFUSALS.get(result["error"], FailedPrecondition)(result.get("message", result["error"]))
+
+
+R = TypeVar("R")
+Method = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
+
+
+def rpc(method: Method[R]) -> Method[R]:
+    """Wrap a servicer method so every error leaves as the right status code."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await method(self, request, context)
+        except OrdoError as e:
+            code, message = code_for(e), str(e)
+        except Exception:
+            log.exception("unexpected error in %s", method.__name__)
+            code, message = grpc.StatusCode.INTERNAL, "internal error; the node's log has the details"
+        await context.abort(code, message)
+        raise AssertionError("unreachable: abort raises")
+
+    return wrapper

@@ -1,0 +1,56 @@
+"""PeerService: the internal API the leader uses to reach this node's executor."""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+
+from ..consensus import Consensus
+from ..executor import Executor
+from ..pb import internal_pb2, internal_pb2_grpc
+from .convert import ts
+from .errors import rpc
+
+log = logging.getLogger("ordo_node.peer")
+
+
+def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> internal_pb2.ExecutorStatus:
+    """This node's executor, as the leader and ClusterService see it."""
+    return internal_pb2.ExecutorStatus(
+        node_id=node_id,
+        capacity=executor.capacity,
+        tags=list(executor.config.tags),
+        running=[
+            internal_pb2.ExecutorRun(
+                run_id=r.run_id, attempt=r.attempt, job_id=r.job_id, type=r.type, started_at=ts(r.started_at)
+            )
+            for r in executor.status()
+        ],
+        applied_index=consensus.store.last_applied,
+        role=consensus.role,
+    )
+
+
+class PeerService(internal_pb2_grpc.PeerServiceServicer):  # type: ignore[misc]
+    """Internal: assignments in, executor status out."""
+
+    def __init__(self, node_id: str, executor: Executor, consensus: Consensus) -> None:
+        self.node_id = node_id
+        self.executor = executor
+        self.consensus = consensus
+
+    @rpc
+    async def Assign(
+        self, request: internal_pb2.AssignRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb2.AssignResponse:
+        """Start the assigned attempts that fit."""
+        accepted = self.executor.assign(list(request.assignments))
+        return internal_pb2.AssignResponse(accepted=accepted)
+
+    @rpc
+    async def GetExecutorStatus(
+        self, request: internal_pb2.ExecutorStatusRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb2.ExecutorStatus:
+        """Capacity, tags and running attempts of this node."""
+        return executor_status(self.executor, self.consensus, self.node_id)

@@ -1,0 +1,330 @@
+"""The ``ordo-node`` command: run a node, run a local cluster, or act as a client."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from . import __version__
+from . import config as config_mod
+from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
+from .errors import ConfigError
+from .pb import ordo_pb2
+
+EXIT_CONFIG = 2
+
+
+def setup_logging(level: str, node_id: str) -> None:
+    """Readable log lines with the node id, on stderr."""
+    logging.basicConfig(
+        level=level,
+        format=f"%(asctime)s %(levelname)-5s [{node_id}] %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one node until SIGINT or SIGTERM."""
+    from .node import Node
+
+    try:
+        if args.config:
+            cfg = config_mod.load(args.config)
+        else:
+            cfg = config_mod.default(Path(args.data_dir) if args.data_dir else None)
+    except ConfigError as e:
+        print(f"ordo-node: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    setup_logging(cfg.log_level, cfg.node_id)
+    try:
+        asyncio.run(Node(cfg).run())
+    except ConfigError as e:
+        print(f"ordo-node: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start every ``*.toml`` in a folder as a child process; stop them all on Ctrl-C."""
+    folder = Path(args.dir)
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        print(f"ordo-node: {folder}: no *.toml node configs", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
+        configs = [config_mod.load(p) for p in paths]
+    except ConfigError as e:
+        print(f"ordo-node: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    children: list[subprocess.Popen[bytes]] = []
+    for path, cfg in zip(paths, configs, strict=True):
+        children.append(subprocess.Popen([sys.executable, "-m", "ordo_node", "run", "--config", str(path)]))
+        print(
+            f"{cfg.node_id}: grpc {cfg.grpc_address}  raft {cfg.raft_address}  data {cfg.data_dir}",
+            flush=True,
+        )
+    print(f"{len(children)} nodes started; Ctrl-C stops them all. Try: ordo-node cluster", flush=True)
+
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    alive = set(range(len(children)))
+    while alive and not stopping:
+        time.sleep(0.2)
+        for i in list(alive):
+            rc = children[i].poll()
+            if rc is not None:
+                alive.discard(i)
+                print(f"{configs[i].node_id} exited with status {rc}", flush=True)
+    for i in alive:
+        children[i].terminate()
+    deadline = time.monotonic() + 15
+    for i in alive:
+        try:
+            children[i].wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            children[i].kill()
+            children[i].wait()
+    return 0 if stopping else 1
+
+
+# -- client commands -------------------------------------------------------------
+
+
+def _ts(msg: Message, field: str) -> str:
+    if not msg.HasField(field):
+        return "-"
+    return str(getattr(msg, field).ToJsonString())
+
+
+def _short_state(name: str) -> str:
+    return re.sub(r"^(JOB|RUN|EVENT)_(STATE|TYPE)_", "", name)
+
+
+def print_job(job: ordo_pb2.Job) -> None:
+    """A job, readable."""
+    print(f"job      {job.job_id}")
+    print(f"type     {job.type}{'  name ' + job.name if job.name else ''}")
+    print(f"state    {_short_state(ordo_pb2.JobState.Name(job.state))}")
+    print(f"run at   {_ts(job, 'run_at')}")
+    payload = json_format.MessageToDict(job.payload) if job.HasField("payload") else None
+    print(f"payload  {json.dumps(payload)}")
+    for r in job.runs:
+        print(
+            f"run      {r.run_id} attempt {r.attempt} {_short_state(ordo_pb2.RunState.Name(r.state))}"
+            f" on {r.node_id or '-'} started {_ts(r, 'started_at')} finished {_ts(r, 'finished_at')}"
+        )
+        if r.HasField("result"):
+            print(f"  result {json.dumps(json_format.MessageToDict(r.result))[:500]}")
+        if r.error:
+            print(f"  error  {r.error[:500]}")
+
+
+def print_table(rows: list[list[str]], header: list[str]) -> None:
+    """Rows as aligned columns."""
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=False)]
+    for row in [header, *rows]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)).rstrip())
+
+
+async def _submit(client: Client, args: argparse.Namespace) -> Message:
+    job_id = await client.submit(
+        args.type,
+        json.loads(args.payload) if args.payload else None,
+        run_at=args.run_at,
+        delay=parse_duration(args.delay) if args.delay else None,
+        name=args.name,
+        idempotency_key=args.idempotency_key,
+    )
+    return ordo_pb2.SubmitJobResponse(job_id=job_id)
+
+
+async def _history(client: Client, args: argparse.Namespace) -> Message:
+    return ordo_pb2.GetJobHistoryResponse(events=await client.history(args.job_id))
+
+
+def print_jobs(page: ordo_pb2.ListJobsResponse) -> None:
+    """A page of jobs, readable."""
+    rows = [
+        [j.job_id, j.type, _short_state(ordo_pb2.JobState.Name(j.state)), _ts(j, "run_at"), j.name]
+        for j in page.jobs
+    ]
+    print_table(rows, ["JOB", "TYPE", "STATE", "RUN AT", "NAME"])
+    if page.next_page_token:
+        print(f"next page: --page-token {page.next_page_token}")
+
+
+def print_history(reply: ordo_pb2.GetJobHistoryResponse) -> None:
+    """A job's events, readable."""
+    rows = [
+        [_ts(e, "time"), _short_state(ordo_pb2.EventType.Name(e.type)), e.node_id, e.message]
+        for e in reply.events
+    ]
+    print_table(rows, ["TIME", "EVENT", "NODE", "DETAIL"])
+
+
+FETCH: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Message]]] = {
+    "submit": _submit,
+    "get": lambda client, args: client.get(args.job_id, consistent=args.consistent),
+    "cancel": lambda client, args: client.cancel(args.job_id),
+    "list": lambda client, args: client.list_jobs(
+        state=args.state, type=args.type, page_size=args.page_size, page_token=args.page_token
+    ),
+    "history": _history,
+    "cluster": lambda client, args: client.cluster(),
+}
+
+
+async def _client_command(args: argparse.Namespace) -> int:
+    async with Client(args.address, timeout=args.timeout) as client:
+        out = await FETCH[args.command](client, args)
+    if args.json:
+        print(json_format.MessageToJson(out, indent=2))
+    else:
+        PRINT[args.command](out)
+    return 0
+
+
+def print_cluster(st: ordo_pb2.ClusterStatus) -> None:
+    """Cluster status, readable."""
+    leader = st.leader_id or "(none)"
+    print(f"leader {leader}  term {st.term}  commit {st.commit_index}  (answered by {st.node_id})")
+    print_table(
+        [
+            [
+                n.node_id,
+                n.role,
+                "yes" if n.reachable else "NO",
+                n.grpc_address,
+                n.raft_address,
+                f"{n.running_count}/{n.capacity}",
+                str(n.applied_index),
+                ",".join(n.tags),
+            ]
+            for n in st.nodes
+        ],
+        ["NODE", "ROLE", "UP", "GRPC", "RAFT", "RUNNING", "APPLIED", "TAGS"],
+    )
+
+
+PRINT: dict[str, Callable[[Any], None]] = {
+    "submit": lambda reply: print(reply.job_id),
+    "get": print_job,
+    "cancel": print_job,
+    "list": print_jobs,
+    "history": print_history,
+    "cluster": print_cluster,
+}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``1.5s``, ``500ms``, ``5m`` or ``2h``."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration like 30s, 500ms, 5m")
+    n = float(m.group(1))
+    return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    """Run a client subcommand; print gRPC errors as one line."""
+    if args.command == "submit" and args.payload:
+        try:
+            json.loads(args.payload)
+        except json.JSONDecodeError as e:
+            print(f"ordo-node: --payload is not JSON: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+    if args.command == "submit" and args.delay:
+        try:
+            parse_duration(args.delay)
+        except argparse.ArgumentTypeError as e:
+            print(f"ordo-node: --delay: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+    if args.command == "list" and args.state:
+        name = f"JOB_STATE_{args.state.upper().removeprefix('JOB_STATE_')}"
+        if name not in ordo_pb2.JobState.keys():  # noqa: SIM118 - an enum wrapper, not a dict
+            print(f"ordo-node: --state: '{args.state}' is not a job state", file=sys.stderr)
+            return EXIT_CONFIG
+    try:
+        return asyncio.run(_client_command(args))
+    except grpc.aio.AioRpcError as e:
+        print(f"ordo-node: {e.code().name}: {e.details()}", file=sys.stderr)
+        return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    p = argparse.ArgumentParser(prog="ordo-node", description="A distributed, time-based job scheduler.")
+    p.add_argument("--version", action="version", version=f"ordo-node {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one node (no --config: a single-node cluster)")
+    run.add_argument("--config", help="the node's TOML file")
+    run.add_argument("--data-dir", help="data directory of the single-node default (default ./ordo-data)")
+    run.set_defaults(func=cmd_run)
+
+    up = sub.add_parser("up", help="run every *.toml in DIR as a local cluster")
+    up.add_argument("dir", nargs="?", default="cluster-configs")
+    up.set_defaults(func=cmd_up)
+
+    def client(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument(
+            "--address",
+            default=None,
+            help=f"node addresses, comma-separated (${ENV_ADDRESS}; {DEFAULT_ADDRESSES})",
+        )
+        c.add_argument("--json", action="store_true", help="print the reply as JSON")
+        c.add_argument("--timeout", type=float, default=15.0, help="seconds, retries included")
+        c.set_defaults(func=cmd_client)
+        return c
+
+    s = client("submit", "schedule a job")
+    s.add_argument("type", help="handler type: echo, sleep, shell, http_get, file_write, cpu, or your own")
+    s.add_argument("--payload", default="", help="JSON value for the handler")
+    when = s.add_mutually_exclusive_group()
+    when.add_argument("--run-at", default=None, help="RFC 3339 time, e.g. 2030-01-01T09:00:00Z")
+    when.add_argument("--delay", default=None, help="run after this delay: 30s, 500ms, 5m")
+    s.add_argument("--name", default="")
+    s.add_argument("--idempotency-key", default="")
+    for name, help in (("get", "show a job"), ("cancel", "cancel a job"), ("history", "a job's events")):
+        g = client(name, help)
+        g.add_argument("job_id")
+        if name == "get":
+            g.add_argument("--consistent", action="store_true", help="read through the leader")
+    lst = client("list", "list jobs, newest first")
+    lst.add_argument(
+        "--state", default="", help="SCHEDULED, TRIGGERED, RUNNING, SUCCEEDED, FAILED, CANCELLED"
+    )
+    lst.add_argument("--type", default="")
+    lst.add_argument("--page-size", type=int, default=0)
+    lst.add_argument("--page-token", default="")
+    client("cluster", "show the cluster's nodes, leader and load")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``ordo-node``."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    sys.exit(func(args))

@@ -1,0 +1,168 @@
+"""The commands of the Raft log and their encoding.
+
+A command is a frozen dataclass; :func:`encode` turns it into the bytes that
+PySyncObj replicates and :func:`decode` turns them back. The encoding is JSON
+with a version number and an ``op`` name, so a journal written by this version
+stays readable by the next. Every time a command needs is inside it, chosen by
+the node that proposes it: the state machine never reads a clock.
+
+Commands that a client's retry may repeat carry a ``request_id``; the state
+machine remembers the result of each request and answers a repeat with it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job to schedule, as accepted and validated by the API."""
+
+    job_id: str
+    type: str
+    payload: str  # JSON text, validated and size-checked by the API
+    run_at: int  # microseconds since the epoch
+    name: str = ""
+    idempotency_key: str = ""
+    spec_hash: str = ""
+
+
+@dataclass(frozen=True)
+class SubmitJobs:
+    """Schedule jobs; all are created, or none (an idempotency conflict refuses the batch)."""
+
+    op: ClassVar[str] = "submit"
+    request_id: str
+    at: int
+    node: str
+    jobs: tuple[JobSpec, ...]
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """One due job to trigger, guarded by the due time the proposer saw."""
+
+    job_id: str
+    due_at: int
+
+
+@dataclass(frozen=True)
+class TriggerJobs:
+    """The leader's timekeeper triggers due jobs: each becomes a pending run."""
+
+    op: ClassVar[str] = "trigger"
+    request_id: str
+    at: int
+    node: str
+    triggers: tuple[Trigger, ...]
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """A pending run attempt given to the executor of ``node_id``."""
+
+    run_id: str
+    attempt: int
+    node_id: str
+
+
+@dataclass(frozen=True)
+class AssignRuns:
+    """The leader's dispatcher assigns pending runs to executors."""
+
+    op: ClassVar[str] = "assign"
+    request_id: str
+    at: int
+    node: str
+    assignments: tuple[Assignment, ...]
+
+
+@dataclass(frozen=True)
+class RunUpdate:
+    """What an executor reports about one attempt: started, succeeded or failed."""
+
+    run_id: str
+    attempt: int
+    kind: str  # "started" | "succeeded" | "failed"
+    at: int
+    result: str = ""  # JSON text, for outcomes
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class RecordRunUpdates:
+    """An executor's reports, batched; each is guarded by the attempt's fencing token."""
+
+    op: ClassVar[str] = "runs"
+    request_id: str
+    node: str
+    updates: tuple[RunUpdate, ...]
+
+
+@dataclass(frozen=True)
+class CancelJob:
+    """Cancel a job that has not started."""
+
+    op: ClassVar[str] = "cancel"
+    request_id: str
+    at: int
+    node: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """A no-op: once it is applied, everything committed before it is applied too."""
+
+    op: ClassVar[str] = "barrier"
+    node: str
+
+
+Command = SubmitJobs | TriggerJobs | AssignRuns | RecordRunUpdates | CancelJob | Barrier
+_BY_OP: dict[str, type[Any]] = {
+    c.op: c for c in (SubmitJobs, TriggerJobs, AssignRuns, RecordRunUpdates, CancelJob, Barrier)
+}
+_NESTED: dict[tuple[str, str], type[Any]] = {
+    ("submit", "jobs"): JobSpec,
+    ("trigger", "triggers"): Trigger,
+    ("assign", "assignments"): Assignment,
+    ("runs", "updates"): RunUpdate,
+}
+
+
+class DecodeError(ValueError):
+    """The bytes are not a command this version understands."""
+
+
+def encode(cmd: Command) -> bytes:
+    """The command as the bytes that go into the Raft log."""
+    body = asdict(cmd)
+    body["op"] = cmd.op
+    body["v"] = VERSION
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode(blob: bytes) -> Command:
+    """The command encoded in ``blob``; :class:`DecodeError` if it is not one."""
+    try:
+        body = json.loads(blob)
+        version, op = body.pop("v"), body.pop("op")
+        if version != VERSION:
+            raise DecodeError(f"command version {version} is not supported (this node speaks {VERSION})")
+        cls = _BY_OP[op]
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in body.items() if k in names}
+        for (nested_op, key), item_cls in _NESTED.items():
+            if nested_op == op:
+                kwargs[key] = tuple(item_cls(**item) for item in kwargs[key])
+        cmd: Command = cls(**kwargs)
+        return cmd
+    except DecodeError:
+        raise
+    except (ValueError, KeyError, TypeError) as e:
+        raise DecodeError(f"undecodable command: {e!r}") from None

@@ -1,0 +1,275 @@
+"""Node configuration: one TOML file per node, read into frozen dataclasses.
+
+``load(path)`` reads and validates a file; ``default()`` is the embedded
+single-node configuration used when ``ordo-node run`` gets no ``--config``.
+Unknown keys and bad values raise :class:`ConfigError` with a message of the
+form ``<file>: <key>: <what is wrong>``, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+DEFAULT_GRPC = "127.0.0.1:7001"
+DEFAULT_RAFT = "127.0.0.1:7101"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another member of the cluster."""
+
+    id: str
+    grpc_address: str
+    raft_address: str
+
+
+@dataclass(frozen=True)
+class RaftTimings:
+    """Raft engine timings, in seconds; defaults suit a LAN or loopback."""
+
+    election_timeout_min: float = 0.4
+    election_timeout_max: float = 1.4
+    heartbeat_interval: float = 0.1
+    leader_fallback_timeout: float = 3.0
+    connection_timeout: float = 30.0
+    commit_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything one node needs to run; built by :func:`load` or :func:`default`."""
+
+    node_id: str
+    grpc_address: str
+    raft_address: str
+    data_dir: Path
+    secret: str
+    peers: tuple[Peer, ...] = ()
+    capacity: int = 8
+    tags: tuple[str, ...] = ()
+    handlers: tuple[str, ...] = ()
+    max_payload_bytes: int = 1024 * 1024
+    raft: RaftTimings = field(default_factory=RaftTimings)
+    log_level: str = "INFO"
+    source: str = "<embedded default>"
+
+    def peer_by_raft(self, raft_address: str) -> Peer | None:
+        """The peer (or this node, as a Peer) whose Raft address is ``raft_address``."""
+        for peer in self.members():
+            if peer.raft_address == raft_address:
+                return peer
+        return None
+
+    def members(self) -> tuple[Peer, ...]:
+        """Every member, this node first."""
+        return (Peer(self.node_id, self.grpc_address, self.raft_address), *self.peers)
+
+
+def check_address(where: str, key: str, value: Any) -> str:
+    """Return ``value`` if it is ``host:port`` with a port in 1..65535."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: {key}: must be a string 'host:port'")
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{where}: {key}: '{value}' is not a valid 'host:port' address")
+    if host.startswith("["):
+        host = host.strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
+            raise ConfigError(f"{where}: {key}: '{value}' has an invalid host") from None
+    return value
+
+
+class _Table:
+    """A TOML table that hands out typed values and remembers which keys it gave."""
+
+    def __init__(self, where: str, prefix: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f"{where}: {prefix.rstrip('.') or 'file'}: must be a table")
+        self.where, self.prefix, self.data = where, prefix, data
+        self.used: set[str] = set()
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise ConfigError(f"{self.where}: {self.prefix}{key}: is required")
+            return default
+        value = self.data[key]
+        bad_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))
+        if bad_bool or not isinstance(value, kind):
+            names = " or ".join(k.__name__ for k in (kind if isinstance(kind, tuple) else (kind,)))
+            raise ConfigError(f"{self.where}: {self.prefix}{key}: must be {names}, not {value!r}")
+        return value
+
+    def table(self, key: str) -> _Table:
+        self.used.add(key)
+        return _Table(self.where, f"{self.prefix}{key}.", self.data.get(key, {}))
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.where}: {self.prefix}{unknown[0]}: unknown key")
+
+
+def _positive(where: str, key: str, value: float, *, allow_zero: bool = False) -> float:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{where}: {key}: must be {'>= 0' if allow_zero else '> 0'}, not {value}")
+    return value
+
+
+def _node_id(where: str, key: str, value: str) -> str:
+    if not NODE_ID.match(value):
+        raise ConfigError(f"{where}: {key}: '{value}' is not a valid node id (letters, digits, _ . -)")
+    return value
+
+
+def _peers(where: str, raw: Any, self_id: str, grpc: str, raft: str) -> tuple[Peer, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}: cluster.peers: must be an array of tables")
+    peers: list[Peer] = []
+    seen = {self_id}
+    for i, item in enumerate(raw):
+        t = _Table(where, f"cluster.peers[{i}].", item)
+        peer = Peer(
+            _node_id(where, f"cluster.peers[{i}].id", t.get("id", str)),
+            check_address(where, f"cluster.peers[{i}].grpc_address", t.get("grpc_address", str)),
+            check_address(where, f"cluster.peers[{i}].raft_address", t.get("raft_address", str)),
+        )
+        t.finish()
+        if peer.id == self_id:
+            # Listing every member, this node included, is allowed so that all
+            # nodes can share one peer list; it must agree with [node].
+            if (peer.grpc_address, peer.raft_address) != (grpc, raft):
+                raise ConfigError(f"{where}: cluster.peers[{i}]: entry for this node disagrees with [node]")
+            continue
+        if peer.id in seen:
+            raise ConfigError(f"{where}: cluster.peers[{i}].id: duplicate node id '{peer.id}'")
+        seen.add(peer.id)
+        peers.append(peer)
+    addresses = [a for p in peers for a in (p.grpc_address, p.raft_address)] + [grpc, raft]
+    for a in addresses:
+        if addresses.count(a) > 1:
+            raise ConfigError(f"{where}: cluster.peers: address {a} is used twice")
+    return tuple(peers)
+
+
+def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
+    """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
+    top = _Table(where, "", data)
+    node = top.table("node")
+    node_id = _node_id(where, "node.id", node.get("id", str))
+    grpc = check_address(where, "node.grpc_address", node.get("grpc_address", str))
+    raft = check_address(where, "node.raft_address", node.get("raft_address", str))
+    data_dir = Path(node.get("data_dir", str, f"data/{node_id}"))
+    handlers = node.get("handlers", list, [])
+    if not all(isinstance(h, str) and h for h in handlers):
+        raise ConfigError(f"{where}: node.handlers: must be a list of module names")
+    log_level = node.get("log_level", str, "INFO").upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"{where}: node.log_level: must be DEBUG, INFO, WARNING or ERROR")
+    node.finish()
+
+    cluster = top.table("cluster")
+    secret = cluster.get("secret", str)
+    if len(secret) < 16:
+        raise ConfigError(f"{where}: cluster.secret: must be at least 16 characters")
+    peers = _peers(where, cluster.get("peers", list, []), node_id, grpc, raft)
+    cluster.finish()
+
+    ex = top.table("executor")
+    capacity = ex.get("capacity", int, 8)
+    if not 0 <= capacity <= 10_000:
+        raise ConfigError(f"{where}: executor.capacity: must be between 0 and 10000, not {capacity}")
+    tags = ex.get("tags", list, [])
+    if not all(isinstance(t, str) and t for t in tags):
+        raise ConfigError(f"{where}: executor.tags: must be a list of non-empty strings")
+    ex.finish()
+
+    lim = top.table("limits")
+    max_payload = lim.get("max_payload_bytes", int, 1024 * 1024)
+    _positive(where, "limits.max_payload_bytes", max_payload)
+    lim.finish()
+
+    r = top.table("raft")
+    d = RaftTimings()
+    timings = RaftTimings(
+        **{
+            name: _positive(where, f"raft.{name}", float(r.get(name, (int, float), getattr(d, name))))
+            for name in d.__dataclass_fields__
+        }
+    )
+    r.finish()
+    if timings.election_timeout_min <= 3 * timings.heartbeat_interval:
+        raise ConfigError(f"{where}: raft.election_timeout_min: must exceed 3 x raft.heartbeat_interval")
+    if timings.election_timeout_max <= timings.election_timeout_min:
+        raise ConfigError(f"{where}: raft.election_timeout_max: must exceed raft.election_timeout_min")
+    if timings.connection_timeout < timings.election_timeout_max:
+        raise ConfigError(f"{where}: raft.connection_timeout: must be >= raft.election_timeout_max")
+    top.finish()
+
+    return Config(
+        node_id=node_id,
+        grpc_address=grpc,
+        raft_address=raft,
+        data_dir=(base_dir / data_dir).resolve(),
+        secret=secret,
+        peers=peers,
+        capacity=capacity,
+        tags=tuple(tags),
+        handlers=tuple(handlers),
+        max_payload_bytes=max_payload,
+        raft=timings,
+        log_level=log_level,
+        source=where,
+    )
+
+
+def load(path: str | Path) -> Config:
+    """Read and validate the TOML file at ``path``."""
+    p = Path(path)
+    where = str(p)
+    try:
+        raw = p.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read: {e.strerror or e}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{where}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: syntax error: {e}") from None
+    return parse(data, where, p.resolve().parent)
+
+
+def default(data_dir: Path | None = None) -> Config:
+    """The embedded single-node configuration: local data directory, loopback ports.
+
+    The Raft port needs a secret even with no peers (PySyncObj unpickles what
+    an unauthenticated port receives), so one is made on first start and kept
+    in the data directory.
+    """
+    base = (data_dir or Path("ordo-data")).resolve()
+    base.mkdir(parents=True, exist_ok=True)
+    secret_file = base / "cluster.secret"
+    if not secret_file.exists():
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    return Config(
+        node_id="node1",
+        grpc_address=DEFAULT_GRPC,
+        raft_address=DEFAULT_RAFT,
+        data_dir=base,
+        secret=secret_file.read_text().strip(),
+    )

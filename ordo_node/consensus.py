@@ -1,0 +1,196 @@
+"""Consensus: the PySyncObj Raft engine and its bridge to asyncio.
+
+Threading contract. PySyncObj runs one tick thread that does everything on its
+side: network, elections, journal, :meth:`_Raft.apply`, callbacks and the
+snapshot hooks. The event loop only enqueues commands (``_Raft.apply`` with a
+``callback``) and reads a few integers; results and role changes come back to
+the loop with ``loop.call_soon_threadsafe`` and nothing else.
+
+What a caller may assume after :meth:`Consensus.propose` returns: the command
+is committed on a majority and applied to this node's database, so a read on
+this node sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+
+from . import commands
+from .config import Config
+from .errors import DeadlineExceeded, Unavailable
+from .store import Store
+
+log = logging.getLogger("ordo_node.consensus")
+
+ROLE_NAMES = {0: "follower", 1: "candidate", 2: "leader"}
+# Reasons after which the command was certainly not applied: retry at once.
+_NOT_APPLIED = {FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED, FAIL_REASON.NOT_LEADER}
+# Reasons after which it may have committed: retry with the same bytes, which
+# carry the same request id, so the state machine answers a repeat with the
+# first result.
+_MAYBE_APPLIED = {FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME}
+
+
+class _Raft(SyncObj):  # type: ignore[misc]
+    """The replicated object. It has one replicated method, on purpose.
+
+    PySyncObj numbers replicated methods by their sorted names, so adding a
+    second one would renumber the first and an old journal would call the
+    wrong method. Every command travels through ``apply`` in our own encoding.
+    """
+
+    def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf, store: Store) -> None:
+        self._ordo_store = store
+        super().__init__(self_address, partners, conf)
+
+    @replicated  # type: ignore[untyped-decorator]
+    def apply(self, blob: bytes) -> Any:
+        # The entry's index: PySyncObj applies entries in order and increments
+        # raftLastApplied after this returns (there is no API for it).
+        return self._ordo_store.apply(self.raftLastApplied + 1, blob)
+
+
+class Consensus:
+    """Owns the Raft engine; proposes commands and publishes role changes."""
+
+    def __init__(self, config: Config, store: Store, *, max_in_flight: int = 2000) -> None:
+        self.config = config
+        self.store = store
+        self._raft: _Raft | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._in_flight = asyncio.Semaphore(max_in_flight)
+        self._role_listeners: list[Callable[[str, int], None]] = []
+        self._by_raft = {p.raft_address: p.id for p in config.members()}
+        self.role = "follower"
+
+    def on_role_change(self, listener: Callable[[str, int], None]) -> None:
+        """Call ``listener(role, term)`` on the event loop whenever this node's role changes."""
+        self._role_listeners.append(listener)
+
+    def start(self) -> None:
+        """Create the engine and its tick thread; it binds the Raft port."""
+        self._loop = asyncio.get_running_loop()
+        t = self.config.raft
+        data = self.config.data_dir
+        conf = SyncObjConf(
+            password=self.config.secret,
+            autoTick=True,
+            appendEntriesUseBatch=False,
+            commandsWaitLeader=False,
+            raftMinTimeout=t.election_timeout_min,
+            raftMaxTimeout=t.election_timeout_max,
+            appendEntriesPeriod=t.heartbeat_interval,
+            leaderFallbackTimeout=t.leader_fallback_timeout,
+            connectionTimeout=t.connection_timeout,
+            connectionRetryTime=1.0,
+            journalFile=str(data / "raft.journal"),
+            fullDumpFile=str(data / "raft.snapshot"),
+            serializer=self.store.snapshot,
+            deserializer=self.store.restore,
+            logCompactionMinEntries=20000,
+            logCompactionMinTime=600,
+            logCompactionSplit=True,
+            dynamicMembershipChange=True,
+            onStateChanged=self._state_changed,
+            bindAddress=self.config.raft_address,
+        )
+        partners = [p.raft_address for p in self.config.peers]
+        self._raft = _Raft(self.config.raft_address, partners, conf, self.store)
+
+    def _state_changed(self, old: int, new: int) -> None:
+        # Tick thread: hand over to the loop, do nothing else here.
+        role = ROLE_NAMES.get(new, "unknown")
+        term = self.term
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._publish_role, role, term)
+
+    def _publish_role(self, role: str, term: int) -> None:
+        self.role = role
+        for listener in self._role_listeners:
+            listener(role, term)
+
+    @property
+    def raft(self) -> _Raft:
+        """The engine; only after :meth:`start`."""
+        assert self._raft is not None, "Consensus.start() was not called"
+        return self._raft
+
+    @property
+    def term(self) -> int:
+        """This node's current Raft term."""
+        return int(self._raft.raftCurrentTerm) if self._raft else 0
+
+    @property
+    def commit_index(self) -> int:
+        """The highest log index this node knows to be committed."""
+        return int(self._raft.raftCommitIndex) if self._raft else 0
+
+    @property
+    def is_leader(self) -> bool:
+        """True while this node believes it leads (two may, briefly)."""
+        return bool(self._raft and self._raft._isLeader())
+
+    def leader_id(self) -> str | None:
+        """The node id of the last known leader, or None."""
+        leader = self._raft._getLeader() if self._raft else None
+        return self._by_raft.get(leader.id) if leader is not None else None
+
+    async def propose(self, cmd: commands.Command, timeout: float | None = None) -> Any:
+        """Commit ``cmd`` through Raft and return the state machine's result.
+
+        Retries by itself while the outcome is certainly "not applied" (no
+        leader yet, an election) or uncertain (the leader changed; the command
+        carries a request id, so a repeat is answered with the first result).
+        Raises Unavailable when the engine's queue is full or no leader appears
+        before the deadline, DeadlineExceeded when the outcome stays unknown.
+        """
+        blob = commands.encode(cmd)
+        deadline = time.monotonic() + (timeout or self.config.raft.commit_timeout)
+        uncertain = False
+        async with self._in_flight:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    if uncertain:
+                        raise DeadlineExceeded("the command was not confirmed in time; it may still commit")
+                    raise Unavailable("no leader: the cluster is electing one or has lost its majority")
+                result, reason = await self._submit_once(blob, remaining)
+                if reason == FAIL_REASON.SUCCESS:
+                    return result
+                if reason == FAIL_REASON.QUEUE_FULL:
+                    raise Unavailable("overloaded: the Raft queue is full, retry later")
+                if reason == FAIL_REASON.REQUEST_DENIED:
+                    raise Unavailable("the Raft engine refused the command")
+                if reason in _MAYBE_APPLIED or reason is None:
+                    uncertain = True
+                await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    async def _submit_once(self, blob: bytes, timeout: float) -> tuple[Any, int | None]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
+
+        def done(result: Any, reason: int) -> None:
+            loop.call_soon_threadsafe(_resolve, fut, (result, reason))
+
+        self.raft.apply(blob, callback=done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            return None, None
+
+    async def stop(self) -> None:
+        """Stop the tick thread and close the transport and journal."""
+        if self._raft is not None:
+            raft, self._raft = self._raft, None
+            await asyncio.to_thread(raft.destroy_synchronous)
+
+
+def _resolve(fut: asyncio.Future[tuple[Any, int]], value: tuple[Any, int]) -> None:
+    if not fut.done():
+        fut.set_result(value)

@@ -1,0 +1,215 @@
+"""The dispatcher: on the leader only, gives pending runs to executors.
+
+For each batch it chooses nodes (the most free capacity first, ties in turn,
+so runs spread across the cluster), commits one AssignRuns command, and only
+then sends the committed assignments to each executor over the internal gRPC
+service. The leader acts on a decision only after its command committed: if
+two nodes briefly both lead, the log keeps only the first assignment of an
+attempt and the other leader sends nothing for it.
+
+The load of each node is read from SQLite (attempts assigned or running), so
+it is right after a leader change without any hand-over. Capacity and
+liveness come from polling each executor's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import defaultdict
+from contextlib import suppress
+
+from . import commands as c
+from .api.convert import ts, value
+from .config import Config
+from .consensus import Consensus
+from .errors import OrdoError
+from .pb import internal_pb2
+from .peers import Peers
+from .queries import Queries, WorkItem
+from .timeutil import now_us
+
+log = logging.getLogger("ordo_node.dispatcher")
+
+POLL_INTERVAL = 1.0
+RESEND_AFTER_US = 5_000_000
+
+
+def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
+    """The wire form of one assignment."""
+    return internal_pb2.Assignment(
+        run_id=item.run_id,
+        attempt=item.attempt,
+        job_id=item.job_id,
+        type=item.type,
+        payload=value(json.loads(item.payload)),
+        name=item.name,
+        idempotency_key=item.idempotency_key,
+        scheduled_at=ts(item.scheduled_at),
+    )
+
+
+def choose_nodes(runs: list[tuple[str, int]], free: dict[str, int], start: int = 0) -> list[c.Assignment]:
+    """Assign ``runs`` to nodes: each to the node with the most free slots, ties in turn from ``start``."""
+    nodes = sorted(free)
+    slots = dict(free)
+    out: list[c.Assignment] = []
+    for i, (run_id, attempt) in enumerate(runs):
+        turn = start + i
+        best = max(nodes, key=lambda n: (slots[n], -((nodes.index(n) - turn) % len(nodes))), default=None)
+        if best is None or slots[best] <= 0:
+            break
+        slots[best] -= 1
+        out.append(c.Assignment(run_id, attempt, best))
+    return out
+
+
+class Dispatcher:
+    """Leader-only actor; :meth:`run` until cancelled when leadership ends."""
+
+    def __init__(
+        self, config: Config, consensus: Consensus, queries: Queries, peers: Peers, *, batch: int = 2000
+    ) -> None:
+        self.config = config
+        self.consensus = consensus
+        self.queries = queries
+        self.peers = peers
+        self.batch = batch
+        self.capacity: dict[str, int] = {}
+        self.reachable: dict[str, bool] = {}
+        self._wake = asyncio.Event()
+        self._turn = 0
+        self._sends: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """Something changed (a run became pending, or one finished): look again."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Dispatch until cancelled."""
+        await self.poll_executors()
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._poll_loop())
+                tg.create_task(self._resend_loop())
+                tg.create_task(self._dispatch_loop())
+        finally:
+            for task in self._sends:
+                task.cancel()
+
+    async def poll_executors(self) -> None:
+        """Ask every member for its executor's status; unreachable members get no work."""
+
+        async def one(node_id: str) -> None:
+            try:
+                status = await self.peers.stub(node_id).GetExecutorStatus(
+                    internal_pb2.ExecutorStatusRequest(), timeout=POLL_INTERVAL
+                )
+            except Exception as e:  # any failure means: do not send work there now
+                if self.reachable.get(node_id, True):
+                    log.warning("executor node=%s unreachable: %s", node_id, _short(e))
+                self.reachable[node_id] = False
+                return
+            if not self.reachable.get(node_id, False):
+                log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
+            self.reachable[node_id] = True
+            self.capacity[node_id] = status.capacity
+
+        await asyncio.gather(*(one(m.id) for m in self.config.members()))
+
+    async def _poll_loop(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            before = {n for n, ok in self.reachable.items() if ok}
+            await self.poll_executors()
+            if {n for n, ok in self.reachable.items() if ok} - before:
+                self.wake()
+
+    async def _dispatch_loop(self) -> None:
+        await self.resend(now_us())
+        while True:
+            self._wake.clear()
+            if await self.dispatch_once():
+                continue
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+
+    async def free_slots(self) -> dict[str, int]:
+        """Free executor slots per reachable node."""
+        load = await self.queries.load_by_node()
+        return {
+            n: max(0, cap - load.get(n, 0))
+            for n, cap in self.capacity.items()
+            if self.reachable.get(n) and cap > 0
+        }
+
+    async def dispatch_once(self) -> int:
+        """Assign one batch of pending runs; return how many were assigned."""
+        free = await self.free_slots()
+        room = sum(free.values())
+        if room == 0:
+            return 0
+        pending = await self.queries.pending_runs(min(room, self.batch))
+        if not pending:
+            return 0
+        chosen = choose_nodes(pending, free, self._turn)
+        self._turn += len(chosen)
+        cmd = c.AssignRuns(
+            request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, assignments=tuple(chosen)
+        )
+        try:
+            result = await self.consensus.propose(cmd)
+        except OrdoError as e:
+            log.warning("assignment batch not committed (%d runs): %s", len(chosen), e)
+            await asyncio.sleep(0.2)
+            return 0
+        accepted = [(r[0], r[1], r[2]) for r in result.get("assigned", [])]
+        by_node: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for run_id, attempt, node_id in accepted:
+            by_node[node_id].append((run_id, attempt))
+        for node_id, keys in by_node.items():
+            self._send_later(node_id, await self.queries.work_items(keys))
+        return len(accepted)
+
+    async def resend(self, before: int) -> None:
+        """Send again the assignments made at or before ``before`` whose start was never reported."""
+        by_node: dict[str, list[WorkItem]] = defaultdict(list)
+        for item in await self.queries.assigned_before(before):
+            by_node[item.node_id].append(item)
+        for node_id, items in by_node.items():
+            if self.reachable.get(node_id):
+                self._send_later(node_id, items)
+
+    async def _resend_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESEND_AFTER_US / 1e6 / 2)
+            await self.resend(now_us() - RESEND_AFTER_US)
+
+    def _send_later(self, node_id: str, items: list[WorkItem]) -> None:
+        task = asyncio.create_task(self._send(node_id, items))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send(self, node_id: str, items: list[WorkItem]) -> None:
+        request = internal_pb2.AssignRequest(
+            leader_id=self.config.node_id,
+            term=self.consensus.term,
+            assignments=[assignment_message(i) for i in items],
+        )
+        try:
+            reply = await self.peers.stub(node_id).Assign(request, timeout=5.0)
+        except Exception as e:  # the resend loop tries again; mark the node so no more goes there
+            log.warning("assign to node=%s failed (%d runs): %s", node_id, len(items), _short(e))
+            self.reachable[node_id] = False
+            return
+        refused = len(items) - len(reply.accepted)
+        if refused:
+            log.info("node=%s refused %d runs for capacity; they will be offered again", node_id, refused)
+
+
+def _short(e: BaseException) -> str:
+    details = getattr(e, "details", None)
+    text = details() if callable(details) else str(e)
+    return (text or type(e).__name__).splitlines()[0][:200]

@@ -1,0 +1,195 @@
+"""The executor: on every node, runs the handlers of the attempts assigned to it.
+
+It accepts assignments up to its capacity, runs each handler in its own task,
+and reports "started" and the outcome through Raft (RecordRunUpdates). The
+reports are batched, and a batch is proposed again with the same request id
+until it commits, so an outcome is not lost while the process lives; if the
+process dies, the attempt's lease (see the dispatcher) brings the run back.
+
+An assignment may arrive twice (the leader re-sends what it has not seen
+start); attempts are remembered by their fencing token (run id, attempt), so
+the second copy does not run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+
+from . import commands as c
+from .config import Config
+from .consensus import Consensus
+from .errors import HandlerFailed, OrdoError
+from .handlers import JobContext, Registry
+from .pb import internal_pb2
+from .timeutil import now_us, to_datetime
+
+log = logging.getLogger("ordo_node.executor")
+job_log = logging.getLogger("ordo_node.jobs")
+
+MAX_RESULT_BYTES = 256 * 1024
+REMEMBERED_ATTEMPTS = 100_000
+
+
+@dataclass
+class Running:
+    """An attempt this executor is running."""
+
+    run_id: str
+    attempt: int
+    job_id: str
+    type: str
+    started_at: int
+    task: asyncio.Task[None]
+
+
+def encode_result(value: Any) -> str:
+    """A handler's return value as JSON text, bounded in size."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if len(text.encode()) > MAX_RESULT_BYTES:
+        text = json.dumps({"truncated": True, "preview": text[: MAX_RESULT_BYTES // 4]})
+    return text
+
+
+class Reporter:
+    """Batches run updates and commits them through Raft, retrying until they commit."""
+
+    def __init__(self, node_id: str, consensus: Consensus, *, batch: int = 1000) -> None:
+        self.node_id = node_id
+        self.consensus = consensus
+        self.batch = batch
+        self._queue: list[c.RunUpdate] = []
+        self._ready = asyncio.Event()
+
+    def report(self, update: c.RunUpdate) -> None:
+        """Queue one update; it is committed soon, with others."""
+        self._queue.append(update)
+        self._ready.set()
+
+    async def run(self) -> None:
+        """Commit queued updates until cancelled."""
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while self._queue:
+                updates, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                await self._commit(tuple(updates))
+
+    async def _commit(self, updates: tuple[c.RunUpdate, ...]) -> None:
+        cmd = c.RecordRunUpdates(request_id=uuid.uuid4().hex, node=self.node_id, updates=updates)
+        delay = 0.1
+        while True:
+            try:
+                result = await self.consensus.propose(cmd)
+            except OrdoError as e:
+                log.warning("run updates not committed yet (%d): %s; retrying", len(updates), e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            for run_id, attempt, why in result.get("stale", []):
+                log.info("update for run=%s attempt=%d refused: %s", run_id, attempt, why)
+            return
+
+    def pending(self) -> int:
+        """Updates not yet handed to Raft."""
+        return len(self._queue)
+
+
+class Executor:
+    """Runs assigned attempts within ``capacity``; lives on every node."""
+
+    def __init__(self, config: Config, registry: Registry, reporter: Reporter) -> None:
+        self.config = config
+        self.registry = registry
+        self.reporter = reporter
+        self.running: dict[tuple[str, int], Running] = {}
+        self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+
+    @property
+    def capacity(self) -> int:
+        """The most attempts this node runs at once."""
+        return self.config.capacity
+
+    def assign(self, assignments: list[internal_pb2.Assignment]) -> list[str]:
+        """Start what fits; return the run ids taken (or already known)."""
+        accepted: list[str] = []
+        for a in assignments:
+            key = (a.run_id, a.attempt)
+            if key in self._seen:
+                accepted.append(a.run_id)
+                continue
+            if len(self.running) >= self.capacity:
+                continue
+            self._remember(key)
+            task = asyncio.create_task(self._run(a), name=f"run {a.run_id}#{a.attempt}")
+            self.running[key] = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), task)
+            accepted.append(a.run_id)
+        return accepted
+
+    def _remember(self, key: tuple[str, int]) -> None:
+        self._seen[key] = None
+        if len(self._seen) > REMEMBERED_ATTEMPTS:
+            self._seen.popitem(last=False)
+
+    def cancel(self, run_id: str, attempt: int) -> None:
+        """Stop an attempt the cluster cancelled (if it runs here)."""
+        running = self.running.get((run_id, attempt))
+        if running is not None:
+            running.task.cancel()
+
+    async def _run(self, a: internal_pb2.Assignment) -> None:
+        key = (a.run_id, a.attempt)
+        started = now_us()
+        job_log.info("Processing job %s", a.job_id)
+        self.reporter.report(c.RunUpdate(a.run_id, a.attempt, "started", started))
+        ctx = JobContext(
+            job_id=a.job_id,
+            run_id=a.run_id,
+            attempt=a.attempt,
+            job_type=a.type,
+            name=a.name,
+            idempotency_key=a.idempotency_key,
+            scheduled_at=to_datetime(a.scheduled_at.ToMicroseconds()),
+            node_id=self.config.node_id,
+            data_dir=Path(self.config.data_dir),
+            logger=job_log,
+        )
+        payload = json_format.MessageToDict(a.payload) if a.HasField("payload") else None
+        try:
+            value = await self.registry.run(a.type, ctx, payload)
+        except asyncio.CancelledError:
+            job_log.info("job %s run=%s attempt=%d cancelled", a.job_id, a.run_id, a.attempt)
+            raise
+        except HandlerFailed as e:
+            job_log.warning("Failed to execute job %s: %s", a.job_id, e)
+            self._finish(key, "failed", encode_result(e.details), str(e))
+        except Exception as e:  # a user's handler may raise anything; it fails the attempt, not the node
+            job_log.warning("Failed to execute job %s: %s: %s", a.job_id, type(e).__name__, e)
+            self._finish(key, "failed", "", f"{type(e).__name__}: {e}")
+        else:
+            job_log.info("Successfully executed job %s", a.job_id)
+            self._finish(key, "succeeded", encode_result(value), "")
+        finally:
+            self.running.pop(key, None)
+
+    def _finish(self, key: tuple[str, int], kind: str, result: str, error: str) -> None:
+        self.reporter.report(c.RunUpdate(key[0], key[1], kind, now_us(), result, error[:4000]))
+
+    def status(self) -> list[Running]:
+        """The attempts running now."""
+        return list(self.running.values())
+
+    async def stop(self) -> None:
+        """Cancel every running attempt; their leases bring them back elsewhere."""
+        tasks = [r.task for r in self.running.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,218 @@
+"""One ordo_node process: builds the actors, wires them, starts and stops them in order.
+
+Start order: data directory lock, SQLite store, read connection, executor,
+gRPC server (public, internal, health, reflection), then the Raft engine.
+Leadership starts and stops the leader-only actors (timekeeper, dispatcher);
+they are started only after a barrier command commits, so the new leader's
+database holds every command committed before its term.
+
+Stop order (SIGINT/SIGTERM): health NOT_SERVING, leader actors, gRPC server
+(short grace), executor, reporter, Raft engine, read connection, store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import signal
+from contextlib import suppress
+from typing import IO
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import commands as c
+from .api.cluster import ClusterService
+from .api.jobs import JobService
+from .api.peer import PeerService
+from .config import Config
+from .consensus import Consensus
+from .dispatcher import Dispatcher
+from .errors import ConfigError, OrdoError
+from .executor import Executor, Reporter
+from .handlers import load_modules, registry
+from .pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
+from .pb import internal_pb2_grpc as peer_grpc
+from .peers import Peers
+from .queries import Queries
+from .store import Effects, Store
+from .timekeeper import Timekeeper
+
+log = logging.getLogger("ordo_node.node")
+
+GRPC_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.so_reuseport", 0),
+]
+SERVICE_NAMES = (
+    ordo_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
+    ordo_pb2.DESCRIPTOR.services_by_name["ClusterService"].full_name,
+    internal_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name,
+)
+
+
+def lock_data_dir(config: Config) -> IO[str]:
+    """Take the data directory's lock, so two processes never share one database."""
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    f = open(config.data_dir / "LOCK", "w")  # noqa: SIM115 - held for the life of the process
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise ConfigError(
+            f"{config.source}: node.data_dir: {config.data_dir} is in use by another ordo-node"
+        ) from None
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+class Node:
+    """The whole node; :meth:`run` until :meth:`stop` or a signal."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._stop = asyncio.Event()
+        self._leader_task: asyncio.Task[None] | None = None
+        self.timekeeper: Timekeeper | None = None
+        self.dispatcher: Dispatcher | None = None
+
+    def stop(self) -> None:
+        """Ask the node to shut down (safe to call more than once)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start everything, serve until stopped, then stop everything in order."""
+        cfg = self.config
+        lock = lock_data_dir(cfg)
+        load_modules(list(cfg.handlers))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+
+        self.store = Store(cfg.data_dir / "state.db")
+        self.queries = Queries(self.store.path)
+        await self.queries.open()
+        self.consensus = Consensus(cfg, self.store)
+        self.peers = Peers(cfg)
+        self.reporter = Reporter(cfg.node_id, self.consensus)
+        self.executor = Executor(cfg, registry, self.reporter)
+
+        def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
+            loop.call_soon_threadsafe(self._on_effects, fx)
+
+        self.store.listener = on_effects
+        self.consensus.on_role_change(self._on_role)
+
+        server = grpc.aio.server(options=GRPC_OPTIONS)
+        ordo_pb2_grpc.add_JobServiceServicer_to_server(
+            JobService(cfg, self.consensus, self.queries, registry), server
+        )
+        ordo_pb2_grpc.add_ClusterServiceServicer_to_server(
+            ClusterService(cfg, self.consensus, self.executor, self.peers), server
+        )
+        peer_grpc.add_PeerServiceServicer_to_server(
+            PeerService(cfg.node_id, self.executor, self.consensus), server
+        )
+        health_servicer = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
+        try:
+            server.add_insecure_port(cfg.grpc_address)
+        except RuntimeError:
+            raise ConfigError(
+                f"{cfg.source}: node.grpc_address: cannot listen on {cfg.grpc_address}"
+            ) from None
+        await server.start()
+        reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
+        self.consensus.start()
+        for name in ("", *SERVICE_NAMES):
+            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "node %s serving grpc=%s raft=%s data=%s peers=%s",
+            cfg.node_id,
+            cfg.grpc_address,
+            cfg.raft_address,
+            cfg.data_dir,
+            ",".join(p.id for p in cfg.peers) or "none",
+        )
+        try:
+            await self._stop.wait()
+        finally:
+            log.info("node %s stopping", cfg.node_id)
+            await health_servicer.enter_graceful_shutdown()
+            await self._stop_leading()
+            await server.stop(grace=1.0)
+            await self.executor.stop()
+            reporter_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await reporter_task
+            await self.consensus.stop()
+            await self.peers.close()
+            await self.queries.close()
+            self.store.close()
+            lock.close()
+            log.info("node %s stopped", cfg.node_id)
+
+    # -- reacting to the state machine and to Raft -----------------------------
+
+    def _on_effects(self, fx: Effects) -> None:
+        if fx.earliest_due is not None and self.timekeeper is not None:
+            self.timekeeper.notify_due(fx.earliest_due)
+        if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs):
+            self.dispatcher.wake()
+        for run_id, attempt, node_id in fx.cancelled_runs:
+            if node_id == self.config.node_id:
+                self.executor.cancel(run_id, attempt)
+
+    def _on_role(self, role: str, term: int) -> None:
+        if role == "leader":
+            log.info("became leader term=%d", term)
+            if self._leader_task is None or self._leader_task.done():
+                self._leader_task = asyncio.create_task(self._lead(term), name="leadership")
+        else:
+            log.info("became %s term=%d", role, term)
+            if self._leader_task is not None:
+                self._leader_task.cancel()
+                self._leader_task = None
+                self.timekeeper = self.dispatcher = None
+
+    async def _stop_leading(self) -> None:
+        task, self._leader_task = self._leader_task, None
+        if task is not None:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    async def _lead(self, term: int) -> None:
+        """Run the leader-only actors while this node leads; restart them with backoff if one fails."""
+        backoff = 0.2
+        while True:
+            try:
+                # Commit a barrier first: once it is applied here, so is every
+                # command committed under earlier leaders.
+                await self.consensus.propose(c.Barrier(node=self.config.node_id))
+                self.timekeeper = Timekeeper(self.config.node_id, self.consensus, self.queries)
+                self.dispatcher = Dispatcher(self.config, self.consensus, self.queries, self.peers)
+                log.info("leader actors started term=%d", term)
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.timekeeper.run(), name="timekeeper")
+                    tg.create_task(self.dispatcher.run(), name="dispatcher")
+            except asyncio.CancelledError:
+                log.info("leader actors stopped term=%d", term)
+                raise
+            except Exception as e:  # a TaskGroup failure: log it, and lead again after a pause
+                first = e.exceptions[0] if isinstance(e, ExceptionGroup) else e
+                if isinstance(first, OrdoError):
+                    log.warning("leader actors interrupted: %s; restarting in %.1fs", first, backoff)
+                else:
+                    log.error("leader actors failed; restarting in %.1fs", backoff, exc_info=first)
+            self.timekeeper = self.dispatcher = None
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,1 @@
+"""Generated protobuf and gRPC modules; never edited by hand (see generate.py)."""

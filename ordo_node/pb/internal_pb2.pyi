@@ -1,0 +1,81 @@
+import datetime
+
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Assignment(_message.Message):
+    __slots__ = ("run_id", "attempt", "job_id", "type", "payload", "name", "idempotency_key", "scheduled_at")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_AT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    job_id: str
+    type: str
+    payload: _struct_pb2.Value
+    name: str
+    idempotency_key: str
+    scheduled_at: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AssignRequest(_message.Message):
+    __slots__ = ("leader_id", "term", "assignments")
+    LEADER_ID_FIELD_NUMBER: _ClassVar[int]
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
+    leader_id: str
+    term: int
+    assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
+    def __init__(self, leader_id: _Optional[str] = ..., term: _Optional[int] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ...) -> None: ...
+
+class AssignResponse(_message.Message):
+    __slots__ = ("accepted",)
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    accepted: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, accepted: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ExecutorStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ExecutorRun(_message.Message):
+    __slots__ = ("run_id", "attempt", "job_id", "type", "started_at")
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    run_id: str
+    attempt: int
+    job_id: str
+    type: str
+    started_at: _timestamp_pb2.Timestamp
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExecutorStatus(_message.Message):
+    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    RUNNING_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    capacity: int
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    running: _containers.RepeatedCompositeFieldContainer[ExecutorRun]
+    applied_index: int
+    role: str
+    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ...) -> None: ...

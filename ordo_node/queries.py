@@ -1,0 +1,273 @@
+"""Reads of the state machine's SQLite file, for the API and the leader's actors.
+
+These run on the event loop through aiosqlite, on a connection of their own;
+WAL mode lets them read while the tick thread applies. A read sees the state
+as of some applied index: on a follower it may lag the leader (the API offers
+a barrier for reads that must not).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .errors import InvalidArgument
+
+MAX_PAGE = 1000
+DEFAULT_PAGE = 100
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One attempt of a run."""
+
+    run_id: str
+    attempt: int
+    job_id: str
+    state: str
+    node_id: str
+    scheduled_at: int
+    triggered_at: int
+    assigned_at: int | None
+    started_at: int | None
+    finished_at: int | None
+    result: Any
+    error: str
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A job with its runs (runs only when asked for)."""
+
+    job_id: str
+    name: str
+    type: str
+    payload: Any
+    state: str
+    due_at: int
+    created_at: int
+    updated_at: int
+    idempotency_key: str
+    submitted_to: str
+    runs: tuple[RunRow, ...] = ()
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """One entry of a job's history."""
+
+    seq: int
+    job_id: str
+    type: str
+    at: int
+    node_id: str
+    run_id: str
+    attempt: int
+    message: str
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """An open run attempt with what an executor needs to run it."""
+
+    run_id: str
+    attempt: int
+    job_id: str
+    state: str
+    node_id: str
+    type: str
+    payload: str
+    name: str
+    idempotency_key: str
+    scheduled_at: int
+
+
+_JOB_COLS = "id, name, type, payload, state, due_at, created_at, updated_at, idempotency_key, submitted_to"
+_RUN_COLS = (
+    "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"
+    " started_at, finished_at, result, error"
+)
+_WORK_COLS = (
+    "r.run_id, r.attempt, r.job_id, r.state, COALESCE(r.node_id, ''), j.type, j.payload, j.name,"
+    " COALESCE(j.idempotency_key, ''), r.scheduled_at"
+)
+
+
+def _job(row: Any, runs: tuple[RunRow, ...] = ()) -> JobRow:
+    return JobRow(
+        row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7], row[8] or "", row[9], runs
+    )
+
+
+def _run(row: Any) -> RunRow:
+    result = json.loads(row[10]) if row[10] else None
+    return RunRow(
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        row[4] or "",
+        row[5],
+        row[6],
+        row[7],
+        row[8],
+        row[9],
+        result,
+        row[11] or "",
+    )
+
+
+def encode_token(created_at: int, job_id: str) -> str:
+    """A page token: where the next page starts, opaque to clients."""
+    return base64.urlsafe_b64encode(f"{created_at}:{job_id}".encode()).decode()
+
+
+def decode_token(token: str) -> tuple[int, str]:
+    """The position a page token names; InvalidArgument(pageToken) if it is not one of ours."""
+    try:
+        created, job_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
+        return int(created), job_id
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("pageToken", "not a token this server issued") from None
+
+
+class Queries:
+    """Read access to one node's database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        """Open the read connection (the store must have created the schema)."""
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA query_only = ON")
+
+    async def close(self) -> None:
+        """Close the read connection."""
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The open connection."""
+        assert self._db is not None, "Queries.open() was not called"
+        return self._db
+
+    async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        async with self.db.execute(sql, args) as cur:
+            return list(await cur.fetchall())
+
+    async def get_job(self, job_id: str) -> JobRow | None:
+        """The job with every run attempt, or None."""
+        rows = await self._all(f"SELECT {_JOB_COLS} FROM jobs WHERE id = ?", (job_id,))
+        if not rows:
+            return None
+        runs = await self._all(
+            f"SELECT {_RUN_COLS} FROM runs WHERE job_id = ? ORDER BY triggered_at, run_id, attempt", (job_id,)
+        )
+        return _job(rows[0], tuple(_run(r) for r in runs))
+
+    async def list_jobs(
+        self, *, state: str = "", type_: str = "", page_size: int = 0, page_token: str = ""
+    ) -> tuple[list[JobRow], str]:
+        """A page of jobs, newest first, and the token of the next page ('' at the end)."""
+        size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        where: list[str] = []
+        args: list[Any] = []
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        if type_:
+            where.append("type = ?")
+            args.append(type_)
+        if page_token:
+            created, job_id = decode_token(page_token)
+            where.append("(created_at, id) < (?, ?)")
+            args += [created, job_id]
+        sql = f"SELECT {_JOB_COLS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        rows = await self._all(sql, (*args, size + 1))
+        jobs = [_job(r) for r in rows[:size]]
+        token = encode_token(jobs[-1].created_at, jobs[-1].job_id) if len(rows) > size else ""
+        return jobs, token
+
+    async def history(self, job_id: str) -> list[EventRow] | None:
+        """The job's events in order, or None if there is no such job."""
+        if not await self._all("SELECT 1 FROM jobs WHERE id = ?", (job_id,)):
+            return None
+        rows = await self._all(
+            "SELECT seq, job_id, type, at, node_id, COALESCE(run_id, ''), COALESCE(attempt, 0), message"
+            " FROM events WHERE job_id = ? ORDER BY seq",
+            (job_id,),
+        )
+        return [EventRow(*r) for r in rows]
+
+    async def next_due(self) -> int | None:
+        """The earliest due time of any scheduled job (one index seek)."""
+        rows = await self._all("SELECT MIN(due_at) FROM jobs WHERE state = 'SCHEDULED'")
+        return rows[0][0] if rows and rows[0][0] is not None else None
+
+    async def due_jobs(self, now: int, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` scheduled jobs due at or before ``now``, earliest first."""
+        rows = await self._all(
+            "SELECT id, due_at FROM jobs WHERE state = 'SCHEDULED' AND due_at <= ? ORDER BY due_at LIMIT ?",
+            (now, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def open_runs(self) -> list[WorkItem]:
+        """Every run attempt that is pending, assigned or running."""
+        rows = await self._all(
+            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
+            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') ORDER BY r.triggered_at"
+        )
+        return [WorkItem(*r) for r in rows]
+
+    async def work_items(self, keys: list[tuple[str, int]]) -> list[WorkItem]:
+        """The given run attempts, with their jobs' type and payload."""
+        items: list[WorkItem] = []
+        for i in range(0, len(keys), 400):
+            chunk = keys[i : i + 400]
+            cond = " OR ".join("(r.run_id = ? AND r.attempt = ?)" for _ in chunk)
+            args = tuple(x for k in chunk for x in k)
+            sql = f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE {cond}"
+            rows = await self._all(sql, args)
+            items += [WorkItem(*r) for r in rows]
+        return items
+
+    async def pending_runs(self, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` run attempts waiting for an executor, oldest trigger first."""
+        rows = await self._all(
+            "SELECT run_id, attempt FROM runs WHERE state = 'PENDING' ORDER BY triggered_at LIMIT ?", (limit,)
+        )
+        return [(r[0], r[1]) for r in rows]
+
+    async def load_by_node(self) -> dict[str, int]:
+        """How many attempts each node holds (assigned or running)."""
+        rows = await self._all(
+            "SELECT node_id, COUNT(*) FROM runs WHERE state IN ('ASSIGNED', 'RUNNING') GROUP BY node_id"
+        )
+        return {r[0]: r[1] for r in rows}
+
+    async def assigned_before(self, before: int) -> list[WorkItem]:
+        """Attempts assigned at or before ``before`` whose executor has not reported a start."""
+        rows = await self._all(
+            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
+            " WHERE r.state = 'ASSIGNED' AND r.assigned_at <= ? ORDER BY r.assigned_at",
+            (before,),
+        )
+        return [WorkItem(*r) for r in rows]
+
+    async def last_applied(self) -> int:
+        """The index of the last command applied to this database."""
+        rows = await self._all("SELECT value FROM meta WHERE key = 'last_applied'")
+        return int(rows[0][0])

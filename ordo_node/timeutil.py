@@ -1,0 +1,43 @@
+"""Time as the system stores it: integer microseconds since the Unix epoch, UTC.
+
+Only proposers read the clock (``now_us``); the state machine gets every time
+inside the command it applies.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    """The wall clock, in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def to_datetime(us: int) -> datetime:
+    """Microseconds since the epoch to an aware UTC datetime."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def from_datetime(dt: datetime) -> int:
+    """An aware datetime to microseconds since the epoch."""
+    return (dt - EPOCH) // timedelta(microseconds=1)
+
+
+def parse_rfc3339(text: str) -> int:
+    """Parse an RFC 3339 time with an offset (``Z`` or ``+hh:mm``); ValueError if it is not one."""
+    s = text.strip()
+    if "T" not in s and "t" not in s and " " not in s:
+        raise ValueError("expected date and time, e.g. 2030-01-01T09:00:00Z")
+    dt = datetime.fromisoformat(s.replace("z", "Z"))
+    if dt.tzinfo is None:
+        raise ValueError("the time needs an offset, e.g. Z or +02:00")
+    return from_datetime(dt)
+
+
+def format_us(us: int) -> str:
+    """Microseconds since the epoch as RFC 3339 in UTC (``2030-01-01T09:00:00.000000Z``)."""
+    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
