@@ -21,6 +21,7 @@ from google.protobuf.message import Message
 
 from . import __version__
 from . import config as config_mod
+from .api.convert import from_value
 from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
 from .errors import ConfigError
 from .pb import ordo_pb2
@@ -127,7 +128,7 @@ def print_job(job: ordo_pb2.Job) -> None:
     print(f"type     {job.type}{'  name ' + job.name if job.name else ''}")
     print(f"state    {_short_state(ordo_pb2.JobState.Name(job.state))}")
     print(f"run at   {_ts(job, 'run_at')}")
-    payload = json_format.MessageToDict(job.payload) if job.HasField("payload") else None
+    payload = from_value(job.payload) if job.HasField("payload") else None
     print(f"payload  {json.dumps(payload)}")
     for r in job.runs:
         print(
@@ -135,7 +136,7 @@ def print_job(job: ordo_pb2.Job) -> None:
             f" on {r.node_id or '-'} started {_ts(r, 'started_at')} finished {_ts(r, 'finished_at')}"
         )
         if r.HasField("result"):
-            print(f"  result {json.dumps(json_format.MessageToDict(r.result))[:500]}")
+            print(f"  result {json.dumps(from_value(r.result))[:500]}")
         if r.error:
             print(f"  error  {r.error[:500]}")
 

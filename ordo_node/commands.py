@@ -105,6 +105,26 @@ class RecordRunUpdates:
 
 
 @dataclass(frozen=True)
+class RunRef:
+    """One attempt of a run: its fencing token."""
+
+    run_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ExpireRuns:
+    """The leader gives up attempts whose executor is unreachable; each gets a new pending attempt."""
+
+    op: ClassVar[str] = "expire"
+    request_id: str
+    at: int
+    node: str
+    runs: tuple[RunRef, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class CancelJob:
     """Cancel a job that has not started."""
 
@@ -123,15 +143,16 @@ class Barrier:
     node: str
 
 
-Command = SubmitJobs | TriggerJobs | AssignRuns | RecordRunUpdates | CancelJob | Barrier
+Command = SubmitJobs | TriggerJobs | AssignRuns | RecordRunUpdates | ExpireRuns | CancelJob | Barrier
 _BY_OP: dict[str, type[Any]] = {
-    c.op: c for c in (SubmitJobs, TriggerJobs, AssignRuns, RecordRunUpdates, CancelJob, Barrier)
+    c.op: c for c in (SubmitJobs, TriggerJobs, AssignRuns, RecordRunUpdates, ExpireRuns, CancelJob, Barrier)
 }
 _NESTED: dict[tuple[str, str], type[Any]] = {
     ("submit", "jobs"): JobSpec,
     ("trigger", "triggers"): Trigger,
     ("assign", "assignments"): Assignment,
     ("runs", "updates"): RunUpdate,
+    ("expire", "runs"): RunRef,
 }
 
 

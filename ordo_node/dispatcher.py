@@ -21,6 +21,8 @@ import uuid
 from collections import defaultdict
 from contextlib import suppress
 
+import grpc
+
 from . import commands as c
 from .api.convert import ts, value
 from .config import Config
@@ -174,13 +176,33 @@ class Dispatcher:
         return len(accepted)
 
     async def resend(self, before: int) -> None:
-        """Send again the assignments made at or before ``before`` whose start was never reported."""
+        """Send again the assignments made at or before ``before`` whose start was never reported.
+
+        Those whose executor is unreachable are given up instead: each gets a
+        new attempt, which the next dispatch round places on a live node.
+        """
         by_node: dict[str, list[WorkItem]] = defaultdict(list)
         for item in await self.queries.assigned_before(before):
             by_node[item.node_id].append(item)
         for node_id, items in by_node.items():
             if self.reachable.get(node_id):
                 self._send_later(node_id, items)
+            else:
+                await self.expire(items, f"executor {node_id} unreachable")
+
+    async def expire(self, items: list[WorkItem], reason: str) -> None:
+        """Give up these attempts; the state machine queues a new attempt of each."""
+        refs = tuple(c.RunRef(i.run_id, i.attempt) for i in items)
+        cmd = c.ExpireRuns(
+            request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, runs=refs, reason=reason
+        )
+        try:
+            result = await self.consensus.propose(cmd)
+        except OrdoError as e:
+            log.warning("expiry of %d attempts not committed: %s", len(refs), e)
+            return
+        if result.get("requeued"):
+            log.info("%d attempts given up (%s); new attempts queued", len(result["requeued"]), reason)
 
     async def _resend_loop(self) -> None:
         while True:
@@ -200,9 +222,13 @@ class Dispatcher:
         )
         try:
             reply = await self.peers.stub(node_id).Assign(request, timeout=5.0)
-        except Exception as e:  # the resend loop tries again; mark the node so no more goes there
+        except Exception as e:  # mark the node so no more goes there
             log.warning("assign to node=%s failed (%d runs): %s", node_id, len(items), _short(e))
             self.reachable[node_id] = False
+            if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
+                # Not delivered: run these elsewhere now. (After other failures the
+                # executor may have them; the resend loop decides later.)
+                await self.expire(items, f"executor {node_id} unreachable: {_short(e)}")
             return
         refused = len(items) - len(reply.accepted)
         if refused:

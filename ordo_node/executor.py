@@ -22,9 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import json_format
-
 from . import commands as c
+from .api.convert import from_value
 from .config import Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
@@ -162,7 +161,7 @@ class Executor:
             data_dir=Path(self.config.data_dir),
             logger=job_log,
         )
-        payload = json_format.MessageToDict(a.payload) if a.HasField("payload") else None
+        payload = from_value(a.payload) if a.HasField("payload") else None
         try:
             value = await self.registry.run(a.type, ctx, payload)
         except asyncio.CancelledError:

@@ -222,6 +222,8 @@ class Store:
                 return self._assign(cmd, fx)
             case c.RecordRunUpdates():
                 return self._record(cmd, fx)
+            case c.ExpireRuns():
+                return self._expire(cmd, fx)
             case c.CancelJob():
                 return self._cancel(cmd, fx)
             case c.Barrier():
@@ -369,6 +371,36 @@ class Store:
             else:
                 stale.append([u.run_id, u.attempt, f"run is {state}"])
         return {"stale": stale}
+
+    def _expire(self, cmd: c.ExpireRuns, fx: Effects) -> Any:
+        requeued: list[list[Any]] = []
+        for ref in cmd.runs:
+            row = self._db.execute(
+                "SELECT job_id, state, node_id, scheduled_at, triggered_at FROM runs"
+                " WHERE run_id = ? AND attempt = ?",
+                (ref.run_id, ref.attempt),
+            ).fetchone()
+            if row is None or row[1] != "ASSIGNED":
+                continue
+            job_id, _, node_id, scheduled_at, triggered_at = row
+            self._db.execute(
+                "UPDATE runs SET state = 'LOST', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?",
+                (cmd.at, cmd.reason, ref.run_id, ref.attempt),
+            )
+            nxt = (ref.run_id, ref.attempt + 1)
+            # The new attempt keeps the trigger time, so it is first in line again.
+            self._db.execute(
+                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at)"
+                " VALUES (?, ?, ?, 'PENDING', ?, ?)",
+                (*nxt, job_id, scheduled_at, triggered_at),
+            )
+            self._db.execute(
+                "UPDATE jobs SET attempts = ?, updated_at = ? WHERE id = ?", (nxt[1], cmd.at, job_id)
+            )
+            self._event(job_id, "LOST", cmd.at, node_id, (ref.run_id, ref.attempt), cmd.reason)
+            fx.pending.append(nxt)
+            requeued.append([*nxt])
+        return {"requeued": requeued}
 
     def _cancel(self, cmd: c.CancelJob, fx: Effects) -> Any:
         row = self._db.execute("SELECT state FROM jobs WHERE id = ?", (cmd.job_id,)).fetchone()

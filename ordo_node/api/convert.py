@@ -18,8 +18,19 @@ def value(obj: Any) -> struct_pb2.Value:
 
 
 def from_value(v: struct_pb2.Value) -> Any:
-    """A protobuf Value as a JSON value."""
-    return json_format.MessageToDict(v)
+    """A protobuf Value as a JSON value; whole numbers come back as ints, as they were sent."""
+    return _ints(json_format.MessageToDict(v))
+
+
+def _ints(obj: Any) -> Any:
+    # protobuf's Value keeps every number as a double.
+    if isinstance(obj, float) and obj.is_integer() and abs(obj) <= 2**53:
+        return int(obj)
+    if isinstance(obj, dict):
+        return {k: _ints(x) for k, x in obj.items()}
+    if isinstance(obj, list):
+        return [_ints(x) for x in obj]
+    return obj
 
 
 def ts(us: int | None) -> timestamp_pb2.Timestamp | None:

@@ -31,6 +31,7 @@ class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RUN_STATE_SUCCEEDED: _ClassVar[RunState]
     RUN_STATE_FAILED: _ClassVar[RunState]
     RUN_STATE_CANCELLED: _ClassVar[RunState]
+    RUN_STATE_LOST: _ClassVar[RunState]
 
 class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -42,6 +43,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_SUCCEEDED: _ClassVar[EventType]
     EVENT_TYPE_FAILED: _ClassVar[EventType]
     EVENT_TYPE_CANCELLED: _ClassVar[EventType]
+    EVENT_TYPE_LOST: _ClassVar[EventType]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_SCHEDULED: JobState
 JOB_STATE_TRIGGERED: JobState
@@ -56,6 +58,7 @@ RUN_STATE_RUNNING: RunState
 RUN_STATE_SUCCEEDED: RunState
 RUN_STATE_FAILED: RunState
 RUN_STATE_CANCELLED: RunState
+RUN_STATE_LOST: RunState
 EVENT_TYPE_UNSPECIFIED: EventType
 EVENT_TYPE_SCHEDULED: EventType
 EVENT_TYPE_TRIGGERED: EventType
@@ -64,6 +67,7 @@ EVENT_TYPE_STARTED: EventType
 EVENT_TYPE_SUCCEEDED: EventType
 EVENT_TYPE_FAILED: EventType
 EVENT_TYPE_CANCELLED: EventType
+EVENT_TYPE_LOST: EventType
 
 class SubmitJobRequest(_message.Message):
     __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key")

@@ -1,0 +1,165 @@
+"""One-off jobs on a real 3-node cluster: submit anywhere, trigger once, run, read anywhere."""
+
+from __future__ import annotations
+
+import time
+
+import grpc
+import pytest
+from conftest import MakeCluster
+from helpers import Cluster, eventually, trigger_count
+
+from ordo_node.client import submit_request
+from ordo_node.pb import ordo_pb2
+
+pytestmark = pytest.mark.cluster
+
+
+def follower_of(cluster: Cluster, leader_id: str) -> list:
+    return [n for n in cluster.nodes if n.id != leader_id and n.alive]
+
+
+async def test_job_submitted_on_a_follower_runs_exactly_once(cluster: Cluster) -> None:
+    # Given a cluster and one of its followers
+    leader = await cluster.wait_for_leader()
+    follower = follower_of(cluster, leader.id)[0]
+
+    # When a job is submitted to the follower, to run now
+    job_id = await cluster.client(follower).submit("echo", {"msg": "hello"})
+
+    # Then every node shows it SUCCEEDED, with the echoed payload as result
+    jobs = await cluster.wait_for_state(job_id, "SUCCEEDED")
+    for job in jobs.values():
+        assert len(job.runs) == 1
+        assert job.runs[0].state == ordo_pb2.RUN_STATE_SUCCEEDED
+        assert dict(job.result.struct_value) == {"msg": "hello"}
+        assert job.submitted_to == follower.id
+    # and its history, read from a third node, holds exactly one TRIGGERED event in order
+    other = [n for n in cluster.nodes if n.id not in (leader.id, follower.id)][0]
+    events = await cluster.client(other).history(job_id)
+    names = [ordo_pb2.EventType.Name(e.type).removeprefix("EVENT_TYPE_") for e in events]
+    assert names == ["SCHEDULED", "TRIGGERED", "ASSIGNED", "STARTED", "SUCCEEDED"]
+    assert trigger_count(events) == 1
+    assert events[1].node_id == leader.id
+
+
+async def test_job_due_in_two_seconds_starts_within_one_second_of_due(cluster: Cluster) -> None:
+    # Given a job due in 2 s
+    job_id = await cluster.client(cluster.nodes[0]).submit("echo", {"n": 1}, delay=2.0)
+    job = await cluster.client(cluster.nodes[0]).get(job_id)
+    assert job.state == ordo_pb2.JOB_STATE_SCHEDULED
+
+    # When it has run
+    jobs = await cluster.wait_for_state(job_id, "SUCCEEDED")
+
+    # Then it started after its due time, and less than a second after it
+    job = jobs["node1"]
+    due = job.run_at.ToMicroseconds()
+    started = job.runs[0].started_at.ToMicroseconds()
+    assert 0 <= started - due < 1_000_000, f"started {(started - due) / 1000:.1f} ms after due"
+
+
+async def test_thirty_jobs_run_on_at_least_two_nodes(cluster: Cluster) -> None:
+    # Given 30 jobs due at the same moment, submitted in one batch
+    client = cluster.client(cluster.nodes[1])
+    due = time.time() + 1.5
+    run_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due)) + f".{int(due % 1 * 1e6):06d}Z"
+    ids = await client.submit_many([submit_request("sleep", {"seconds": 0.2}, run_at=run_at) for _ in range(30)])
+    assert len(set(ids)) == 30
+
+    # When they have all run
+    async def all_done() -> list[ordo_pb2.Job]:
+        jobs = [await client.get(i) for i in ids]
+        return jobs if all(j.state == ordo_pb2.JOB_STATE_SUCCEEDED for j in jobs) else []
+
+    jobs = await eventually(all_done, timeout=30, what="30 jobs SUCCEEDED")
+
+    # Then each ran once, and the runs were spread over at least two nodes
+    assert all(len(j.runs) == 1 for j in jobs)
+    nodes = {j.runs[0].node_id for j in jobs}
+    assert len(nodes) >= 2, nodes
+
+
+async def test_leader_killed_before_due_time_job_still_runs_exactly_once(cluster: Cluster) -> None:
+    # Given a job due in 4 s, submitted through a follower
+    leader = await cluster.wait_for_leader()
+    follower = follower_of(cluster, leader.id)[0]
+    job_id = await cluster.client(follower).submit("echo", {"x": 1}, delay=4.0)
+
+    # When the leader is killed with SIGKILL before the due time
+    leader.kill()
+    new_leader = await cluster.wait_for_leader(exclude=leader.id)
+    assert new_leader.id != leader.id
+
+    # Then the job still runs, once, triggered by the new leader
+    jobs = await cluster.wait_for_state(job_id, "SUCCEEDED")
+    for job in jobs.values():
+        assert len(job.runs) == 1
+        assert job.runs[0].node_id != leader.id
+    events = await cluster.client(new_leader).history(job_id)
+    assert trigger_count(events) == 1
+    assert next(e for e in events if e.type == ordo_pb2.EVENT_TYPE_TRIGGERED).node_id == new_leader.id
+
+
+async def test_killed_node_restarts_and_catches_up(cluster: Cluster) -> None:
+    # Given a follower killed with SIGKILL
+    leader = await cluster.wait_for_leader()
+    victim = follower_of(cluster, leader.id)[0]
+    victim.kill()
+
+    # When jobs are submitted and run while it is down, and it is restarted
+    client = cluster.client(leader)
+    ids = [await client.submit("echo", {"i": i}) for i in range(10)]
+    for job_id in ids:
+        await cluster.wait_for_state(job_id, "SUCCEEDED")
+    victim.start()
+
+    # Then it catches up to the same applied index and the same job states
+    await eventually(lambda: cluster.status(victim), timeout=30, what="restarted node answering")
+    await cluster.wait_for_applied()
+    for job_id in ids:
+        job = await cluster.client(victim).get(job_id)
+        assert job.state == ordo_pb2.JOB_STATE_SUCCEEDED
+        # An attempt sent to the dead node before the leader noticed is LOST
+        # and replaced; exactly one attempt succeeded.
+        outcomes = [r.state for r in job.runs]
+        assert outcomes.count(ordo_pb2.RUN_STATE_SUCCEEDED) == 1
+        assert set(outcomes) <= {ordo_pb2.RUN_STATE_SUCCEEDED, ordo_pb2.RUN_STATE_LOST}
+
+    # and, once stopped, every replica's database holds the same jobs, runs and events
+    await cluster.stop()
+    dumps = [cluster.database_dump(n) for n in cluster.nodes]
+    assert dumps[0]["jobs"] and dumps[0] == dumps[1] == dumps[2]
+
+
+async def test_no_majority_means_unavailable(make_cluster: MakeCluster) -> None:
+    # Given one node of a three-node cluster, alone (no majority, no leader)
+    cluster = await make_cluster(wait=False, raft={"commit_timeout": 2.0})
+    for n in cluster.nodes[1:]:
+        n.terminate()
+    lonely = cluster.nodes[0]
+    await eventually(lambda: cluster.status(lonely), what="node answering")
+
+    # When a job is submitted there
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await cluster.client(lonely).submit("echo", {})
+
+    # Then the answer is UNAVAILABLE (retryable), not INTERNAL
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "leader" in (err.value.details() or "")
+
+
+async def test_cancel_a_scheduled_job(cluster: Cluster) -> None:
+    # Given a job due in an hour
+    client = cluster.client(cluster.nodes[2])
+    job_id = await client.submit("echo", {}, delay=3600)
+
+    # When it is cancelled
+    job = await client.cancel(job_id)
+
+    # Then it is CANCELLED everywhere, and cancelling again is refused
+    assert job.state == ordo_pb2.JOB_STATE_CANCELLED
+    await cluster.wait_for_state(job_id, "CANCELLED")
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.cancel(job_id)
+    assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
