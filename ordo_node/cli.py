@@ -43,11 +43,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run one node until SIGINT or SIGTERM."""
     from .node import Node
 
+    overrides = [f for f in ("data_dir", "grpc_address", "raft_address") if getattr(args, f) is not None]
+    if args.config and overrides:
+        flag = "--" + overrides[0].replace("_", "-")
+        print(f"ordo-node: {flag} applies only without --config (set it in the file)", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         if args.config:
             cfg = config_mod.load(args.config)
         else:
-            cfg = config_mod.default(Path(args.data_dir) if args.data_dir else None)
+            cfg = config_mod.default(
+                Path(args.data_dir) if args.data_dir else None,
+                grpc_address=args.grpc_address or config_mod.DEFAULT_GRPC,
+                raft_address=args.raft_address or config_mod.DEFAULT_RAFT,
+            )
     except ConfigError as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -282,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one node (no --config: a single-node cluster)")
     run.add_argument("--config", help="the node's TOML file")
     run.add_argument("--data-dir", help="data directory of the single-node default (default ./ordo-data)")
+    run.add_argument(
+        "--grpc-address", help=f"gRPC address of the single-node default ({config_mod.DEFAULT_GRPC})"
+    )
+    run.add_argument(
+        "--raft-address", help=f"Raft address of the single-node default ({config_mod.DEFAULT_RAFT})"
+    )
     run.set_defaults(func=cmd_run)
 
     up = sub.add_parser("up", help="run every *.toml in DIR as a local cluster")

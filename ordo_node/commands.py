@@ -172,6 +172,8 @@ def decode(blob: bytes) -> Command:
     """The command encoded in ``blob``; :class:`DecodeError` if it is not one."""
     try:
         body = json.loads(blob)
+        if not isinstance(body, dict):
+            raise DecodeError(f"undecodable command: a JSON {type(body).__name__}, not an object")
         version, op = body.pop("v"), body.pop("op")
         if version != VERSION:
             raise DecodeError(f"command version {version} is not supported (this node speaks {VERSION})")

@@ -9,6 +9,7 @@ form ``<file>: <key>: <what is wrong>``, which the CLI prints as one line.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import secrets
 import tomllib
@@ -80,14 +81,14 @@ def check_address(where: str, key: str, value: Any) -> str:
         raise ConfigError(f"{where}: {key}: must be a string 'host:port'")
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{where}: {key}: '{value}' is not a valid 'host:port' address")
+        raise ConfigError(f"{where}: {key}: {value!r} is not a valid 'host:port' address")
     if host.startswith("["):
         host = host.strip("[]")
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if not re.fullmatch(r"[A-Za-z0-9.-]+", host):
-            raise ConfigError(f"{where}: {key}: '{value}' has an invalid host") from None
+            raise ConfigError(f"{where}: {key}: {value!r} has an invalid host") from None
     return value
 
 
@@ -120,7 +121,8 @@ class _Table:
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            raise ConfigError(f"{self.where}: {self.prefix}{unknown[0]}: unknown key")
+            key = unknown[0] if unknown[0].isprintable() else repr(unknown[0])
+            raise ConfigError(f"{self.where}: {self.prefix}{key}: unknown key")
 
 
 def _positive(where: str, key: str, value: float, *, allow_zero: bool = False) -> float:
@@ -131,7 +133,7 @@ def _positive(where: str, key: str, value: float, *, allow_zero: bool = False) -
 
 def _node_id(where: str, key: str, value: str) -> str:
     if not NODE_ID.match(value):
-        raise ConfigError(f"{where}: {key}: '{value}' is not a valid node id (letters, digits, _ . -)")
+        raise ConfigError(f"{where}: {key}: {value!r} is not a valid node id (letters, digits, _ . -)")
     return value
 
 
@@ -253,23 +255,29 @@ def load(path: str | Path) -> Config:
     return parse(data, where, p.resolve().parent)
 
 
-def default(data_dir: Path | None = None) -> Config:
+def default(
+    data_dir: Path | None = None, *, grpc_address: str = DEFAULT_GRPC, raft_address: str = DEFAULT_RAFT
+) -> Config:
     """The embedded single-node configuration: local data directory, loopback ports.
 
     The Raft port needs a secret even with no peers (PySyncObj unpickles what
     an unauthenticated port receives), so one is made on first start and kept
     in the data directory.
     """
+    where = "command line"
+    check_address(where, "--grpc-address", grpc_address)
+    check_address(where, "--raft-address", raft_address)
     base = (data_dir or Path("ordo-data")).resolve()
     base.mkdir(parents=True, exist_ok=True)
     secret_file = base / "cluster.secret"
     if not secret_file.exists():
-        secret_file.write_text(secrets.token_urlsafe(32))
-        secret_file.chmod(0o600)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
     return Config(
         node_id="node1",
-        grpc_address=DEFAULT_GRPC,
-        raft_address=DEFAULT_RAFT,
+        grpc_address=grpc_address,
+        raft_address=raft_address,
         data_dir=base,
         secret=secret_file.read_text().strip(),
     )

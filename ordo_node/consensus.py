@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
+from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException, replicated
 
 from . import commands
 from .config import Config
-from .errors import DeadlineExceeded, Unavailable
+from .errors import ConfigError, DeadlineExceeded, Unavailable
 from .store import Store
 
 log = logging.getLogger("ordo_node.consensus")
@@ -73,8 +73,11 @@ class Consensus:
         """Call ``listener(role, term)`` on the event loop whenever this node's role changes."""
         self._role_listeners.append(listener)
 
-    def start(self) -> None:
-        """Create the engine and its tick thread; it binds the Raft port."""
+    async def start(self) -> None:
+        """Create the engine and its tick thread; return once it has bound the Raft port.
+
+        Raises ConfigError naming ``node.raft_address`` if the port cannot be bound.
+        """
         self._loop = asyncio.get_running_loop()
         t = self.config.raft
         data = self.config.data_dir
@@ -99,9 +102,18 @@ class Consensus:
             dynamicMembershipChange=True,
             onStateChanged=self._state_changed,
             bindAddress=self.config.raft_address,
+            bindRetryTime=0.5,
+            maxBindRetries=6,
         )
         partners = [p.raft_address for p in self.config.peers]
         self._raft = _Raft(self.config.raft_address, partners, conf, self.store)
+        try:
+            await asyncio.to_thread(self._raft.waitBinded)
+        except SyncObjException:
+            await self.stop()
+            raise ConfigError(
+                f"{self.config.source}: node.raft_address: cannot listen on {self.config.raft_address}"
+            ) from None
 
     def _state_changed(self, old: int, new: int) -> None:
         # Tick thread: hand over to the loop, do nothing else here.

@@ -48,6 +48,10 @@ class DeadlineExceeded(OrdoError):
     """A command was not committed in time; it may still commit later."""
 
 
+class InternalError(OrdoError):
+    """A bug: the node's log has the details; the client gets no more than this."""
+
+
 class HandlerFailed(OrdoError):
     """A job handler reports failure, with details kept as the run's result."""
 

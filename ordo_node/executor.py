@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Reporter:
         self.consensus = consensus
         self.batch = batch
         self._queue: list[c.RunUpdate] = []
+        self._busy = 0
         self._ready = asyncio.Event()
 
     def report(self, update: c.RunUpdate) -> None:
@@ -80,7 +82,11 @@ class Reporter:
             self._ready.clear()
             while self._queue:
                 updates, self._queue = self._queue[: self.batch], self._queue[self.batch :]
-                await self._commit(tuple(updates))
+                self._busy = len(updates)
+                try:
+                    await self._commit(tuple(updates))
+                finally:
+                    self._busy = 0
 
     async def _commit(self, updates: tuple[c.RunUpdate, ...]) -> None:
         cmd = c.RecordRunUpdates(request_id=uuid.uuid4().hex, node=self.node_id, updates=updates)
@@ -97,9 +103,13 @@ class Reporter:
                 log.info("update for run=%s attempt=%d refused: %s", run_id, attempt, why)
             return
 
-    def pending(self) -> int:
-        """Updates not yet handed to Raft."""
-        return len(self._queue)
+    async def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for queued and in-flight updates to commit."""
+        deadline = time.monotonic() + timeout
+        while (self._queue or self._busy) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self._queue or self._busy:
+            log.warning("stopping with %d run updates not committed", len(self._queue) + self._busy)
 
 
 class Executor:

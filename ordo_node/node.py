@@ -17,7 +17,7 @@ import fcntl
 import logging
 import os
 import signal
-from contextlib import suppress
+from contextlib import AsyncExitStack, suppress
 from typing import IO
 
 import grpc
@@ -86,28 +86,62 @@ class Node:
         self._stop.set()
 
     async def run(self) -> None:
-        """Start everything, serve until stopped, then stop everything in order."""
+        """Start everything, serve until stopped, then stop everything in order.
+
+        Each part registers its stop as it starts, so a failure half-way
+        through start-up (a port in use) still closes what was opened.
+        """
         cfg = self.config
-        lock = lock_data_dir(cfg)
-        load_modules(list(cfg.handlers))
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, self.stop)
+        async with AsyncExitStack() as stack:
+            stack.callback(lock_data_dir(cfg).close)
+            load_modules(list(cfg.handlers))
+            self.store = Store(cfg.data_dir / "state.db")
+            stack.callback(self.store.close)
+            self.queries = Queries(self.store.path)
+            await self.queries.open()
+            stack.push_async_callback(self.queries.close)
+            self.peers = Peers(cfg)
+            stack.push_async_callback(self.peers.close)
+            self.consensus = Consensus(cfg, self.store)
+            stack.push_async_callback(self.consensus.stop)
+            self.reporter = Reporter(cfg.node_id, self.consensus)
+            reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
+            stack.push_async_callback(_cancel, reporter_task)
+            stack.push_async_callback(self.reporter.drain, 3.0)
+            self.executor = Executor(cfg, registry, self.reporter)
+            stack.push_async_callback(self.executor.stop)
 
-        self.store = Store(cfg.data_dir / "state.db")
-        self.queries = Queries(self.store.path)
-        await self.queries.open()
-        self.consensus = Consensus(cfg, self.store)
-        self.peers = Peers(cfg)
-        self.reporter = Reporter(cfg.node_id, self.consensus)
-        self.executor = Executor(cfg, registry, self.reporter)
+            def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
+                loop.call_soon_threadsafe(self._on_effects, fx)
 
-        def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
-            loop.call_soon_threadsafe(self._on_effects, fx)
+            self.store.listener = on_effects
+            self.consensus.on_role_change(self._on_role)
+            server, health_servicer = self._server()
+            await server.start()
+            stack.push_async_callback(server.stop, 1.0)
+            stack.push_async_callback(self._stop_leading)
+            await self.consensus.start()
+            for name in ("", *SERVICE_NAMES):
+                await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            stack.push_async_callback(health_servicer.enter_graceful_shutdown)
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.stop)
+            log.info(
+                "node %s serving grpc=%s raft=%s data=%s peers=%s",
+                cfg.node_id,
+                cfg.grpc_address,
+                cfg.raft_address,
+                cfg.data_dir,
+                ",".join(p.id for p in cfg.peers) or "none",
+            )
+            await self._stop.wait()
+            log.info("node %s stopping", cfg.node_id)
+        log.info("node %s stopped", cfg.node_id)
 
-        self.store.listener = on_effects
-        self.consensus.on_role_change(self._on_role)
-
+    def _server(self) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+        """The gRPC server with every service, bound to the node's address."""
+        cfg = self.config
         server = grpc.aio.server(options=GRPC_OPTIONS)
         ordo_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(cfg, self.consensus, self.queries, registry), server
@@ -129,36 +163,7 @@ class Node:
             raise ConfigError(
                 f"{cfg.source}: node.grpc_address: cannot listen on {cfg.grpc_address}"
             ) from None
-        await server.start()
-        reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
-        self.consensus.start()
-        for name in ("", *SERVICE_NAMES):
-            await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-        log.info(
-            "node %s serving grpc=%s raft=%s data=%s peers=%s",
-            cfg.node_id,
-            cfg.grpc_address,
-            cfg.raft_address,
-            cfg.data_dir,
-            ",".join(p.id for p in cfg.peers) or "none",
-        )
-        try:
-            await self._stop.wait()
-        finally:
-            log.info("node %s stopping", cfg.node_id)
-            await health_servicer.enter_graceful_shutdown()
-            await self._stop_leading()
-            await server.stop(grace=1.0)
-            await self.executor.stop()
-            reporter_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await reporter_task
-            await self.consensus.stop()
-            await self.peers.close()
-            await self.queries.close()
-            self.store.close()
-            lock.close()
-            log.info("node %s stopped", cfg.node_id)
+        return server, health_servicer
 
     # -- reacting to the state machine and to Raft -----------------------------
 
@@ -216,3 +221,9 @@ class Node:
             self.timekeeper = self.dispatcher = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task

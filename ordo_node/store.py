@@ -208,6 +208,17 @@ class Store:
             self._db.execute("RELEASE cmd")
             fx = Effects(index=index)
             result = refusal.result
+        except sqlite3.Error:
+            raise  # the disk, not the command: apply() stops the process
+        except Exception as e:
+            # A bug met by this command meets it on every replica alike, so
+            # refusing the command keeps them identical; raising would make
+            # PySyncObj retry the entry forever.
+            log.exception("command at index=%d failed; refused", index)
+            self._db.execute("ROLLBACK TO cmd")
+            self._db.execute("RELEASE cmd")
+            fx = Effects(index=index)
+            result = {"error": "INTERNAL", "message": f"the command failed: {type(e).__name__}"}
         if request_id:
             self._db.execute("INSERT INTO requests VALUES (?, ?, ?)", (request_id, json.dumps(result), index))
         return result, fx

@@ -241,7 +241,9 @@ class Cluster:
             indexes = {(await self.status(n)).applied_index for n in live}
             return indexes.pop() if len(indexes) == 1 else 0
 
-        return await eventually(same, timeout=timeout, interval=0.2, what="all nodes at the same applied index")
+        return await eventually(
+            same, timeout=timeout, interval=0.2, what="all nodes at the same applied index"
+        )
 
     async def wait_for_state(
         self, job_id: str, state: str, nodes: list[NodeProc] | None = None, timeout: float = 30.0

@@ -18,6 +18,7 @@ from ..errors import (
     AlreadyExists,
     DeadlineExceeded,
     FailedPrecondition,
+    InternalError,
     InvalidArgument,
     NotFound,
     OrdoError,
@@ -33,6 +34,7 @@ CODES: dict[type[OrdoError], grpc.StatusCode] = {
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
+    InternalError: grpc.StatusCode.INTERNAL,
 }
 
 # Refusals the state machine returns as values, by the code it names.
@@ -40,6 +42,7 @@ REFUSALS: dict[str, type[OrdoError]] = {
     "ALREADY_EXISTS": AlreadyExists,
     "NOT_FOUND": NotFound,
     "FAILED_PRECONDITION": FailedPrecondition,
+    "INTERNAL": InternalError,
 }
 
 

@@ -18,6 +18,8 @@ from .convert import from_value
 MAX_NAME = 200
 MAX_KEY = 200
 MAX_DELAY_US = 100 * 365 * 86400 * 1_000_000
+MIN_TIME_US = 0
+MAX_TIME_US = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z, the end of protobuf's Timestamp
 
 
 def job_id(text: str, field: str = "jobId") -> str:
@@ -50,6 +52,8 @@ def _run_at(req: ordo_pb2.SubmitJobRequest, now: int, prefix: str) -> int:
     if req.run_at:
         try:
             run_at = parse_rfc3339(req.run_at)
+            if not MIN_TIME_US <= run_at <= MAX_TIME_US:
+                raise ValueError("it must lie between years 1970 and 9999 (UTC)")
         except (ValueError, OverflowError) as e:
             raise InvalidArgument(
                 f"{prefix}runAt", f"'{req.run_at[:80]}' is not an RFC 3339 time: {e}"

@@ -35,7 +35,7 @@ async def test_job_submitted_on_a_follower_runs_exactly_once(cluster: Cluster) -
         assert dict(job.result.struct_value) == {"msg": "hello"}
         assert job.submitted_to == follower.id
     # and its history, read from a third node, holds exactly one TRIGGERED event in order
-    other = [n for n in cluster.nodes if n.id not in (leader.id, follower.id)][0]
+    other = next(n for n in cluster.nodes if n.id not in (leader.id, follower.id))
     events = await cluster.client(other).history(job_id)
     names = [ordo_pb2.EventType.Name(e.type).removeprefix("EVENT_TYPE_") for e in events]
     assert names == ["SCHEDULED", "TRIGGERED", "ASSIGNED", "STARTED", "SUCCEEDED"]
@@ -64,7 +64,9 @@ async def test_thirty_jobs_run_on_at_least_two_nodes(cluster: Cluster) -> None:
     client = cluster.client(cluster.nodes[1])
     due = time.time() + 1.5
     run_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(due)) + f".{int(due % 1 * 1e6):06d}Z"
-    ids = await client.submit_many([submit_request("sleep", {"seconds": 0.2}, run_at=run_at) for _ in range(30)])
+    ids = await client.submit_many(
+        [submit_request("sleep", {"seconds": 0.2}, run_at=run_at) for _ in range(30)]
+    )
     assert len(set(ids)) == 30
 
     # When they have all run

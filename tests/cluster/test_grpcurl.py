@@ -1,0 +1,116 @@
+"""A real outside client: grpcurl, through server reflection only (no proto files)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+
+import pytest
+from helpers import Cluster, eventually, grpcurl_program
+
+pytestmark = pytest.mark.cluster
+
+
+async def grpcurl(address: str, method: str, body: dict | None = None) -> subprocess.CompletedProcess[str]:
+    """Run grpcurl against ``address``; the result holds its exit code, stdout and stderr."""
+    args = [grpcurl_program(), "-plaintext", "-max-time", "10"]
+    if body is not None:
+        args += ["-d", "@"]  # the body on stdin: it may be larger than a command line
+    args += [address, method]
+    stdin = json.dumps(body) if body is not None else None
+    return await asyncio.to_thread(
+        subprocess.run, args, input=stdin, capture_output=True, text=True, timeout=30
+    )
+
+
+async def call(address: str, method: str, body: dict | None = None) -> dict:
+    """grpcurl that must succeed; its JSON answer."""
+    out = await grpcurl(address, method, body)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+async def test_grpcurl_drives_a_job_end_to_end(cluster: Cluster) -> None:
+    a, b, c = (n.address for n in cluster.nodes)
+
+    # Health and reflection work on every node
+    for address in (a, b, c):
+        assert (await call(address, "grpc.health.v1.Health/Check"))["status"] == "SERVING"
+    listed = await grpcurl(a, "list")
+    assert {"ordo.v1.JobService", "ordo.v1.ClusterService", "grpc.health.v1.Health"} <= set(
+        listed.stdout.split()
+    )
+
+    # SubmitJob exactly as the README writes it, with delay instead of a far runAt
+    submitted = await call(
+        b, "ordo.v1.JobService/SubmitJob", {"type": "echo", "payload": {"msg": "hi"}, "delay": "1s"}
+    )
+    job_id = submitted["jobId"]
+
+    # GetJob on another node until SUCCEEDED
+    async def succeeded() -> dict | None:
+        job = await call(c, "ordo.v1.JobService/GetJob", {"jobId": job_id})
+        return job if job["state"] == "JOB_STATE_SUCCEEDED" else None
+
+    job = await eventually(succeeded, timeout=30, what="grpcurl GetJob SUCCEEDED")
+    assert job["type"] == "echo"
+    assert job["result"] == {"msg": "hi"}
+    assert job["runs"][0]["attempt"] == 1 and job["runs"][0]["nodeId"]
+
+    # GetJobHistory: events in order, exactly one TRIGGERED
+    history = await call(a, "ordo.v1.JobService/GetJobHistory", {"jobId": job_id})
+    types = [e["type"] for e in history["events"]]
+    assert types[0] == "EVENT_TYPE_SCHEDULED" and types[-1] == "EVENT_TYPE_SUCCEEDED"
+    assert types.count("EVENT_TYPE_TRIGGERED") == 1
+    assert all("time" in e and "nodeId" in e for e in history["events"])
+
+    # A far-future runAt is SCHEDULED, and ListJobs filters by state
+    later = await call(
+        a,
+        "ordo.v1.JobService/SubmitJob",
+        {"type": "echo", "payload": {"msg": "hi"}, "runAt": "2030-01-01T00:00:00Z"},
+    )
+    page = await call(a, "ordo.v1.JobService/ListJobs", {"state": "JOB_STATE_SCHEDULED", "pageSize": 10})
+    assert [j["jobId"] for j in page["jobs"]] == [later["jobId"]]
+
+    # GetClusterStatus names the leader, term, commit index and three reachable nodes
+    status = await call(b, "ordo.v1.ClusterService/GetClusterStatus", {})
+    assert status["leaderId"] in {"node1", "node2", "node3"}
+    assert int(status["term"]) >= 1 and int(status["commitIndex"]) >= 1
+    assert sorted(n["nodeId"] for n in status["nodes"]) == ["node1", "node2", "node3"]
+    assert all(n["reachable"] and n["capacity"] == 8 for n in status["nodes"])
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"type": "echo", "runAt": "next tuesday"}, "runAt"),
+        ({"type": "echo", "runAt": "2030-01-01T00:00:00"}, "runAt"),
+        ({"type": "no_such_handler"}, "type"),
+        ({"type": "echo", "delay": "-5s"}, "delay"),
+        ({"type": "sleep", "payload": {"seconds": "soon"}}, "payload.seconds"),
+        ({"type": "echo", "payload": {"blob": "x" * (1024 * 1024 + 10)}}, "payload"),
+    ],
+)
+async def test_grpcurl_bad_submissions_name_the_field(cluster: Cluster, body: dict, field: str) -> None:
+    out = await grpcurl(cluster.nodes[0].address, "ordo.v1.JobService/SubmitJob", body)
+    assert out.returncode != 0
+    assert "InvalidArgument" in out.stderr, out.stderr
+    assert f"{field}:" in out.stderr, out.stderr
+    # and the node keeps serving
+    assert (await call(cluster.nodes[0].address, "grpc.health.v1.Health/Check"))["status"] == "SERVING"
+
+
+async def test_grpcurl_bad_and_unknown_job_ids(cluster: Cluster) -> None:
+    address = cluster.nodes[1].address
+    bad = await grpcurl(address, "ordo.v1.JobService/GetJob", {"jobId": "../../etc/passwd"})
+    assert "InvalidArgument" in bad.stderr and "jobId" in bad.stderr
+    unknown = await grpcurl(
+        address, "ordo.v1.JobService/GetJob", {"jobId": "00000000-0000-4000-8000-000000000000"}
+    )
+    assert "NotFound" in unknown.stderr and "jobId" in unknown.stderr
+    history = await grpcurl(
+        address, "ordo.v1.JobService/GetJobHistory", {"jobId": "00000000-0000-4000-8000-000000000000"}
+    )
+    assert "NotFound" in history.stderr

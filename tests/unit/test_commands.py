@@ -1,0 +1,196 @@
+"""Tests for the Raft log commands: ``encode``/``decode`` round trips and what decode refuses."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, get_args
+
+import pytest
+
+from ordo_node import commands as c
+
+AT = 1_900_000_000_000_000
+JOB = "00000000-0000-4000-8000-000000000001"
+
+COMMANDS: list[c.Command] = [
+    c.SubmitJobs(
+        request_id="r1",
+        at=AT,
+        node="node1",
+        jobs=(
+            c.JobSpec(JOB, "echo", '{"msg":"héllo ✓"}', AT + 1, name="n", idempotency_key="k", spec_hash="h"),
+            c.JobSpec("00000000-0000-4000-8000-000000000002", "sleep", '{"seconds":1}', AT + 2),
+        ),
+    ),
+    c.SubmitJobs(request_id="r0", at=AT, node="node1", jobs=()),
+    c.TriggerJobs(request_id="r2", at=AT, node="node1", triggers=(c.Trigger(JOB, AT + 1), c.Trigger("x", 0))),
+    c.AssignRuns(
+        request_id="r3",
+        at=AT,
+        node="node1",
+        assignments=(c.Assignment(f"{JOB}:1", 1, "node2"), c.Assignment(f"{JOB}:1", 2, "node3")),
+    ),
+    c.RecordRunUpdates(
+        request_id="r4",
+        node="node2",
+        updates=(
+            c.RunUpdate(f"{JOB}:1", 1, "started", AT),
+            c.RunUpdate(f"{JOB}:1", 1, "succeeded", AT + 5, result='{"ok":true}'),
+            c.RunUpdate(f"{JOB}:1", 2, "failed", AT + 6, error="boom\nline 2"),
+        ),
+    ),
+    c.ExpireRuns(
+        request_id="r6",
+        at=AT,
+        node="node1",
+        runs=(c.RunRef(f"{JOB}:1", 1), c.RunRef(f"{JOB}:1", 2)),
+        reason="node2 unreachable",
+    ),
+    c.CancelJob(request_id="r5", at=AT, node="node1", job_id=JOB),
+    c.Barrier(node="node1"),
+]
+NESTED = {
+    c.SubmitJobs: ("jobs", c.JobSpec),
+    c.TriggerJobs: ("triggers", c.Trigger),
+    c.AssignRuns: ("assignments", c.Assignment),
+    c.RecordRunUpdates: ("updates", c.RunUpdate),
+    c.ExpireRuns: ("runs", c.RunRef),
+}
+
+
+def sample(cls: type[Any]) -> Any:
+    """The first command of type ``cls`` in COMMANDS."""
+    return next(cmd for cmd in COMMANDS if type(cmd) is cls)
+
+
+def body_of(cmd: c.Command) -> dict[str, Any]:
+    """The JSON object ``encode`` made, for tests that tamper with it."""
+    body: dict[str, Any] = json.loads(c.encode(cmd))
+    return body
+
+
+def blob(body: Any) -> bytes:
+    return json.dumps(body).encode()
+
+
+# --- round trips ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=[f"{type(x).__name__}-{i}" for i, x in enumerate(COMMANDS)])
+def test_round_trip(cmd: c.Command) -> None:
+    decoded = c.decode(c.encode(cmd))
+
+    assert decoded == cmd
+    assert type(decoded) is type(cmd)
+    if type(cmd) in NESTED:
+        key, item_cls = NESTED[type(cmd)]
+        items = getattr(decoded, key)
+        assert isinstance(items, tuple)
+        assert all(type(item) is item_cls for item in items)
+
+
+def test_every_command_type_is_covered() -> None:
+    # A command type added to commands.Command must get a round-trip case above.
+    assert {type(cmd) for cmd in COMMANDS} == set(get_args(c.Command))
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=[f"{type(x).__name__}-{i}" for i, x in enumerate(COMMANDS)])
+def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
+    raw = c.encode(cmd)
+    body = json.loads(raw)
+
+    assert (body["v"], body["op"]) == (c.VERSION, cmd.op)
+    assert b": " not in raw
+    assert b", " not in raw
+
+
+def test_encoding_keeps_unicode_as_utf8() -> None:
+    raw = c.encode(sample(c.SubmitJobs))
+
+    assert "héllo ✓".encode() in raw
+
+
+def test_encoding_is_deterministic() -> None:
+    assert [c.encode(cmd) for cmd in COMMANDS] == [c.encode(cmd) for cmd in COMMANDS]
+
+
+def test_unknown_top_level_keys_are_ignored() -> None:
+    # A field added by a later version must not make an older journal entry unreadable.
+    cmd = sample(c.CancelJob)
+    body = body_of(cmd) | {"added_later": [1, 2]}
+
+    assert c.decode(blob(body)) == cmd
+
+
+# --- refusals ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"", b"not json", b"\xff\xfe\x00", b"{", b"[]", b"[1, 2]", b"{}", b'{"v": 1}', b'{"op": "barrier"}'],
+    ids=["empty", "text", "binary", "truncated", "empty-list", "list", "empty-object", "no-op", "no-version"],
+)
+def test_garbage_is_decode_error(raw: bytes) -> None:
+    with pytest.raises(c.DecodeError):
+        c.decode(raw)
+
+
+@pytest.mark.parametrize("version", [0, 2, "1", None])
+def test_wrong_version_is_decode_error(version: Any) -> None:
+    body = body_of(c.Barrier(node="n")) | {"v": version}
+
+    with pytest.raises(c.DecodeError, match="version"):
+        c.decode(blob(body))
+
+
+@pytest.mark.parametrize("op", ["explode", "", "SUBMIT", None, ["submit"]])
+def test_unknown_op_is_decode_error(op: Any) -> None:
+    body = body_of(c.Barrier(node="n")) | {"op": op}
+
+    with pytest.raises(c.DecodeError):
+        c.decode(blob(body))
+
+
+def tamper(cls: type[Any], change: Any) -> bytes:
+    """The encoding of the sample ``cls`` command after ``change`` edited its JSON object."""
+    body = body_of(sample(cls))
+    change(body)
+    return blob(body)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        tamper(c.CancelJob, lambda b: b.pop("job_id")),
+        tamper(c.SubmitJobs, lambda b: b.pop("jobs")),
+        tamper(c.SubmitJobs, lambda b: b.update(jobs=None)),
+        tamper(c.SubmitJobs, lambda b: b.update(jobs=[1])),
+        tamper(c.SubmitJobs, lambda b: b.update(jobs="ab")),
+        tamper(c.SubmitJobs, lambda b: b["jobs"][0].pop("job_id")),
+        tamper(c.TriggerJobs, lambda b: b["triggers"][0].update(extra=1)),
+        tamper(c.RecordRunUpdates, lambda b: b["updates"].append({"run_id": "x"})),
+        tamper(c.ExpireRuns, lambda b: b.pop("reason")),
+        tamper(c.ExpireRuns, lambda b: b.update(runs=[{"run_id": "x", "attempt": 1, "node_id": "n"}])),
+    ],
+    ids=[
+        "missing-field",
+        "missing-list",
+        "null-list",
+        "list-of-numbers",
+        "string-list",
+        "item-missing-field",
+        "item-unknown-field",
+        "item-incomplete",
+        "expire-no-reason",
+        "expire-item-unknown-field",
+    ],
+)
+def test_malformed_command_is_decode_error(raw: bytes) -> None:
+    with pytest.raises(c.DecodeError):
+        c.decode(raw)
+
+
+@pytest.mark.parametrize("raw", [b'"text"', b"null", b"42", b"true"])
+def test_json_scalar_is_decode_error(raw: bytes) -> None:
+    with pytest.raises(c.DecodeError):
+        c.decode(raw)
