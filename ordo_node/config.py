@@ -35,7 +35,7 @@ class Peer:
 
 @dataclass(frozen=True)
 class RaftTimings:
-    """Raft engine timings, in seconds; defaults suit a LAN or loopback."""
+    """Raft engine settings (times in seconds); defaults suit a LAN or loopback."""
 
     election_timeout_min: float = 0.4
     election_timeout_max: float = 1.4
@@ -43,6 +43,10 @@ class RaftTimings:
     leader_fallback_timeout: float = 3.0
     connection_timeout: float = 30.0
     commit_timeout: float = 10.0
+    # A snapshot (a SQLite backup) replaces the journal once it holds this many
+    # entries, or this many seconds after the last one.
+    snapshot_min_entries: float = 20000
+    snapshot_min_interval: float = 600.0
 
 
 @dataclass(frozen=True)

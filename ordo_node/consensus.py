@@ -96,8 +96,8 @@ class Consensus:
             fullDumpFile=str(data / "raft.snapshot"),
             serializer=self.store.snapshot,
             deserializer=self.store.restore,
-            logCompactionMinEntries=20000,
-            logCompactionMinTime=600,
+            logCompactionMinEntries=max(2, int(t.snapshot_min_entries)),
+            logCompactionMinTime=t.snapshot_min_interval,
             logCompactionSplit=True,
             dynamicMembershipChange=True,
             onStateChanged=self._state_changed,
@@ -123,6 +123,8 @@ class Consensus:
             self._loop.call_soon_threadsafe(self._publish_role, role, term)
 
     def _publish_role(self, role: str, term: int) -> None:
+        # The term read here, on the loop, is at least the one of the change.
+        term = max(term, self.term)
         self.role = role
         for listener in self._role_listeners:
             listener(role, term)

@@ -42,7 +42,7 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
         self, request: ordo_pb2.GetClusterStatusRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.ClusterStatus:
         """Leader, term, commit index and every node's role, reachability and running runs."""
-        members = self.config.members()
+        members = sorted(self.config.members(), key=lambda m: m.id)
         statuses = await asyncio.gather(*(self._status(m.id) for m in members))
         leader = self.consensus.leader_id() or ""
         nodes = []
