@@ -25,7 +25,9 @@ def test_generated_code_is_current(tmp_path: Path) -> None:
     # Then every generated file is committed, and each says the same
     committed = generate.OUT_DIR
     names = sorted(p.name for p in written)
-    assert names == sorted(p.name for p in committed.glob("*_pb2*.py*")), "run: python -m ordo_node.pb.generate"
+    assert names == sorted(p.name for p in committed.glob("*_pb2*.py*")), (
+        "run: python -m ordo_node.pb.generate"
+    )
     for fresh in written:
         assert normalise(fresh.read_text()) == normalise((committed / fresh.name).read_text()), (
             f"ordo_node/pb/{fresh.name} is stale; run: python -m ordo_node.pb.generate"
