@@ -66,6 +66,8 @@ class Config:
     raft: RaftTimings = field(default_factory=RaftTimings)
     log_level: str = "INFO"
     source: str = "<embedded default>"
+    # Where handler modules are looked for first: the config file's folder.
+    base_dir: Path = field(default_factory=Path.cwd)
 
     def peer_by_raft(self, raft_address: str) -> Peer | None:
         """The peer (or this node, as a Peer) whose Raft address is ``raft_address``."""
@@ -239,6 +241,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         raft=timings,
         log_level=log_level,
         source=where,
+        base_dir=base_dir,
     )
 
 

@@ -17,6 +17,7 @@ import fcntl
 import logging
 import os
 import signal
+import sys
 from contextlib import AsyncExitStack, suppress
 from typing import IO
 
@@ -95,7 +96,13 @@ class Node:
         loop = asyncio.get_running_loop()
         async with AsyncExitStack() as stack:
             stack.callback(lock_data_dir(cfg).close)
-            load_modules(list(cfg.handlers))
+            if cfg.handlers:
+                # A handler module may sit beside the config file.
+                sys.path.insert(0, str(cfg.base_dir))
+                try:
+                    load_modules(list(cfg.handlers))
+                except ConfigError as e:
+                    raise ConfigError(f"{cfg.source}: node.{e}") from None
             self.store = Store(cfg.data_dir / "state.db")
             stack.callback(self.store.close)
             self.queries = Queries(self.store.path)

@@ -163,6 +163,8 @@ class Cluster:
     size: int = 3
     capacity: int = 8
     raft: dict[str, float] = field(default_factory=dict)
+    handlers: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)
     nodes: list[NodeProc] = field(default_factory=list)
     _clients: dict[str, Client] = field(default_factory=dict)
 
@@ -171,6 +173,8 @@ class Cluster:
         self.nodes = [
             NodeProc(f"node{i + 1}", ports[2 * i], ports[2 * i + 1], self.root) for i in range(self.size)
         ]
+        for name, text in self.files.items():
+            (self.root / name).write_text(text)
         for node in self.nodes:
             node.config_path.write_text(self._config(node))
 
@@ -183,7 +187,8 @@ class Cluster:
         raft = "\n".join(f"{k} = {v}" for k, v in self.raft.items())
         return (
             f'[node]\nid = "{node.id}"\ngrpc_address = "{node.address}"\n'
-            f'raft_address = "127.0.0.1:{node.raft_port}"\ndata_dir = "data/{node.id}"\n\n'
+            f'raft_address = "127.0.0.1:{node.raft_port}"\ndata_dir = "data/{node.id}"\n'
+            f"handlers = {self.handlers!r}\n\n"
             f'[cluster]\nsecret = "{SECRET}"\npeers = [\n{peers}\n]\n\n'
             f"[executor]\ncapacity = {self.capacity}\n\n[raft]\n{raft}\n"
         )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 
 import grpc
 import pytest
 from conftest import MakeCluster
+from google.protobuf import json_format
 from helpers import Cluster, eventually, trigger_count
 
 from ordo_node.client import submit_request
@@ -165,3 +168,40 @@ async def test_cancel_a_scheduled_job(cluster: Cluster) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await client.cancel(job_id)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+USER_HANDLERS = """
+import json, os
+from ordo_node.handlers import handler
+
+@handler("record")
+def record(ctx, payload):
+    with open(os.path.join(os.path.dirname(__file__), "executions.log"), "a") as f:
+        f.write(json.dumps({"job": ctx.job_id, "attempt": ctx.attempt, "node": ctx.node_id}) + "\\n")
+    return {"seen": payload, "node": ctx.node_id}
+"""
+
+
+async def test_user_handler_module_beside_the_config_runs(make_cluster: MakeCluster) -> None:
+    # Given a module with a handler beside the node configs, named in them
+    cluster = await make_cluster(handlers=["my_jobs"], files={"my_jobs.py": USER_HANDLERS})
+
+    # When a job of that type is submitted
+    job_id = await cluster.client(cluster.nodes[0]).submit("record", {"a": 1})
+
+    # Then it runs once, on some node, with the handler's result stored
+    jobs = await cluster.wait_for_state(job_id, "SUCCEEDED")
+    node = jobs["node1"].runs[0].node_id
+    assert json_format.MessageToDict(jobs["node1"].result) == {"seen": {"a": 1}, "node": node}
+    lines = (cluster.root / "executions.log").read_text().splitlines()
+    assert [json.loads(x) for x in lines] == [{"job": job_id, "attempt": 1, "node": node}]
+
+
+async def test_missing_handler_module_stops_the_node_with_one_line(make_cluster: MakeCluster) -> None:
+    cluster = await make_cluster(size=1, wait=False, handlers=["no_such_module_here"])
+    node = cluster.nodes[0]
+    assert node.proc is not None
+    assert await asyncio.to_thread(node.proc.wait, 30) == 2
+    text = node.log_text()
+    assert "node.handlers: cannot import module 'no_such_module_here'" in text
+    assert "Traceback" not in text
