@@ -80,6 +80,7 @@ class AssignRuns:
     at: int
     node: str
     assignments: tuple[Assignment, ...]
+    lease_until: int = 0  # each attempt's lease runs out then unless its executor renews it
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,25 @@ class RunRef:
 
 
 @dataclass(frozen=True)
+class RenewLeases:
+    """An executor extends the leases of the attempts it holds."""
+
+    op: ClassVar[str] = "renew"
+    request_id: str
+    node: str
+    at: int
+    lease_until: int
+    runs: tuple[RunRef, ...]
+
+
+@dataclass(frozen=True)
 class ExpireRuns:
-    """The leader gives up attempts whose executor is unreachable; each gets a new pending attempt."""
+    """The leader gives up attempts whose lease ran out or whose executor is unreachable.
+
+    Each given-up attempt becomes LOST and the run gets a new pending attempt.
+    With ``check_lease`` an attempt is given up only if its lease ended by
+    ``at``, so a renewal that committed first keeps it.
+    """
 
     op: ClassVar[str] = "expire"
     request_id: str
@@ -122,6 +140,7 @@ class ExpireRuns:
     node: str
     runs: tuple[RunRef, ...]
     reason: str
+    check_lease: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,9 +162,21 @@ class Barrier:
     node: str
 
 
-Command = SubmitJobs | TriggerJobs | AssignRuns | RecordRunUpdates | ExpireRuns | CancelJob | Barrier
+Command = (
+    SubmitJobs | TriggerJobs | AssignRuns | RecordRunUpdates | RenewLeases | ExpireRuns | CancelJob | Barrier
+)
 _BY_OP: dict[str, type[Any]] = {
-    c.op: c for c in (SubmitJobs, TriggerJobs, AssignRuns, RecordRunUpdates, ExpireRuns, CancelJob, Barrier)
+    c.op: c
+    for c in (
+        SubmitJobs,
+        TriggerJobs,
+        AssignRuns,
+        RecordRunUpdates,
+        RenewLeases,
+        ExpireRuns,
+        CancelJob,
+        Barrier,
+    )
 }
 _NESTED: dict[tuple[str, str], type[Any]] = {
     ("submit", "jobs"): JobSpec,
@@ -153,6 +184,7 @@ _NESTED: dict[tuple[str, str], type[Any]] = {
     ("assign", "assignments"): Assignment,
     ("runs", "updates"): RunUpdate,
     ("expire", "runs"): RunRef,
+    ("renew", "runs"): RunRef,
 }
 
 

@@ -63,6 +63,8 @@ class Config:
     tags: tuple[str, ...] = ()
     handlers: tuple[str, ...] = ()
     max_payload_bytes: int = 1024 * 1024
+    lease_timeout: float = 10.0
+    shutdown_grace: float = 30.0
     raft: RaftTimings = field(default_factory=RaftTimings)
     log_level: str = "INFO"
     source: str = "<embedded default>"
@@ -194,6 +196,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     if len(secret) < 16:
         raise ConfigError(f"{where}: cluster.secret: must be at least 16 characters")
     peers = _peers(where, cluster.get("peers", list, []), node_id, grpc, raft)
+    lease = float(cluster.get("lease_timeout", (int, float), 10.0))
+    if not 1.0 <= lease <= 3600:
+        raise ConfigError(f"{where}: cluster.lease_timeout: must be between 1 and 3600 seconds, not {lease}")
     cluster.finish()
 
     ex = top.table("executor")
@@ -203,6 +208,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     tags = ex.get("tags", list, [])
     if not all(isinstance(t, str) and t for t in tags):
         raise ConfigError(f"{where}: executor.tags: must be a list of non-empty strings")
+    grace = _positive(
+        where, "executor.shutdown_grace", float(ex.get("shutdown_grace", (int, float), 30.0)), allow_zero=True
+    )
     ex.finish()
 
     lim = top.table("limits")
@@ -238,6 +246,8 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         tags=tuple(tags),
         handlers=tuple(handlers),
         max_payload_bytes=max_payload,
+        lease_timeout=lease,
+        shutdown_grace=grace,
         raft=timings,
         log_level=log_level,
         source=where,

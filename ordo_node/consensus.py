@@ -198,6 +198,26 @@ class Consensus:
         except TimeoutError:
             return None, None
 
+    async def transfer_leadership(self, timeout: float = 2.0) -> None:
+        """If this node leads, ask a caught-up follower to take over, and wait (briefly) until it has."""
+        if self._raft is None or not self.is_leader:
+            return
+        raft, asked = self._raft, False
+
+        def on_tick() -> None:  # the tick thread owns the engine's state
+            nonlocal asked
+            if not asked:
+                asked = True
+                raft.transferLeadership(callback=lambda *_: None)
+
+        raft.addOnTickCallback(on_tick)
+        deadline = time.monotonic() + timeout
+        while self.is_leader and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        log.info(
+            "leadership %s", "handed over" if not self.is_leader else "kept: no follower took it in time"
+        )
+
     async def stop(self) -> None:
         """Stop the tick thread and close the transport and journal."""
         if self._raft is not None:

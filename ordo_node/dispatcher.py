@@ -81,8 +81,10 @@ class Dispatcher:
         self.batch = batch
         self.capacity: dict[str, int] = {}
         self.reachable: dict[str, bool] = {}
+        self.lease_us = int(config.lease_timeout * 1_000_000)
         self._wake = asyncio.Event()
         self._turn = 0
+        self._started = now_us()
         self._sends: set[asyncio.Task[None]] = set()
 
     def wake(self) -> None:
@@ -96,6 +98,7 @@ class Dispatcher:
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._poll_loop())
                 tg.create_task(self._resend_loop())
+                tg.create_task(self._lease_loop())
                 tg.create_task(self._dispatch_loop())
         finally:
             for task in self._sends:
@@ -117,7 +120,7 @@ class Dispatcher:
             if not self.reachable.get(node_id, False):
                 log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
             self.reachable[node_id] = True
-            self.capacity[node_id] = status.capacity
+            self.capacity[node_id] = 0 if status.draining else status.capacity
 
         await asyncio.gather(*(one(m.id) for m in self.config.members()))
 
@@ -158,8 +161,13 @@ class Dispatcher:
             return 0
         chosen = choose_nodes(pending, free, self._turn)
         self._turn += len(chosen)
+        at = now_us()
         cmd = c.AssignRuns(
-            request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, assignments=tuple(chosen)
+            request_id=uuid.uuid4().hex,
+            at=at,
+            node=self.config.node_id,
+            assignments=tuple(chosen),
+            lease_until=at + self.lease_us,
         )
         try:
             result = await self.consensus.propose(cmd)
@@ -190,11 +198,18 @@ class Dispatcher:
             else:
                 await self.expire(items, f"executor {node_id} unreachable")
 
-    async def expire(self, items: list[WorkItem], reason: str) -> None:
+    async def expire(
+        self, items: list[WorkItem], reason: str, *, at: int | None = None, check_lease: bool = False
+    ) -> None:
         """Give up these attempts; the state machine queues a new attempt of each."""
         refs = tuple(c.RunRef(i.run_id, i.attempt) for i in items)
         cmd = c.ExpireRuns(
-            request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, runs=refs, reason=reason
+            request_id=uuid.uuid4().hex,
+            at=at or now_us(),
+            node=self.config.node_id,
+            runs=refs,
+            reason=reason,
+            check_lease=check_lease,
         )
         try:
             result = await self.consensus.propose(cmd)
@@ -203,6 +218,23 @@ class Dispatcher:
             return
         if result.get("requeued"):
             log.info("%d attempts given up (%s); new attempts queued", len(result["requeued"]), reason)
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(POLL_INTERVAL)
+            await self.expire_leases(now_us())
+
+    async def expire_leases(self, now: int) -> None:
+        """Give up attempts whose lease ran out; new attempts go to live nodes.
+
+        For one lease period after this node became leader nothing expires:
+        during the election the executors could not commit renewals.
+        """
+        if now < self._started + self.lease_us:
+            return
+        items = await self.queries.expired_leases(now)
+        if items:
+            await self.expire(items, "lease expired", at=now, check_lease=True)
 
     async def _resend_loop(self) -> None:
         while True:

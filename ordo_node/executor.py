@@ -19,6 +19,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,14 +114,54 @@ class Reporter:
 
 
 class Executor:
-    """Runs assigned attempts within ``capacity``; lives on every node."""
+    """Runs assigned attempts within ``capacity``; lives on every node.
 
-    def __init__(self, config: Config, registry: Registry, reporter: Reporter) -> None:
+    While it holds attempts it renews their leases through Raft every third
+    of the lease; an attempt the cluster no longer gives it (its lease
+    expired and it was run elsewhere, or the job was cancelled) is stopped.
+    """
+
+    def __init__(self, config: Config, registry: Registry, reporter: Reporter, consensus: Consensus) -> None:
         self.config = config
         self.registry = registry
         self.reporter = reporter
+        self.consensus = consensus
         self.running: dict[tuple[str, int], Running] = {}
+        self.draining = False
+        self._hurry = asyncio.Event()
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
+        self._renewer: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start renewing leases."""
+        self._renewer = asyncio.create_task(self._renew_loop(), name="lease renewer")
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_timeout / 3)
+            try:
+                await self.renew_leases()
+            except OrdoError as e:
+                log.warning("lease renewal not committed: %s", e)
+
+    async def renew_leases(self) -> None:
+        """Extend the lease of every attempt held here; stop those the cluster took back."""
+        refs = tuple(c.RunRef(r.run_id, r.attempt) for r in self.running.values())
+        if not refs:
+            return
+        at = now_us()
+        cmd = c.RenewLeases(
+            request_id=uuid.uuid4().hex,
+            node=self.config.node_id,
+            at=at,
+            lease_until=at + int(self.config.lease_timeout * 1_000_000),
+            runs=refs,
+        )
+        result = await self.consensus.propose(cmd, timeout=self.config.lease_timeout / 3)
+        for run_id, attempt in result.get("lost", []):
+            if (run_id, attempt) in self.running:
+                log.warning("run=%s attempt=%d is no longer ours; stopping it", run_id, attempt)
+                self.cancel(run_id, attempt)
 
     @property
     def capacity(self) -> int:
@@ -130,6 +171,8 @@ class Executor:
     def assign(self, assignments: list[internal_pb2.Assignment]) -> list[str]:
         """Start what fits; return the run ids taken (or already known)."""
         accepted: list[str] = []
+        if self.draining:
+            return accepted
         for a in assignments:
             key = (a.run_id, a.attempt)
             if key in self._seen:
@@ -196,8 +239,35 @@ class Executor:
         """The attempts running now."""
         return list(self.running.values())
 
+    def hurry(self) -> None:
+        """Stop waiting for running attempts (a second Ctrl-C)."""
+        self._hurry.set()
+
+    async def finish_running(self, grace: float) -> None:
+        """Take no new work and give running attempts up to ``grace`` seconds to end."""
+        self.draining = True
+        tasks = [r.task for r in self.running.values()]
+        if not tasks or grace <= 0:
+            return
+        log.info("waiting up to %.0fs for %d running attempts (Ctrl-C again to stop now)", grace, len(tasks))
+        hurry = asyncio.create_task(self._hurry.wait())
+        deadline = time.monotonic() + grace
+        pending: set[asyncio.Task[Any]] = set(tasks)
+        try:
+            while pending and not hurry.done() and (remaining := deadline - time.monotonic()) > 0:
+                _, pending = await asyncio.wait(
+                    {*pending, hurry}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                pending.discard(hurry)
+        finally:
+            hurry.cancel()
+
     async def stop(self) -> None:
         """Cancel every running attempt; their leases bring them back elsewhere."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            with suppress(asyncio.CancelledError):
+                await self._renewer
         tasks = [r.task for r in self.running.values()]
         for task in tasks:
             task.cancel()

@@ -83,7 +83,9 @@ class Node:
         self.dispatcher: Dispatcher | None = None
 
     def stop(self) -> None:
-        """Ask the node to shut down (safe to call more than once)."""
+        """Ask the node to shut down; asked again, stop waiting for running attempts."""
+        if self._stop.is_set() and hasattr(self, "executor"):
+            self.executor.hurry()
         self._stop.set()
 
     async def run(self) -> None:
@@ -116,7 +118,7 @@ class Node:
             reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
             stack.push_async_callback(_cancel, reporter_task)
             stack.push_async_callback(self.reporter.drain, 3.0)
-            self.executor = Executor(cfg, registry, self.reporter)
+            self.executor = Executor(cfg, registry, self.reporter, self.consensus)
             stack.push_async_callback(self.executor.stop)
 
             def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
@@ -127,8 +129,10 @@ class Node:
             server, health_servicer = self._server()
             await server.start()
             stack.push_async_callback(server.stop, 1.0)
+            stack.push_async_callback(self.executor.finish_running, cfg.shutdown_grace)
             stack.push_async_callback(self._stop_leading)
             await self.consensus.start()
+            self.executor.start()
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
             stack.push_async_callback(health_servicer.enter_graceful_shutdown)
@@ -196,6 +200,9 @@ class Node:
                 self.timekeeper = self.dispatcher = None
 
     async def _stop_leading(self) -> None:
+        # Hand leadership to a caught-up follower first, so triggering resumes
+        # at once instead of after an election timeout.
+        await self.consensus.transfer_leadership()
         task, self._leader_task = self._leader_task, None
         if task is not None:
             task.cancel()

@@ -267,6 +267,15 @@ class Queries:
         )
         return [WorkItem(*r) for r in rows]
 
+    async def expired_leases(self, now: int) -> list[WorkItem]:
+        """Attempts assigned or running whose lease ended before ``now``."""
+        rows = await self._all(
+            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
+            " WHERE r.state IN ('ASSIGNED', 'RUNNING') AND r.lease_until < ? ORDER BY r.lease_until",
+            (now,),
+        )
+        return [WorkItem(*r) for r in rows]
+
     async def last_applied(self) -> int:
         """The index of the last command applied to this database."""
         rows = await self._all("SELECT value FROM meta WHERE key = 'last_applied'")

@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at INTEGER,
     result TEXT,
     error TEXT,
+    lease_until INTEGER,
     PRIMARY KEY (run_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job_id);
@@ -233,6 +234,8 @@ class Store:
                 return self._assign(cmd, fx)
             case c.RecordRunUpdates():
                 return self._record(cmd, fx)
+            case c.RenewLeases():
+                return self._renew(cmd)
             case c.ExpireRuns():
                 return self._expire(cmd, fx)
             case c.CancelJob():
@@ -337,9 +340,9 @@ class Store:
             if row is None or row[1] != "PENDING":
                 continue
             self._db.execute(
-                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?"
+                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?"
                 " WHERE run_id = ? AND attempt = ?",
-                (a.node_id, cmd.at, a.run_id, a.attempt),
+                (a.node_id, cmd.at, cmd.lease_until or None, a.run_id, a.attempt),
             )
             self._event(row[0], "ASSIGNED", cmd.at, a.node_id, (a.run_id, a.attempt), f"by {cmd.node}")
             accepted.append([a.run_id, a.attempt, a.node_id])
@@ -383,17 +386,31 @@ class Store:
                 stale.append([u.run_id, u.attempt, f"run is {state}"])
         return {"stale": stale}
 
+    def _renew(self, cmd: c.RenewLeases) -> Any:
+        lost: list[list[Any]] = []
+        for ref in cmd.runs:
+            cur = self._db.execute(
+                "UPDATE runs SET lease_until = MAX(COALESCE(lease_until, 0), ?)"
+                " WHERE run_id = ? AND attempt = ? AND node_id = ? AND state IN ('ASSIGNED', 'RUNNING')",
+                (cmd.lease_until, ref.run_id, ref.attempt, cmd.node),
+            )
+            if cur.rowcount == 0:
+                lost.append([ref.run_id, ref.attempt])
+        return {"lost": lost}
+
     def _expire(self, cmd: c.ExpireRuns, fx: Effects) -> Any:
         requeued: list[list[Any]] = []
         for ref in cmd.runs:
             row = self._db.execute(
-                "SELECT job_id, state, node_id, scheduled_at, triggered_at FROM runs"
+                "SELECT job_id, state, node_id, scheduled_at, triggered_at, lease_until FROM runs"
                 " WHERE run_id = ? AND attempt = ?",
                 (ref.run_id, ref.attempt),
             ).fetchone()
-            if row is None or row[1] != "ASSIGNED":
+            if row is None or row[1] not in ("ASSIGNED", "RUNNING"):
                 continue
-            job_id, _, node_id, scheduled_at, triggered_at = row
+            job_id, state, node_id, scheduled_at, triggered_at, lease_until = row
+            if cmd.check_lease and (lease_until is None or lease_until > cmd.at):
+                continue
             self._db.execute(
                 "UPDATE runs SET state = 'LOST', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?",
                 (cmd.at, cmd.reason, ref.run_id, ref.attempt),
@@ -406,10 +423,12 @@ class Store:
                 (*nxt, job_id, scheduled_at, triggered_at),
             )
             self._db.execute(
-                "UPDATE jobs SET attempts = ?, updated_at = ? WHERE id = ?", (nxt[1], cmd.at, job_id)
+                "UPDATE jobs SET state = 'TRIGGERED', attempts = ?, updated_at = ? WHERE id = ?",
+                (nxt[1], cmd.at, job_id),
             )
-            self._event(job_id, "LOST", cmd.at, node_id, (ref.run_id, ref.attempt), cmd.reason)
+            self._event(job_id, "LOST", cmd.at, node_id, (ref.run_id, ref.attempt), f"{state}: {cmd.reason}")
             fx.pending.append(nxt)
+            fx.cancelled_runs.append((ref.run_id, ref.attempt, node_id))
             requeued.append([*nxt])
         return {"requeued": requeued}
 

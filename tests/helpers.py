@@ -164,6 +164,8 @@ class Cluster:
     capacity: int = 8
     raft: dict[str, float] = field(default_factory=dict)
     handlers: list[str] = field(default_factory=list)
+    lease_timeout: float = 10.0
+    shutdown_grace: float = 30.0
     files: dict[str, str] = field(default_factory=dict)
     nodes: list[NodeProc] = field(default_factory=list)
     _clients: dict[str, Client] = field(default_factory=dict)
@@ -189,8 +191,9 @@ class Cluster:
             f'[node]\nid = "{node.id}"\ngrpc_address = "{node.address}"\n'
             f'raft_address = "127.0.0.1:{node.raft_port}"\ndata_dir = "data/{node.id}"\n'
             f"handlers = {self.handlers!r}\n\n"
-            f'[cluster]\nsecret = "{SECRET}"\npeers = [\n{peers}\n]\n\n'
-            f"[executor]\ncapacity = {self.capacity}\n\n[raft]\n{raft}\n"
+            f'[cluster]\nsecret = "{SECRET}"\nlease_timeout = {self.lease_timeout}\npeers = [\n{peers}\n]\n\n'
+            f"[executor]\ncapacity = {self.capacity}\nshutdown_grace = {self.shutdown_grace}\n\n"
+            f"[raft]\n{raft}\n"
         )
 
     def node(self, node_id: str) -> NodeProc:

@@ -59,6 +59,7 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
                 node.tags.extend(st.tags)
                 node.running_count = len(st.running)
                 node.applied_index = st.applied_index
+                node.draining = st.draining
                 node.running.extend(
                     ordo_pb2.RunningRun(
                         run_id=r.run_id,

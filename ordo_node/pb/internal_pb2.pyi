@@ -65,17 +65,19 @@ class ExecutorRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class ExecutorStatus(_message.Message):
-    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role")
+    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role", "draining")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     capacity: int
     tags: _containers.RepeatedScalarFieldContainer[str]
     running: _containers.RepeatedCompositeFieldContainer[ExecutorRun]
     applied_index: int
     role: str
-    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ...) -> None: ...
+    draining: bool
+    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ..., draining: _Optional[bool] = ...) -> None: ...

@@ -248,7 +248,7 @@ class ClusterStatus(_message.Message):
     def __init__(self, leader_id: _Optional[str] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., node_id: _Optional[str] = ..., applied_index: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "grpc_address", "raft_address", "reachable", "capacity", "tags", "running_count", "running", "applied_index")
+    __slots__ = ("node_id", "role", "grpc_address", "raft_address", "reachable", "capacity", "tags", "running_count", "running", "applied_index", "draining")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     GRPC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -259,6 +259,7 @@ class NodeStatus(_message.Message):
     RUNNING_COUNT_FIELD_NUMBER: _ClassVar[int]
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     grpc_address: str
@@ -269,7 +270,8 @@ class NodeStatus(_message.Message):
     running_count: int
     running: _containers.RepeatedCompositeFieldContainer[RunningRun]
     applied_index: int
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., grpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., reachable: _Optional[bool] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running_count: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunningRun, _Mapping]]] = ..., applied_index: _Optional[int] = ...) -> None: ...
+    draining: bool
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., grpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., reachable: _Optional[bool] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running_count: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunningRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
 
 class RunningRun(_message.Message):
     __slots__ = ("run_id", "attempt", "job_id", "type", "started_at")

@@ -46,6 +46,15 @@ COMMANDS: list[c.Command] = [
         runs=(c.RunRef(f"{JOB}:1", 1), c.RunRef(f"{JOB}:1", 2)),
         reason="node2 unreachable",
     ),
+    c.ExpireRuns(
+        request_id="r8",
+        at=AT,
+        node="node1",
+        runs=(c.RunRef(f"{JOB}:1", 1),),
+        reason="lease",
+        check_lease=True,
+    ),
+    c.RenewLeases(request_id="r7", node="node2", at=AT, lease_until=AT + 10, runs=(c.RunRef(f"{JOB}:1", 1),)),
     c.CancelJob(request_id="r5", at=AT, node="node1", job_id=JOB),
     c.Barrier(node="node1"),
 ]
@@ -55,6 +64,7 @@ NESTED = {
     c.AssignRuns: ("assignments", c.Assignment),
     c.RecordRunUpdates: ("updates", c.RunUpdate),
     c.ExpireRuns: ("runs", c.RunRef),
+    c.RenewLeases: ("runs", c.RunRef),
 }
 
 

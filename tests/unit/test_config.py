@@ -91,6 +91,7 @@ def test_base_config_values(tmp_path: Path) -> None:
         ),
         capacity=8,
         source=str(path),
+        base_dir=path.resolve().parent,
     )
     assert cfg.peer_by_raft("127.0.0.1:7103") == Peer("gamma", "127.0.0.1:7003", "127.0.0.1:7103")
     assert cfg.peer_by_raft("127.0.0.1:7101") == Peer("alpha", "127.0.0.1:7001", "127.0.0.1:7101")

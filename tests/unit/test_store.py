@@ -504,16 +504,16 @@ def test_lost_attempt_is_fenced_off(store: Store, apply: Log) -> None:
     assert (run_row(store.path, 1, 2)["state"], job_state(store.path, 1)) == ("SUCCEEDED", "SUCCEEDED")
 
 
-@pytest.mark.parametrize("stage", ["pending", "running", "expired"])
-def test_expire_only_touches_assigned_attempts(store: Store, apply: Log, stage: str) -> None:
+@pytest.mark.parametrize("stage", ["pending", "expired", "succeeded"])
+def test_expire_only_touches_assigned_or_running_attempts(store: Store, apply: Log, stage: str) -> None:
     apply(submit(spec(1)))
     apply(trigger(1))
     if stage != "pending":
         apply(assign(1))
-    if stage == "running":
-        apply(report(NODE, started(1)))
     if stage == "expired":
         apply(expire(1))
+    if stage == "succeeded":
+        apply(report(NODE, started(1), succeeded(1, {"ok": 1})))
     before = state_tables(store.path)
 
     assert apply(expire(1)) == {"requeued": []}
@@ -944,3 +944,75 @@ async def test_load_by_node_counts_assigned_and_running(apply: Log, queries: Que
 
     assert await queries.load_by_node() == {NODE: 1, OTHER: 1}
     assert await queries.last_applied() == apply.index
+
+
+# --- leases -------------------------------------------------------------------------
+
+LEASE = 10 * SEC
+
+
+def assign_with_lease(n: int, at: int = DUE + 2 * SEC) -> c.AssignRuns:
+    return c.AssignRuns(
+        request_id=rid(),
+        at=at,
+        node=NODE,
+        assignments=(c.Assignment(run_of(n), 1, NODE),),
+        lease_until=at + LEASE,
+    )
+
+
+def expire_lease(n: int, at: int) -> c.ExpireRuns:
+    return c.ExpireRuns(
+        request_id=rid(),
+        at=at,
+        node=NODE,
+        runs=(c.RunRef(run_of(n), 1),),
+        reason="lease expired",
+        check_lease=True,
+    )
+
+
+def renew(n: int, at: int, node: str = NODE, attempt: int = 1) -> c.RenewLeases:
+    return c.RenewLeases(
+        request_id=rid(), node=node, at=at, lease_until=at + LEASE, runs=(c.RunRef(run_of(n), attempt),)
+    )
+
+
+def test_a_running_attempt_whose_lease_ended_is_lost_and_run_again(store: Store, apply: Log) -> None:
+    # Given: a running attempt with a lease to DUE + 12 s
+    apply(submit(spec(1)))
+    apply(trigger(1))
+    apply(assign_with_lease(1))
+    apply(report(NODE, started(1)))
+
+    # When: the leader expires it before the lease ends, nothing happens
+    assert apply(expire_lease(1, at=DUE + 11 * SEC)) == {"requeued": []}
+    assert run_row(store.path, 1, 1)["state"] == "RUNNING"
+
+    # When: after the lease ended
+    assert apply(expire_lease(1, at=DUE + 13 * SEC)) == {"requeued": [[run_of(1), 2]]}
+
+    # Then: the attempt is LOST, a new one is pending, and the old executor's outcome is stale
+    assert run_row(store.path, 1, 1)["state"] == "LOST"
+    assert run_row(store.path, 1, 2)["state"] == "PENDING"
+    assert job_state(store.path, 1) == "TRIGGERED"
+    late = apply(report(NODE, succeeded(1, {"late": True})))
+    assert late == {"stale": [[run_of(1), 1, "run is LOST"]]}
+
+
+def test_renewal_keeps_an_attempt_and_reports_the_ones_it_lost(store: Store, apply: Log) -> None:
+    # Given: a running attempt whose lease is renewed just before the leader looks
+    apply(submit(spec(1)))
+    apply(trigger(1))
+    apply(assign_with_lease(1))
+    apply(report(NODE, started(1)))
+    assert apply(renew(1, at=DUE + 11 * SEC)) == {"lost": []}
+
+    # Then: the expiry that was decided on the old lease changes nothing
+    assert apply(expire_lease(1, at=DUE + 13 * SEC)) == {"requeued": []}
+    assert run_row(store.path, 1, 1)["state"] == "RUNNING"
+
+    # and: a renewal by another node, or of an attempt that is gone, reports it lost
+    assert apply(renew(1, at=DUE + 14 * SEC, node="node9")) == {"lost": [[run_of(1), 1]]}
+    apply(report(NODE, succeeded(1, {"ok": True})))
+    assert apply(renew(1, at=DUE + 15 * SEC)) == {"lost": [[run_of(1), 1]]}
