@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import re
 import signal
 import subprocess
@@ -19,7 +20,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from . import __version__
+from . import __version__, chaos
 from . import config as config_mod
 from .api.convert import from_value
 from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
@@ -81,6 +82,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    # Before the first child starts, so a Ctrl-C at any moment stops them all.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
     children: list[subprocess.Popen[bytes]] = []
     for path, cfg in zip(paths, configs, strict=True):
         children.append(subprocess.Popen([sys.executable, "-m", "ordo_node", "run", "--config", str(path)]))
@@ -89,15 +99,6 @@ def cmd_up(args: argparse.Namespace) -> int:
             flush=True,
         )
     print(f"{len(children)} nodes started; Ctrl-C stops them all. Try: ordo-node cluster", flush=True)
-
-    stopping = False
-
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
     alive = set(range(len(children)))
     while alive and not stopping:
         time.sleep(0.2)
@@ -275,11 +276,20 @@ def cmd_client(args: argparse.Namespace) -> int:
         if name not in ordo_pb2.JobState.keys():  # noqa: SIM118 - an enum wrapper, not a dict
             print(f"ordo-node: --state: '{args.state}' is not a job state", file=sys.stderr)
             return EXIT_CONFIG
+    address = args.address if args.address is not None else os.environ.get(ENV_ADDRESS, DEFAULT_ADDRESSES)
+    if not [a for a in address.split(",") if a.strip()]:
+        print(f"ordo-node: --address (or ${ENV_ADDRESS}) names no node", file=sys.stderr)
+        return EXIT_CONFIG
+    args.address = address
     try:
         return asyncio.run(_client_command(args))
     except grpc.aio.AioRpcError as e:
         print(f"ordo-node: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # The reader went away (``ordo-node list | head``): stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -336,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--page-size", type=int, default=0)
     lst.add_argument("--page-token", default="")
     client("cluster", "show the cluster's nodes, leader and load")
+    chaos.add_parser(sub)
     return p
 
 

@@ -285,7 +285,10 @@ def default(
     check_address(where, "--grpc-address", grpc_address)
     check_address(where, "--raft-address", raft_address)
     base = (data_dir or Path("ordo-data")).resolve()
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"{where}: --data-dir: cannot create {base}: {e.strerror or e}") from None
     secret_file = base / "cluster.secret"
     if not secret_file.exists():
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -297,4 +300,5 @@ def default(
         raft_address=raft_address,
         data_dir=base,
         secret=secret_file.read_text().strip(),
+        source="ordo-node run (no --config)",
     )

@@ -200,7 +200,7 @@ class Consensus:
 
     async def transfer_leadership(self, timeout: float = 2.0) -> None:
         """If this node leads, ask a caught-up follower to take over, and wait (briefly) until it has."""
-        if self._raft is None or not self.is_leader:
+        if self._raft is None or not self.is_leader or not self.config.peers:
             return
         raft, asked = self._raft, False
 

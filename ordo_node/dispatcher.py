@@ -81,6 +81,8 @@ class Dispatcher:
         self.batch = batch
         self.capacity: dict[str, int] = {}
         self.reachable: dict[str, bool] = {}
+        # node -> (boot id, when it was last seen with it)
+        self.boots: dict[str, tuple[str, int]] = {}
         self.lease_us = int(config.lease_timeout * 1_000_000)
         self._wake = asyncio.Event()
         self._turn = 0
@@ -105,9 +107,15 @@ class Dispatcher:
                 task.cancel()
 
     async def poll_executors(self) -> None:
-        """Ask every member for its executor's status; unreachable members get no work."""
+        """Ask every member for its executor's status; unreachable members get no work.
+
+        A member that restarted since the last poll (a new boot id) holds
+        nothing it was given before: those attempts are given up at once,
+        rather than after their lease.
+        """
 
         async def one(node_id: str) -> None:
+            asked = now_us()
             try:
                 status = await self.peers.stub(node_id).GetExecutorStatus(
                     internal_pb2.ExecutorStatusRequest(), timeout=POLL_INTERVAL
@@ -121,6 +129,12 @@ class Dispatcher:
                 log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
             self.reachable[node_id] = True
             self.capacity[node_id] = 0 if status.draining else status.capacity
+            old = self.boots.get(node_id)
+            self.boots[node_id] = (status.boot_id, asked)
+            if old is not None and old[0] != status.boot_id:
+                held = await self.queries.held_by(node_id, old[1])
+                if held:
+                    await self.expire(held, f"executor {node_id} restarted")
 
         await asyncio.gather(*(one(m.id) for m in self.config.members()))
 

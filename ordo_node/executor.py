@@ -128,6 +128,7 @@ class Executor:
         self.consensus = consensus
         self.running: dict[tuple[str, int], Running] = {}
         self.draining = False
+        self.boot_id = uuid.uuid4().hex
         self._hurry = asyncio.Event()
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._renewer: asyncio.Task[None] | None = None

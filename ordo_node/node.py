@@ -58,8 +58,13 @@ SERVICE_NAMES = (
 
 def lock_data_dir(config: Config) -> IO[str]:
     """Take the data directory's lock, so two processes never share one database."""
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    f = open(config.data_dir / "LOCK", "w")  # noqa: SIM115 - held for the life of the process
+    try:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        f = open(config.data_dir / "LOCK", "w")  # noqa: SIM115 - held for the life of the process
+    except OSError as e:
+        raise ConfigError(
+            f"{config.source}: node.data_dir: cannot use {config.data_dir}: {e.strerror or e}"
+        ) from None
     try:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

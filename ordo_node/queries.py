@@ -267,6 +267,15 @@ class Queries:
         )
         return [WorkItem(*r) for r in rows]
 
+    async def held_by(self, node_id: str, assigned_before: int) -> list[WorkItem]:
+        """Open attempts given to ``node_id`` at or before ``assigned_before``."""
+        rows = await self._all(
+            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
+            " WHERE r.state IN ('ASSIGNED', 'RUNNING') AND r.node_id = ? AND r.assigned_at <= ?",
+            (node_id, assigned_before),
+        )
+        return [WorkItem(*r) for r in rows]
+
     async def expired_leases(self, now: int) -> list[WorkItem]:
         """Attempts assigned or running whose lease ended before ``now``."""
         rows = await self._all(

@@ -30,6 +30,7 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
         applied_index=consensus.store.last_applied,
         role=consensus.role,
         draining=executor.draining,
+        boot_id=executor.boot_id,
     )
 
 

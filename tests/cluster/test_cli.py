@@ -1,0 +1,540 @@
+"""The ``ordo-node`` command line, run as a real program: nodes, local clusters, client commands, errors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import MakeCluster
+from helpers import Cluster, eventually, free_ports, ordo_node_program
+
+from ordo_node.client import ENV_ADDRESS
+
+pytestmark = pytest.mark.cluster
+
+PROGRAM = ordo_node_program()
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+NO_SUCH_JOB = "00000000-0000-4000-8000-000000000000"
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    """This process's environment without ORDO_ADDRESS, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k != ENV_ADDRESS}
+    env.update(extra)
+    return env
+
+
+async def ordo(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``ordo-node ARGS`` to completion; the result holds its exit code, stdout and stderr."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [*PROGRAM, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env() if env is None else env,
+        cwd=cwd,
+    )
+
+
+async def ok(*args: str, **kwargs: Any) -> str:
+    """``ordo-node ARGS`` that must succeed; its stdout."""
+    out = await ordo(*args, **kwargs)
+    assert out.returncode == 0, f"ordo-node {' '.join(args)}: exit {out.returncode}: {out.stderr}"
+    assert "Traceback" not in out.stderr, out.stderr
+    return out.stdout
+
+
+async def ok_json(*args: str, **kwargs: Any) -> Any:
+    """``ordo-node ARGS --json`` that must succeed; its parsed stdout."""
+    return json.loads(await ok(*args, "--json", **kwargs))
+
+
+def one_line_error(out: subprocess.CompletedProcess[str], status: int) -> str:
+    """Assert the program failed with ``status`` and one ``ordo-node: ...`` line on stderr; return it."""
+    assert out.returncode == status, f"exit {out.returncode}, wanted {status}: {out.stderr}"
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    assert out.stdout == "", out.stdout
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith("ordo-node: "), lines[0]
+    return lines[0]
+
+
+def start(args: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+    """Start ``ordo-node ARGS`` in the background, its output appended to ``log``."""
+    with open(log, "ab") as f:
+        return subprocess.Popen([*PROGRAM, *args], stdout=f, stderr=subprocess.STDOUT, cwd=cwd, env=cli_env())
+
+
+def stop(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+    """Send ``sig`` and wait; kill -9 if it does not exit in time. Returns the exit status."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    return proc.returncode
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except OSError:
+        return False
+    return True
+
+
+async def leader_status(addresses: str) -> dict[str, Any]:
+    """``cluster --json``, once it names a leader."""
+    status: dict[str, Any] = await ok_json("cluster", "--address", addresses, "--timeout", "5")
+    assert status.get("leaderId"), status
+    return status
+
+
+async def job_in(addresses: str, job_id: str, state: str) -> dict[str, Any]:
+    """``get --json``, once the job is in ``state``."""
+    job: dict[str, Any] = await ok_json("get", job_id, "--address", addresses, "--timeout", "5")
+    assert job["state"] == f"JOB_STATE_{state}", job["state"]
+    return job
+
+
+def timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# -- run and up -------------------------------------------------------------------
+
+
+async def test_run_without_config_is_a_single_node_cluster_that_keeps_its_jobs(tmp_path: Path) -> None:
+    # Given a node started with no config file, on free ports and a fresh data directory
+    grpc_port, raft_port = free_ports(2)
+    address = f"127.0.0.1:{grpc_port}"
+    data_dir = (tmp_path / "data").resolve()
+    run = ["run", "--data-dir", str(data_dir), "--grpc-address", address]
+    run += ["--raft-address", f"127.0.0.1:{raft_port}"]
+    log = tmp_path / "node.log"
+    proc = start(run, log, tmp_path)
+    try:
+        # When it has started
+        # Then it elects itself leader of a cluster of one
+        status = await eventually(lambda: leader_status(address), timeout=30, what="a leader")
+        assert status["leaderId"] == "node1" and status["nodeId"] == "node1"
+        members = [(n["nodeId"], n["role"], n["grpcAddress"], n["raftAddress"]) for n in status["nodes"]]
+        assert members == [("node1", "leader", address, f"127.0.0.1:{raft_port}")]
+
+        # When a job is submitted through the CLI
+        submitted = await ok_json("submit", "echo", "--payload", '{"k": 1}', "--address", address)
+        job_id = submitted["jobId"]
+        assert UUID.match(job_id), submitted
+
+        # Then it runs once, on node1, with its payload as result
+        job = await eventually(lambda: job_in(address, job_id, "SUCCEEDED"), what="job SUCCEEDED")
+        assert job["result"] == {"k": 1}
+        assert [(r["attempt"], r["state"], r["nodeId"]) for r in job["runs"]] == [
+            (1, "RUN_STATE_SUCCEEDED", "node1")
+        ]
+        # and the data directory holds the database and a private, generated cluster secret
+        assert (data_dir / "state.db").is_file()
+        secret = data_dir / "cluster.secret"
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert len(secret.read_text().strip()) >= 16
+
+        # When a second node is started on the same data directory
+        other_grpc, other_raft = free_ports(2)
+        second = ["run", "--data-dir", str(data_dir), "--grpc-address", f"127.0.0.1:{other_grpc}"]
+        out = await ordo(*second, "--raft-address", f"127.0.0.1:{other_raft}", cwd=tmp_path)
+        # Then it is refused in one line naming the directory, and the first node keeps serving
+        line = one_line_error(out, 2)
+        assert f"{data_dir} is in use" in line, line
+        assert (await job_in(address, job_id, "SUCCEEDED"))["jobId"] == job_id
+
+        # When the node gets SIGTERM
+        began = time.monotonic()
+        status_code = await asyncio.to_thread(stop, proc, signal.SIGTERM, 20.0)
+        took = time.monotonic() - began
+        # Then it exits 0 within a few seconds, and its port closes
+        assert status_code == 0, log.read_text()
+        assert took < 5, f"took {took:.1f}s to stop"
+        assert not port_open(grpc_port)
+
+        # When it is started again on the same data directory
+        proc = start(run, log, tmp_path)
+        # Then it leads again, and the job is still there, SUCCEEDED, with its one run
+        await eventually(lambda: leader_status(address), timeout=30, what="a leader after restart")
+        job = await job_in(address, job_id, "SUCCEEDED")
+        assert job["result"] == {"k": 1} and len(job["runs"]) == 1
+    finally:
+        await asyncio.to_thread(stop, proc)
+        print(log.read_text(errors="replace")[-6000:])
+
+
+def child_pids(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, timeout=10)
+    return sorted(int(p) for p in out.stdout.split())
+
+
+async def test_up_runs_every_config_in_a_folder_and_stops_them_all(tmp_path: Path) -> None:
+    # Given a folder with three node configs on free ports (written, not started, by the harness)
+    configs = Cluster(tmp_path, size=3)
+    assert sorted(p.name for p in tmp_path.glob("*.toml")) == ["node1.toml", "node2.toml", "node3.toml"]
+    addresses = ",".join(n.address for n in configs.nodes)
+    log = tmp_path / "up.log"
+
+    # When `ordo-node up` runs on it
+    with open(log, "ab") as f:
+        up = subprocess.Popen(
+            [*PROGRAM, "up", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=f,
+            text=True,
+            cwd=tmp_path,
+            env=cli_env(),
+        )
+    assert up.stdout is not None
+    lines: list[str] = []
+
+    def read(stream: Any = up.stdout) -> None:
+        for line in stream:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    children: list[int] = []
+    try:
+
+        async def printed() -> bool:
+            return len(lines) >= 4
+
+        # Then it prints one line per node with its addresses and data directory, then a summary
+        await eventually(printed, timeout=30, what="up's start-up lines")
+        for node, line in zip(configs.nodes, lines[:3], strict=True):
+            assert line == (
+                f"{node.id}: grpc {node.address}  raft 127.0.0.1:{node.raft_port}"
+                f"  data {node.data_dir.resolve()}\n"
+            ), line
+        assert lines[3].startswith("3 nodes started;"), lines[3]
+
+        # and runs each node as a child process
+        async def three_children() -> list[int]:
+            pids = await asyncio.to_thread(child_pids, up.pid)
+            assert len(pids) == 3, pids
+            return pids
+
+        children = await eventually(three_children, what="three node processes")
+        for pid in children:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            assert b"run" in cmdline and b"--config" in cmdline, cmdline
+
+        # and the three nodes form one cluster
+        status = await eventually(lambda: leader_status(addresses), timeout=30, what="a leader")
+        assert status["leaderId"] in {"node1", "node2", "node3"}
+        assert sorted((n["nodeId"], n["reachable"]) for n in status["nodes"]) == [
+            ("node1", True),
+            ("node2", True),
+            ("node3", True),
+        ]
+
+        # When a job is submitted through the CLI with all three addresses
+        submitted = await ok_json("submit", "echo", "--payload", '{"via": "up"}', "--address", addresses)
+        job_id = submitted["jobId"]
+        # Then it succeeds
+        job = await eventually(lambda: job_in(addresses, job_id, "SUCCEEDED"), what="job SUCCEEDED")
+        assert job["result"] == {"via": "up"}
+
+        # When `up` gets SIGINT (Ctrl-C)
+        up.send_signal(signal.SIGINT)
+        status_code = await asyncio.to_thread(up.wait, 30)
+
+        # Then it exits 0, every node process is gone and no node port answers
+        assert status_code == 0, log.read_text()
+        assert [pid for pid in children if pid_alive(pid)] == []
+        assert [n.id for n in configs.nodes if port_open(n.grpc_port)] == []
+    finally:
+        await asyncio.to_thread(stop, up, signal.SIGINT)
+        for pid in children:
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        await asyncio.to_thread(reader.join, 10)
+        up.stdout.close()
+        print(log.read_text(errors="replace")[-6000:])
+
+
+# -- client commands ----------------------------------------------------------------
+
+
+async def test_client_commands_in_human_and_json_form(cluster: Cluster) -> None:
+    n1, n2, n3 = (n.address for n in cluster.nodes)
+
+    # Given a job due in an hour, submitted through the CLI: the human answer is the id alone
+    out = await ok(
+        "submit", "echo", "--payload", '{"later": true}', "--delay", "1h", "--name", "later", "--address", n1
+    )
+    job_id = out.strip()
+    assert UUID.match(job_id) and out == f"{job_id}\n", out
+
+    # Then `list --state SCHEDULED --json` holds it, due an hour after it was created
+    page = await ok_json("list", "--state", "SCHEDULED", "--address", n1)
+    assert [(j["jobId"], j["name"], j["type"]) for j in page["jobs"]] == [(job_id, "later", "echo")]
+    due_in = timestamp(page["jobs"][0]["runAt"]) - timestamp(page["jobs"][0]["createdAt"])
+    assert abs(due_in.total_seconds() - 3600) < 5, due_in
+    assert "nextPageToken" not in page
+    # and `get` shows it readably
+    shown = (await ok("get", job_id, "--address", n1)).splitlines()
+    assert shown[:3] == [f"job      {job_id}", "type     echo  name later", "state    SCHEDULED"]
+    assert 'payload  {"later": true}' in shown
+
+    # When it is cancelled through another node
+    out = await ok("cancel", job_id, "--address", n2)
+    # Then the human answer shows it CANCELLED, and a consistent read on a third node agrees
+    assert out.splitlines()[:3] == [f"job      {job_id}", "type     echo  name later", "state    CANCELLED"]
+    job = await ok_json("get", job_id, "--consistent", "--address", n3)
+    assert job["state"] == "JOB_STATE_CANCELLED"
+    assert "runs" not in job
+    # and its history table holds a SCHEDULED row then a CANCELLED row
+    rows = [line.split() for line in (await ok("history", job_id, "--address", n3)).splitlines()]
+    assert rows[0] == ["TIME", "EVENT", "NODE", "DETAIL"]
+    assert [r[1] for r in rows[1:]] == ["SCHEDULED", "CANCELLED"]
+    assert all(r[2] in {"node1", "node2", "node3"} for r in rows[1:])
+    assert timestamp(rows[1][0]) <= timestamp(rows[2][0])
+
+    # Given five more jobs, of another type
+    submit_sleep = ["submit", "sleep", "--payload", '{"seconds": 0.1}', "--delay", "1h", "--address", n1]
+    ids = [(await ok_json(*submit_sleep, "--name", f"p{i}"))["jobId"] for i in range(5)]
+
+    # When they are listed two per page, following the token each page prints
+    pages: list[str] = []
+    token = ""
+    while True:
+        more = ["--page-token", token] if token else []
+        pages.append(await ok("list", "--type", "sleep", "--page-size", "2", *more, "--address", n2))
+        found = re.search(r"^next page: --page-token (\S+)$", pages[-1], re.MULTILINE)
+        if not found:
+            break
+        token = found.group(1)
+        assert len(pages) < 5, pages
+
+    # Then the pages hold 2, 2 and 1 jobs, newest first, each once, and only the last has no token
+    listed = [
+        [line.split() for line in page.splitlines()[1:] if not line.startswith("next page:")]
+        for page in pages
+    ]
+    assert all(
+        page.splitlines()[0].split() == ["JOB", "TYPE", "STATE", "RUN", "AT", "NAME"] for page in pages
+    )
+    assert [len(rows) for rows in listed] == [2, 2, 1]
+    assert [r[0] for rows in listed for r in rows] == ids[::-1]
+    assert all(r[1:3] == ["sleep", "SCHEDULED"] for rows in listed for r in rows)
+    assert [r[4] for rows in listed for r in rows] == ["p4", "p3", "p2", "p1", "p0"]
+    # and --json pages the same way
+    first = await ok_json("list", "--type", "sleep", "--page-size", "2", "--address", n2)
+    assert [j["jobId"] for j in first["jobs"]] == [ids[4], ids[3]]
+    assert f"next page: --page-token {first['nextPageToken']}" in pages[0].splitlines()
+
+    # When `cluster` is asked for a readable status
+    lines = (await ok("cluster", "--address", n2)).splitlines()
+    # Then it names the leader, the answering node and all three nodes with their addresses
+    head = re.fullmatch(r"leader (node[123])  term (\d+)  commit (\d+)  \(answered by node2\)", lines[0])
+    assert head, lines[0]
+    assert lines[1].split() == ["NODE", "ROLE", "UP", "GRPC", "RAFT", "RUNNING", "APPLIED", "TAGS"]
+    table = {line.split()[0]: line.split() for line in lines[2:]}
+    assert sorted(table) == ["node1", "node2", "node3"]
+    for node in cluster.nodes:
+        role, up, grpc_address, raft_address, running = table[node.id][1:6]
+        assert role == ("leader" if node.id == head.group(1) else "follower"), table[node.id]
+        assert (up, grpc_address, raft_address) == ("yes", node.address, f"127.0.0.1:{node.raft_port}")
+        assert running == "0/8"
+
+    # When ORDO_ADDRESS names a node and --address is absent, the CLI uses it
+    job = await ok_json("get", job_id, env=cli_env(ORDO_ADDRESS=n3))
+    assert job["jobId"] == job_id and job["state"] == "JOB_STATE_CANCELLED"
+    # and --address wins over it
+    (closed,) = free_ports(1)
+    job = await ok_json("get", job_id, "--address", n1, env=cli_env(ORDO_ADDRESS=f"127.0.0.1:{closed}"))
+    assert job["jobId"] == job_id
+    # and a dead first address is skipped for the next one
+    job = await ok_json("get", job_id, "--address", f"127.0.0.1:{closed},{n1}")
+    assert job["jobId"] == job_id
+    # and an ORDO_ADDRESS where nothing listens fails in one line naming it
+    out = await ordo("get", job_id, "--timeout", "1", env=cli_env(ORDO_ADDRESS=f"127.0.0.1:{closed}"))
+    line = one_line_error(out, 1)
+    assert line.startswith("ordo-node: UNAVAILABLE: ") and f"127.0.0.1:{closed}" in line, line
+
+
+async def test_client_errors_are_one_line_with_the_status_code(cluster: Cluster) -> None:
+    address = cluster.nodes[0].address
+    # Given a cancelled job
+    job_id = (await ok_json("submit", "echo", "--delay", "1h", "--address", address))["jobId"]
+    await ok("cancel", job_id, "--address", address)
+
+    # When bad or impossible requests are made, Then each fails with exit 1 and one line
+    cases = [
+        (["get", "not-a-uuid"], "INVALID_ARGUMENT", ["jobId:", "not-a-uuid"]),
+        (["get", "not-a-uuid", "--json"], "INVALID_ARGUMENT", ["jobId:"]),
+        (["get", NO_SUCH_JOB], "NOT_FOUND", ["jobId:", NO_SUCH_JOB]),
+        (["history", NO_SUCH_JOB], "NOT_FOUND", [NO_SUCH_JOB]),
+        (["cancel", NO_SUCH_JOB], "NOT_FOUND", [NO_SUCH_JOB]),
+        (["cancel", job_id], "FAILED_PRECONDITION", [job_id, "CANCELLED"]),
+        (["submit", "nosuch"], "INVALID_ARGUMENT", ["type:", "'nosuch'"]),
+        (["submit", "echo", "--run-at", "next tuesday"], "INVALID_ARGUMENT", ["runAt:"]),
+        (["list", "--page-token", "garbage"], "INVALID_ARGUMENT", ["pageToken:"]),
+    ]
+    for args, code, words in cases:
+        line = one_line_error(await ordo(*args, "--address", address), 1)
+        assert line.startswith(f"ordo-node: {code}: "), (args, line)
+        assert all(w in line for w in words), (args, line)
+
+    # and the node keeps serving
+    assert (await leader_status(address))["leaderId"]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["submit", "echo", "--payload", "{bad"], ["--payload is not JSON"]),
+        (["submit", "echo", "--delay", "soon"], ["--delay", "'soon'"]),
+        (["list", "--state", "BOGUS"], ["--state", "'BOGUS'"]),
+        (["run", "--config", "missing.toml"], ["missing.toml: cannot read"]),
+        (["run", "--config", "x.toml", "--data-dir", "d"], ["--data-dir applies only without --config"]),
+        (
+            ["run", "--grpc-address", "nope", "--raft-address", "127.0.0.1:1", "--data-dir", "d"],
+            ["--grpc-address", "'nope'"],
+        ),
+        (["up", "empty"], ["empty: no *.toml node configs"]),
+    ],
+    ids=["payload", "delay", "state", "missing-config", "config-and-data-dir", "grpc-address", "up-empty"],
+)
+async def test_usage_errors_exit_2_with_one_line(tmp_path: Path, args: list[str], words: list[str]) -> None:
+    # Given no node at all: client commands point at a closed port, so only local checks can answer
+    (tmp_path / "empty").mkdir()
+    (closed,) = free_ports(1)
+    if args[0] in ("submit", "list"):
+        args = [*args, "--address", f"127.0.0.1:{closed}", "--timeout", "1"]
+
+    # When the command runs
+    out = await ordo(*args, cwd=tmp_path)
+
+    # Then it exits 2 with one line naming what is wrong, and starts nothing
+    line = one_line_error(out, 2)
+    assert all(w in line for w in words), line
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.parametrize("busy", ["grpc", "raft"])
+async def test_run_refuses_a_port_in_use_naming_the_key(tmp_path: Path, busy: str) -> None:
+    # Given a node config whose gRPC (or Raft) port this test holds open
+    grpc_port, raft_port = free_ports(2)
+    port = grpc_port if busy == "grpc" else raft_port
+    config = tmp_path / "node.toml"
+    config.write_text(
+        f'[node]\nid = "solo"\ngrpc_address = "127.0.0.1:{grpc_port}"\n'
+        f'raft_address = "127.0.0.1:{raft_port}"\ndata_dir = "data"\n\n'
+        '[cluster]\nsecret = "test-cluster-secret-0123456789"\n'
+    )
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+
+        # When a node is run with it
+        out = await ordo("run", "--config", str(config), cwd=tmp_path)
+    finally:
+        holder.close()
+
+    # Then it exits 2, its last line naming the file, the key and the address, with no traceback
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stdout + out.stderr, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last == f"ordo-node: {config}: node.{busy}_address: cannot listen on 127.0.0.1:{port}", out.stderr
+    # and the other port was let go
+    other = raft_port if busy == "grpc" else grpc_port
+    assert not port_open(other)
+
+
+@pytest.mark.parametrize(
+    "program", [PROGRAM, [sys.executable, "-m", "ordo_node"]], ids=["ordo-node", "python-m"]
+)
+async def test_version(program: list[str]) -> None:
+    out = await asyncio.to_thread(
+        subprocess.run, [*program, "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout, out.stderr) == (0, "ordo-node 0.1.0\n", "")
+
+
+# -- known bugs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("addresses", ["", " , "], ids=["empty", "commas"])
+async def test_empty_address_is_a_one_line_usage_error(addresses: str) -> None:
+    out = await ordo("get", NO_SUCH_JOB, "--address", addresses, "--timeout", "1")
+    line = one_line_error(out, 2)
+    assert "address" in line, line
+
+
+@pytest.mark.parametrize("how", ["data-dir-flag", "config-file"])
+async def test_data_dir_that_cannot_be_created_is_a_one_line_error(tmp_path: Path, how: str) -> None:
+    # Given a data directory below a regular file
+    (tmp_path / "afile").write_text("")
+    grpc_port, raft_port = free_ports(2)
+    if how == "data-dir-flag":
+        args = ["run", "--data-dir", str(tmp_path / "afile" / "sub")]
+        args += ["--grpc-address", f"127.0.0.1:{grpc_port}", "--raft-address", f"127.0.0.1:{raft_port}"]
+    else:
+        config = tmp_path / "node.toml"
+        config.write_text(
+            f'[node]\nid = "solo"\ngrpc_address = "127.0.0.1:{grpc_port}"\n'
+            f'raft_address = "127.0.0.1:{raft_port}"\ndata_dir = "afile/sub"\n\n'
+            '[cluster]\nsecret = "test-cluster-secret-0123456789"\n'
+        )
+        args = ["run", "--config", str(config)]
+
+    # When a node is run with it, Then it fails in one line naming the directory
+    line = one_line_error(await ordo(*args, cwd=tmp_path), 2)
+    assert "afile/sub" in line, line
+
+
+async def test_closed_stdout_does_not_print_a_traceback(make_cluster: MakeCluster) -> None:
+    # Given a running node and a pipe whose reading end is already closed (a reader that quit)
+    cluster = await make_cluster(1)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        # When a client command writes its answer there
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [*PROGRAM, "cluster", "--address", cluster.nodes[0].address],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            env=cli_env(),
+        )
+    finally:
+        os.close(write_end)
+
+    # Then it stops quietly
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
