@@ -16,7 +16,8 @@ import json
 from dataclasses import asdict, dataclass, fields
 from typing import Any, ClassVar
 
-VERSION = 1
+# 2: jobs carry options (schedules, policies); triggers carry occurrences.
+VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -26,10 +27,14 @@ class JobSpec:
     job_id: str
     type: str
     payload: str  # JSON text, validated and size-checked by the API
-    run_at: int  # microseconds since the epoch
+    run_at: int  # microseconds since the epoch: the first fire time
     name: str = ""
     idempotency_key: str = ""
     spec_hash: str = ""
+    # Schedule and policies as JSON (see api/validate.py: JobOptions); "" for a plain one-off job.
+    options: str = ""
+    # Recurring jobs: the nominal time of the first occurrence (run_at is it plus jitter).
+    first_nominal: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,35 @@ class SubmitJobs:
 
 
 @dataclass(frozen=True)
+class Occurrence:
+    """One scheduled time of a job and what the leader decided for it.
+
+    ``decision`` is "run" (the state machine still applies the overlap
+    policy), "missed" or "paused" (recorded without a run).
+    """
+
+    nominal: int
+    fire_at: int
+    decision: str
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Trigger:
-    """One due job to trigger, guarded by the due time the proposer saw."""
+    """One due job to trigger, guarded by the due time the proposer saw.
+
+    A one-off job has no ``occurrences`` (its one time is ``due_at``). For a
+    recurring job the leader lists the occurrences now due and computes the
+    next one (``next_nominal``/``next_due``; None when the schedule ended):
+    schedule arithmetic needs a time-zone database, so it happens once, on the
+    proposer, and never in apply.
+    """
 
     job_id: str
     due_at: int
+    occurrences: tuple[Occurrence, ...] = ()
+    next_nominal: int | None = None
+    next_due: int | None = None
 
 
 @dataclass(frozen=True)
@@ -144,8 +173,32 @@ class ExpireRuns:
 
 
 @dataclass(frozen=True)
+class RetryJob:
+    """Run a FAILED or DEAD_LETTER job's last run again, with a fresh attempt budget."""
+
+    op: ClassVar[str] = "retry"
+    request_id: str
+    at: int
+    node: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class PauseJob:
+    """Pause (``pause=True``) or resume a recurring job, with a note for its history."""
+
+    op: ClassVar[str] = "pause"
+    request_id: str
+    at: int
+    node: str
+    job_id: str
+    pause: bool
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class CancelJob:
-    """Cancel a job that has not started."""
+    """Cancel a job: a scheduled one, a recurring schedule, or its running attempts."""
 
     op: ClassVar[str] = "cancel"
     request_id: str
@@ -163,7 +216,16 @@ class Barrier:
 
 
 Command = (
-    SubmitJobs | TriggerJobs | AssignRuns | RecordRunUpdates | RenewLeases | ExpireRuns | CancelJob | Barrier
+    SubmitJobs
+    | TriggerJobs
+    | AssignRuns
+    | RecordRunUpdates
+    | RenewLeases
+    | ExpireRuns
+    | CancelJob
+    | RetryJob
+    | PauseJob
+    | Barrier
 )
 _BY_OP: dict[str, type[Any]] = {
     c.op: c
@@ -175,6 +237,8 @@ _BY_OP: dict[str, type[Any]] = {
         RenewLeases,
         ExpireRuns,
         CancelJob,
+        RetryJob,
+        PauseJob,
         Barrier,
     )
 }
@@ -192,6 +256,16 @@ class DecodeError(ValueError):
     """The bytes are not a command this version understands."""
 
 
+class NewerCommand(DecodeError):
+    """A command written by a newer version: applying past it would make this replica diverge."""
+
+
+def _build(cls: type[Any], item: dict[str, Any]) -> Any:
+    if cls is Trigger and "occurrences" in item:
+        item = {**item, "occurrences": tuple(Occurrence(**o) for o in item["occurrences"])}
+    return cls(**item)
+
+
 def encode(cmd: Command) -> bytes:
     """The command as the bytes that go into the Raft log."""
     body = asdict(cmd)
@@ -207,14 +281,14 @@ def decode(blob: bytes) -> Command:
         if not isinstance(body, dict):
             raise DecodeError(f"undecodable command: a JSON {type(body).__name__}, not an object")
         version, op = body.pop("v"), body.pop("op")
-        if version != VERSION:
-            raise DecodeError(f"command version {version} is not supported (this node speaks {VERSION})")
+        if not isinstance(version, int) or version > VERSION:
+            raise NewerCommand(f"command version {version} is newer than this node's ({VERSION}): upgrade it")
         cls = _BY_OP[op]
         names = {f.name for f in fields(cls)}
         kwargs = {k: v for k, v in body.items() if k in names}
         for (nested_op, key), item_cls in _NESTED.items():
             if nested_op == op:
-                kwargs[key] = tuple(item_cls(**item) for item in kwargs[key])
+                kwargs[key] = tuple(_build(item_cls, item) for item in kwargs[key])
         cmd: Command = cls(**kwargs)
         return cmd
     except DecodeError:

@@ -50,6 +50,7 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
         name=item.name,
         idempotency_key=item.idempotency_key,
         scheduled_at=ts(item.scheduled_at),
+        timeout_ms=item.timeout_us // 1000,
     )
 
 
@@ -152,8 +153,13 @@ class Dispatcher:
             self._wake.clear()
             if await self.dispatch_once():
                 continue
+            # Sleep until woken, the next retry's backoff ends, or the poll interval.
+            wait = POLL_INTERVAL
+            retry = await self.queries.next_retry(now_us())
+            if retry is not None:
+                wait = min(wait, max(0.0, (retry - now_us()) / 1e6))
             with suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def free_slots(self) -> dict[str, int]:
         """Free executor slots per reachable node."""
@@ -170,7 +176,7 @@ class Dispatcher:
         room = sum(free.values())
         if room == 0:
             return 0
-        pending = await self.queries.pending_runs(min(room, self.batch))
+        pending = await self.queries.pending_runs(min(room, self.batch), now_us())
         if not pending:
             return 0
         chosen = choose_nodes(pending, free, self._turn)

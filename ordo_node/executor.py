@@ -217,7 +217,15 @@ class Executor:
         )
         payload = from_value(a.payload) if a.HasField("payload") else None
         try:
-            value = await self.registry.run(a.type, ctx, payload)
+            if a.timeout_ms > 0:
+                try:
+                    value = await asyncio.wait_for(
+                        self.registry.run(a.type, ctx, payload), a.timeout_ms / 1000
+                    )
+                except TimeoutError:
+                    raise HandlerFailed(f"timed out after {a.timeout_ms / 1000:g}s") from None
+            else:
+                value = await self.registry.run(a.type, ctx, payload)
         except asyncio.CancelledError:
             job_log.info("job %s run=%s attempt=%d cancelled", a.job_id, a.run_id, a.attempt)
             raise

@@ -32,6 +32,7 @@ from .api.peer import PeerService
 from .config import Config
 from .consensus import Consensus
 from .dispatcher import Dispatcher
+from .effects import Effects
 from .errors import ConfigError, OrdoError
 from .executor import Executor, Reporter
 from .handlers import load_modules, registry
@@ -39,7 +40,7 @@ from .pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
 from .pb import internal_pb2_grpc as peer_grpc
 from .peers import Peers
 from .queries import Queries
-from .store import Effects, Store
+from .store import Store
 from .timekeeper import Timekeeper
 
 log = logging.getLogger("ordo_node.node")
@@ -186,7 +187,7 @@ class Node:
     def _on_effects(self, fx: Effects) -> None:
         if fx.earliest_due is not None and self.timekeeper is not None:
             self.timekeeper.notify_due(fx.earliest_due)
-        if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs):
+        if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs or fx.retry_at):
             self.dispatcher.wake()
         for run_id, attempt, node_id in fx.cancelled_runs:
             if node_id == self.config.node_id:

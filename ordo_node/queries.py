@@ -49,11 +49,14 @@ class JobRow:
     type: str
     payload: Any
     state: str
-    due_at: int
+    run_at: int
     created_at: int
     updated_at: int
     idempotency_key: str
     submitted_to: str
+    options: dict[str, Any]
+    occurrences: int
+    next_fire: int | None
     runs: tuple[RunRow, ...] = ()
 
 
@@ -85,23 +88,74 @@ class WorkItem:
     name: str
     idempotency_key: str
     scheduled_at: int
+    options: str
+
+    @property
+    def timeout_us(self) -> int:
+        """The job's per-attempt timeout (0: none)."""
+        return int(json.loads(self.options).get("timeout", 0)) if self.options else 0
 
 
-_JOB_COLS = "id, name, type, payload, state, due_at, created_at, updated_at, idempotency_key, submitted_to"
+_JOB_COLS = (
+    "id, name, type, payload, state, run_at, created_at, updated_at, idempotency_key, submitted_to,"
+    " options, occurrences, CASE WHEN armed = 1 OR state = 'PAUSED' THEN due_at END"
+)
 _RUN_COLS = (
     "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"
     " started_at, finished_at, result, error"
 )
 _WORK_COLS = (
     "r.run_id, r.attempt, r.job_id, r.state, COALESCE(r.node_id, ''), j.type, j.payload, j.name,"
-    " COALESCE(j.idempotency_key, ''), r.scheduled_at"
+    " COALESCE(j.idempotency_key, ''), r.scheduled_at, j.options"
 )
 
 
 def _job(row: Any, runs: tuple[RunRow, ...] = ()) -> JobRow:
+    options = json.loads(row[10]) if row[10] else {}
     return JobRow(
-        row[0], row[1], row[2], json.loads(row[3]), row[4], row[5], row[6], row[7], row[8] or "", row[9], runs
+        row[0],
+        row[1],
+        row[2],
+        json.loads(row[3]),
+        row[4],
+        row[5],
+        row[6],
+        row[7],
+        row[8] or "",
+        row[9],
+        options,
+        row[11],
+        row[12],
+        runs,
     )
+
+
+@dataclass(frozen=True)
+class DueJob:
+    """A job whose next fire time has come, with what the timekeeper needs to trigger it."""
+
+    job_id: str
+    due_at: int
+    next_nominal: int | None
+    options: dict[str, Any]
+    occurrences: int
+    paused_at: int | None
+    resumed_at: int | None
+
+
+@dataclass(frozen=True)
+class OccurrenceRow:
+    """One scheduled time of a job and its fate, with the outcome of its run so far."""
+
+    job_id: str
+    nominal: int
+    fire_at: int
+    fate: str
+    reason: str
+    run_id: str
+    decided_at: int
+    outcome: str
+    attempts: int
 
 
 def _run(row: Any) -> RunRow:
@@ -212,17 +266,70 @@ class Queries:
         return [EventRow(*r) for r in rows]
 
     async def next_due(self) -> int | None:
-        """The earliest due time of any scheduled job (one index seek)."""
-        rows = await self._all("SELECT MIN(due_at) FROM jobs WHERE state = 'SCHEDULED'")
+        """The earliest fire time of any armed job (one index seek)."""
+        rows = await self._all("SELECT MIN(due_at) FROM jobs WHERE armed = 1")
         return rows[0][0] if rows and rows[0][0] is not None else None
 
-    async def due_jobs(self, now: int, limit: int) -> list[tuple[str, int]]:
-        """Up to ``limit`` scheduled jobs due at or before ``now``, earliest first."""
+    async def due_jobs(self, now: int, limit: int) -> list[DueJob]:
+        """Up to ``limit`` armed jobs due at or before ``now``, earliest first."""
         rows = await self._all(
-            "SELECT id, due_at FROM jobs WHERE state = 'SCHEDULED' AND due_at <= ? ORDER BY due_at LIMIT ?",
+            "SELECT id, due_at, next_nominal, options, occurrences, paused_at, resumed_at FROM jobs"
+            " WHERE armed = 1 AND due_at <= ? ORDER BY due_at LIMIT ?",
             (now, limit),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [DueJob(r[0], r[1], r[2], json.loads(r[3]) if r[3] else {}, r[4], r[5], r[6]) for r in rows]
+
+    async def occurrences(
+        self, job_id: str, *, since: int | None, until: int | None, fate: str, page_size: int, page_token: str
+    ) -> tuple[list[OccurrenceRow], str]:
+        """A page of the job's occurrences, newest first, and the next page's token."""
+        size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        where: list[str] = ["o.job_id = ?"]
+        args: list[Any] = [job_id]
+        if since is not None:
+            where.append("o.nominal >= ?")
+            args.append(since)
+        if until is not None:
+            where.append("o.nominal <= ?")
+            args.append(until)
+        if fate:
+            where.append("o.fate = ?")
+            args.append(fate)
+        if page_token:
+            before, _ = decode_token(page_token)
+            where.append("o.nominal < ?")
+            args.append(before)
+        rows = await self._all(
+            "SELECT o.job_id, o.nominal, o.fire_at, o.fate, o.reason, COALESCE(o.run_id, ''), o.decided_at,"
+            " COALESCE((SELECT r.state FROM runs r WHERE r.run_id = o.run_id ORDER BY r.attempt DESC LIMIT"
+            " 1), ''),"
+            " (SELECT COUNT(*) FROM runs r WHERE r.run_id = o.run_id)"
+            f" FROM occurrences o WHERE {' AND '.join(where)} ORDER BY o.nominal DESC LIMIT ?",
+            (*args, size + 1),
+        )
+        items = [OccurrenceRow(*r) for r in rows[:size]]
+        token = encode_token(items[-1].nominal, job_id) if len(rows) > size else ""
+        return items, token
+
+    async def occurrence_at(self, job_id: str, at: int) -> OccurrenceRow | None:
+        """The occurrence whose nominal time is nearest at or before ``at``."""
+        items, _ = await self.occurrences(job_id, since=None, until=at, fate="", page_size=1, page_token="")
+        return items[0] if items else None
+
+    async def events_after(self, seq: int, job_id: str = "", limit: int = 500) -> list[EventRow]:
+        """Events with a sequence number above ``seq`` (of one job, if given), oldest first."""
+        cond, args = ("seq > ? AND job_id = ?", (seq, job_id)) if job_id else ("seq > ?", (seq,))
+        rows = await self._all(
+            "SELECT seq, job_id, type, at, node_id, COALESCE(run_id, ''), COALESCE(attempt, 0), message"
+            f" FROM events WHERE {cond} ORDER BY seq LIMIT ?",
+            (*args, limit),
+        )
+        return [EventRow(*r) for r in rows]
+
+    async def last_event_seq(self) -> int:
+        """The newest event's sequence number (0 when there is none)."""
+        rows = await self._all("SELECT COALESCE(MAX(seq), 0) FROM events")
+        return int(rows[0][0])
 
     async def open_runs(self) -> list[WorkItem]:
         """Every run attempt that is pending, assigned or running."""
@@ -244,12 +351,22 @@ class Queries:
             items += [WorkItem(*r) for r in rows]
         return items
 
-    async def pending_runs(self, limit: int) -> list[tuple[str, int]]:
-        """Up to ``limit`` run attempts waiting for an executor, oldest trigger first."""
+    async def pending_runs(self, limit: int, now: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` attempts ready for an executor: highest priority, then oldest trigger, first."""
         rows = await self._all(
-            "SELECT run_id, attempt FROM runs WHERE state = 'PENDING' ORDER BY triggered_at LIMIT ?", (limit,)
+            "SELECT run_id, attempt FROM runs WHERE state = 'PENDING' AND (not_before IS NULL OR"
+            " not_before <= ?)"
+            " ORDER BY priority DESC, triggered_at LIMIT ?",
+            (now, limit),
         )
         return [(r[0], r[1]) for r in rows]
+
+    async def next_retry(self, now: int) -> int | None:
+        """When the earliest attempt waiting for its backoff becomes ready."""
+        rows = await self._all(
+            "SELECT MIN(not_before) FROM runs WHERE state = 'PENDING' AND not_before > ?", (now,)
+        )
+        return rows[0][0] if rows and rows[0][0] is not None else None
 
     async def load_by_node(self) -> dict[str, int]:
         """How many attempts each node holds (assigned or running)."""

@@ -24,16 +24,16 @@ import pickle
 import sqlite3
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import commands as c
-from .timeutil import format_us
+from .effects import Effects
+from .transitions import Refused, Transitions
 
 log = logging.getLogger("ordo_node.store")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,16 +43,22 @@ CREATE TABLE IF NOT EXISTS jobs (
     type TEXT NOT NULL,
     payload TEXT NOT NULL,
     state TEXT NOT NULL,
-    due_at INTEGER NOT NULL,
+    run_at INTEGER NOT NULL,          -- the first fire time
+    due_at INTEGER,                   -- the next fire time; NULL when nothing is left to trigger
+    next_nominal INTEGER,             -- recurring: the nominal time due_at belongs to
+    armed INTEGER NOT NULL,           -- 1 while the timekeeper should trigger it at due_at
+    occurrences INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     idempotency_key TEXT,
     spec_hash TEXT NOT NULL,
     submitted_to TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    options TEXT NOT NULL DEFAULT '', -- schedule and policies, JSON
+    paused_at INTEGER,
+    resumed_at INTEGER
 );
 -- The timekeeper's question, "what falls due next", reads only this index.
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE state = 'SCHEDULED';
+CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE armed = 1;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at, id);
@@ -71,11 +77,25 @@ CREATE TABLE IF NOT EXISTS runs (
     result TEXT,
     error TEXT,
     lease_until INTEGER,
+    priority INTEGER NOT NULL DEFAULT 0,
+    not_before INTEGER,               -- a retry waits for its backoff until then
+    failures_before INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job_id);
 CREATE INDEX IF NOT EXISTS runs_open ON runs(state, node_id)
     WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING');
+CREATE TABLE IF NOT EXISTS occurrences (
+    job_id TEXT NOT NULL,
+    nominal INTEGER NOT NULL,
+    fire_at INTEGER NOT NULL,
+    fate TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    run_id TEXT,
+    decided_at INTEGER NOT NULL,
+    ordinal INTEGER NOT NULL,
+    PRIMARY KEY (job_id, nominal)
+);
 CREATE TABLE IF NOT EXISTS events (
     seq INTEGER PRIMARY KEY,
     job_id TEXT NOT NULL,
@@ -94,45 +114,6 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 """
 
-OPEN_RUN_STATES = ("PENDING", "ASSIGNED", "RUNNING")
-
-
-@dataclass
-class Effects:
-    """What one applied command changed, for the actors that react to it.
-
-    Filled by apply and handed to the listener after the transaction commits.
-    Listeners observe; they never change the state machine.
-    """
-
-    index: int = 0
-    earliest_due: int | None = None
-    scheduled: list[tuple[str, int]] = field(default_factory=list)
-    triggered: list[str] = field(default_factory=list)
-    pending: list[tuple[str, int]] = field(default_factory=list)
-    assigned: list[tuple[str, int, str]] = field(default_factory=list)
-    finished: list[tuple[str, int, str, str]] = field(default_factory=list)
-    cancelled_runs: list[tuple[str, int, str]] = field(default_factory=list)
-
-    def empty(self) -> bool:
-        """True when nothing an actor cares about changed."""
-        return not (
-            self.scheduled
-            or self.triggered
-            or self.pending
-            or self.assigned
-            or self.finished
-            or self.cancelled_runs
-        )
-
-
-class _Refused(Exception):
-    """Raised inside apply to roll a whole command back; its result is the refusal."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.result = {"error": code, "message": message}
-
 
 class Store:
     """SQLite state machine; see the module docstring for its contracts."""
@@ -149,6 +130,7 @@ class Store:
         self.last_applied = self._read_last_applied()
         self.listener: Callable[[Effects], None] | None = None
         self._lock = threading.Lock()
+        self._transitions = Transitions(self._db)
 
     def _read_last_applied(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'last_applied'").fetchone()
@@ -172,6 +154,10 @@ class Store:
             return None
         try:
             cmd = c.decode(blob)
+        except c.NewerCommand as e:
+            log.critical("cannot apply entry index=%d: %s; stopping", index, e)
+            logging.shutdown()
+            os._exit(3)
         except c.DecodeError as e:
             log.error("skipping entry index=%d: %s", index, e)
             cmd = None
@@ -202,9 +188,9 @@ class Store:
         fx = Effects(index=index)
         self._db.execute("SAVEPOINT cmd")
         try:
-            result = self._dispatch(cmd, fx)
+            result = self._transitions.dispatch(cmd, fx)
             self._db.execute("RELEASE cmd")
-        except _Refused as refusal:
+        except Refused as refusal:
             self._db.execute("ROLLBACK TO cmd")
             self._db.execute("RELEASE cmd")
             fx = Effects(index=index)
@@ -223,238 +209,6 @@ class Store:
         if request_id:
             self._db.execute("INSERT INTO requests VALUES (?, ?, ?)", (request_id, json.dumps(result), index))
         return result, fx
-
-    def _dispatch(self, cmd: c.Command, fx: Effects) -> Any:
-        match cmd:
-            case c.SubmitJobs():
-                return self._submit(cmd, fx)
-            case c.TriggerJobs():
-                return self._trigger(cmd, fx)
-            case c.AssignRuns():
-                return self._assign(cmd, fx)
-            case c.RecordRunUpdates():
-                return self._record(cmd, fx)
-            case c.RenewLeases():
-                return self._renew(cmd)
-            case c.ExpireRuns():
-                return self._expire(cmd, fx)
-            case c.CancelJob():
-                return self._cancel(cmd, fx)
-            case c.Barrier():
-                return {"index": fx.index}
-
-    def _event(
-        self,
-        job_id: str,
-        type_: str,
-        at: int,
-        node: str,
-        run: tuple[str, int] | None = None,
-        message: str = "",
-    ) -> None:
-        self._db.execute(
-            "INSERT INTO events (job_id, type, at, node_id, run_id, attempt, message)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (job_id, type_, at, node, run[0] if run else None, run[1] if run else None, message),
-        )
-
-    def _submit(self, cmd: c.SubmitJobs, fx: Effects) -> Any:
-        ids: list[str] = []
-        created: list[bool] = []
-        for spec in cmd.jobs:
-            if spec.idempotency_key:
-                row = self._db.execute(
-                    "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
-                ).fetchone()
-                if row is not None:
-                    if row[1] != spec.spec_hash:
-                        raise _Refused(
-                            "ALREADY_EXISTS",
-                            f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
-                            " with a different definition",
-                        )
-                    ids.append(row[0])
-                    created.append(False)
-                    continue
-            if self._db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
-                raise _Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
-            self._db.execute(
-                "INSERT INTO jobs (id, name, type, payload, state, due_at, created_at, updated_at,"
-                " idempotency_key, spec_hash, submitted_to)"
-                " VALUES (?, ?, ?, ?, 'SCHEDULED', ?, ?, ?, ?, ?, ?)",
-                (
-                    spec.job_id,
-                    spec.name,
-                    spec.type,
-                    spec.payload,
-                    spec.run_at,
-                    cmd.at,
-                    cmd.at,
-                    spec.idempotency_key or None,
-                    spec.spec_hash,
-                    cmd.node,
-                ),
-            )
-            self._event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {format_us(spec.run_at)}")
-            fx.scheduled.append((spec.job_id, spec.run_at))
-            if fx.earliest_due is None or spec.run_at < fx.earliest_due:
-                fx.earliest_due = spec.run_at
-            ids.append(spec.job_id)
-            created.append(True)
-        return {"job_ids": ids, "created": created}
-
-    def _trigger(self, cmd: c.TriggerJobs, fx: Effects) -> Any:
-        triggered: list[str] = []
-        skipped: dict[str, str] = {}
-        for t in cmd.triggers:
-            row = self._db.execute("SELECT state, due_at FROM jobs WHERE id = ?", (t.job_id,)).fetchone()
-            if row is None:
-                skipped[t.job_id] = "no such job"
-                continue
-            if row[0] != "SCHEDULED" or row[1] != t.due_at:
-                skipped[t.job_id] = f"not due: state {row[0]}, due {format_us(row[1])}"
-                continue
-            run = (f"{t.job_id}:1", 1)
-            self._db.execute(
-                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at)"
-                " VALUES (?, ?, ?, 'PENDING', ?, ?)",
-                (run[0], run[1], t.job_id, t.due_at, cmd.at),
-            )
-            self._db.execute(
-                "UPDATE jobs SET state = 'TRIGGERED', attempts = 1, updated_at = ? WHERE id = ?",
-                (cmd.at, t.job_id),
-            )
-            late_ms = (cmd.at - t.due_at) / 1000
-            self._event(t.job_id, "TRIGGERED", cmd.at, cmd.node, run, f"lateness_ms={late_ms:.1f}")
-            triggered.append(t.job_id)
-            fx.triggered.append(t.job_id)
-            fx.pending.append(run)
-        return {"triggered": triggered, "skipped": skipped}
-
-    def _assign(self, cmd: c.AssignRuns, fx: Effects) -> Any:
-        accepted: list[list[Any]] = []
-        for a in cmd.assignments:
-            row = self._db.execute(
-                "SELECT job_id, state FROM runs WHERE run_id = ? AND attempt = ?", (a.run_id, a.attempt)
-            ).fetchone()
-            if row is None or row[1] != "PENDING":
-                continue
-            self._db.execute(
-                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?"
-                " WHERE run_id = ? AND attempt = ?",
-                (a.node_id, cmd.at, cmd.lease_until or None, a.run_id, a.attempt),
-            )
-            self._event(row[0], "ASSIGNED", cmd.at, a.node_id, (a.run_id, a.attempt), f"by {cmd.node}")
-            accepted.append([a.run_id, a.attempt, a.node_id])
-            fx.assigned.append((a.run_id, a.attempt, a.node_id))
-        return {"assigned": accepted}
-
-    def _record(self, cmd: c.RecordRunUpdates, fx: Effects) -> Any:
-        stale: list[list[Any]] = []
-        for u in cmd.updates:
-            row = self._db.execute(
-                "SELECT job_id, state, node_id FROM runs WHERE run_id = ? AND attempt = ?",
-                (u.run_id, u.attempt),
-            ).fetchone()
-            run = (u.run_id, u.attempt)
-            if row is None or row[2] != cmd.node:
-                stale.append([u.run_id, u.attempt, "not assigned to this node"])
-                continue
-            job_id, state = row[0], row[1]
-            if u.kind == "started" and state == "ASSIGNED":
-                self._db.execute(
-                    "UPDATE runs SET state = 'RUNNING', started_at = ? WHERE run_id = ? AND attempt = ?",
-                    (u.at, *run),
-                )
-                self._db.execute(
-                    "UPDATE jobs SET state = 'RUNNING', updated_at = ? WHERE id = ?", (u.at, job_id)
-                )
-                self._event(job_id, "STARTED", u.at, cmd.node, run)
-            elif u.kind in ("succeeded", "failed") and state in ("ASSIGNED", "RUNNING"):
-                final = "SUCCEEDED" if u.kind == "succeeded" else "FAILED"
-                self._db.execute(
-                    "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?,"
-                    " result = ?, error = ? WHERE run_id = ? AND attempt = ?",
-                    (final, u.at, u.at, u.result or None, u.error or None, *run),
-                )
-                self._db.execute(
-                    "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?", (final, u.at, job_id)
-                )
-                self._event(job_id, final, u.at, cmd.node, run, u.error[:500])
-                fx.finished.append((u.run_id, u.attempt, cmd.node, final))
-            else:
-                stale.append([u.run_id, u.attempt, f"run is {state}"])
-        return {"stale": stale}
-
-    def _renew(self, cmd: c.RenewLeases) -> Any:
-        lost: list[list[Any]] = []
-        for ref in cmd.runs:
-            cur = self._db.execute(
-                "UPDATE runs SET lease_until = MAX(COALESCE(lease_until, 0), ?)"
-                " WHERE run_id = ? AND attempt = ? AND node_id = ? AND state IN ('ASSIGNED', 'RUNNING')",
-                (cmd.lease_until, ref.run_id, ref.attempt, cmd.node),
-            )
-            if cur.rowcount == 0:
-                lost.append([ref.run_id, ref.attempt])
-        return {"lost": lost}
-
-    def _expire(self, cmd: c.ExpireRuns, fx: Effects) -> Any:
-        requeued: list[list[Any]] = []
-        for ref in cmd.runs:
-            row = self._db.execute(
-                "SELECT job_id, state, node_id, scheduled_at, triggered_at, lease_until FROM runs"
-                " WHERE run_id = ? AND attempt = ?",
-                (ref.run_id, ref.attempt),
-            ).fetchone()
-            if row is None or row[1] not in ("ASSIGNED", "RUNNING"):
-                continue
-            job_id, state, node_id, scheduled_at, triggered_at, lease_until = row
-            if cmd.check_lease and (lease_until is None or lease_until > cmd.at):
-                continue
-            self._db.execute(
-                "UPDATE runs SET state = 'LOST', finished_at = ?, error = ? WHERE run_id = ? AND attempt = ?",
-                (cmd.at, cmd.reason, ref.run_id, ref.attempt),
-            )
-            nxt = (ref.run_id, ref.attempt + 1)
-            # The new attempt keeps the trigger time, so it is first in line again.
-            self._db.execute(
-                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at)"
-                " VALUES (?, ?, ?, 'PENDING', ?, ?)",
-                (*nxt, job_id, scheduled_at, triggered_at),
-            )
-            self._db.execute(
-                "UPDATE jobs SET state = 'TRIGGERED', attempts = ?, updated_at = ? WHERE id = ?",
-                (nxt[1], cmd.at, job_id),
-            )
-            self._event(job_id, "LOST", cmd.at, node_id, (ref.run_id, ref.attempt), f"{state}: {cmd.reason}")
-            fx.pending.append(nxt)
-            fx.cancelled_runs.append((ref.run_id, ref.attempt, node_id))
-            requeued.append([*nxt])
-        return {"requeued": requeued}
-
-    def _cancel(self, cmd: c.CancelJob, fx: Effects) -> Any:
-        row = self._db.execute("SELECT state FROM jobs WHERE id = ?", (cmd.job_id,)).fetchone()
-        if row is None:
-            raise _Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
-        state = row[0]
-        if state == "RUNNING":
-            raise _Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is running; it cannot be cancelled")
-        if state not in ("SCHEDULED", "TRIGGERED"):
-            raise _Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {state}; nothing to cancel")
-        for run_id, attempt, node_id in self._db.execute(
-            "SELECT run_id, attempt, node_id FROM runs WHERE job_id = ? AND state IN ('PENDING', 'ASSIGNED')",
-            (cmd.job_id,),
-        ).fetchall():
-            self._db.execute(
-                "UPDATE runs SET state = 'CANCELLED', finished_at = ? WHERE run_id = ? AND attempt = ?",
-                (cmd.at, run_id, attempt),
-            )
-            fx.cancelled_runs.append((run_id, attempt, node_id or ""))
-        self._db.execute(
-            "UPDATE jobs SET state = 'CANCELLED', updated_at = ? WHERE id = ?", (cmd.at, cmd.job_id)
-        )
-        self._event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}")
-        return {"job_id": cmd.job_id}
 
     # -- snapshots -----------------------------------------------------------
 

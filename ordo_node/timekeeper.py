@@ -14,15 +14,22 @@ import asyncio
 import logging
 import uuid
 from contextlib import suppress
+from typing import Any
 
 from . import commands as c
 from .consensus import Consensus
 from .errors import OrdoError
-from .queries import Queries
+from .queries import DueJob, Queries
+from .schedule import Schedule, catch_up, fire_time, next_occurrence, parse_schedule
 from .timeutil import now_us
 
 log = logging.getLogger("ordo_node.timekeeper")
 
+# An occurrence triggered later than this after its fire time is "late": it
+# fell due while nobody could trigger it, and the catch-up policy decides.
+ON_TIME = 1_000_000
+# At most this many occurrences of one job in one trigger; the rest next time.
+MAX_OCCURRENCES = 1000
 # Even with nothing due, look again this often: a safety net against a missed
 # wake-up, and cheap (one index seek).
 MAX_SLEEP = 5.0
@@ -60,15 +67,14 @@ class Timekeeper:
 
     async def trigger_due(self) -> bool:
         """Propose triggers for one batch of due jobs; True if it found any."""
-        due = await self.queries.due_jobs(now_us(), self.batch)
+        now = now_us()
+        due = await self.queries.due_jobs(now, self.batch)
         if not due:
             return False
-        cmd = c.TriggerJobs(
-            request_id=uuid.uuid4().hex,
-            at=now_us(),
-            node=self.node_id,
-            triggers=tuple(c.Trigger(job_id, due_at) for job_id, due_at in due),
+        triggers = tuple(
+            recurring_trigger(d, now) if d.options.get("cron") else c.Trigger(d.job_id, d.due_at) for d in due
         )
+        cmd = c.TriggerJobs(request_id=uuid.uuid4().hex, at=now_us(), node=self.node_id, triggers=triggers)
         try:
             result = await self.consensus.propose(cmd)
         except OrdoError as e:
@@ -80,3 +86,52 @@ class Timekeeper:
         for job_id, why in result.get("skipped", {}).items():
             log.info("not triggering job %s: %s", job_id, why)
         return True
+
+
+def schedule_of(options: dict[str, Any], key: str) -> Schedule:
+    """The stored schedule of a job (it was validated when the job was submitted)."""
+    return parse_schedule(
+        options["cron"],
+        timezone=options.get("timezone", "UTC"),
+        start_at=options.get("start_at"),
+        end_at=options.get("end_at"),
+        max_runs=options.get("max_runs", 0),
+        jitter=options.get("jitter", 0),
+        key=key,
+    )
+
+
+def recurring_trigger(d: DueJob, now: int) -> c.Trigger:
+    """The occurrences of a recurring job due by ``now``, each with the leader's decision, and the next one.
+
+    An occurrence fired more than ON_TIME late fell due while nobody could
+    trigger it (no leader, the cluster down, the job paused): the job's
+    catch-up policy and window decide whether it runs or is recorded.
+    """
+    s = schedule_of(d.options, d.job_id)
+    nominals: list[int] = []
+    n: int | None = d.next_nominal if d.next_nominal is not None else d.due_at
+    while n is not None and (not nominals or fire_time(s, n) <= now) and len(nominals) < MAX_OCCURRENCES:
+        nominals.append(n)
+        n = next_occurrence(s, n, d.occurrences + len(nominals))
+    late = [x for x in nominals if fire_time(s, x) < now - ON_TIME]
+    policy = d.options.get("catch_up", "ONE")
+    to_run, to_skip = catch_up(policy, late, now, int(d.options.get("catch_up_window", 0)))
+    skip, run_late = set(to_skip), set(to_run)
+    occurrences = []
+    for x in nominals:
+        fire = fire_time(s, x)
+        lateness = f"{(now - fire) / 1e6:.1f}s late"
+        if x in skip:
+            paused = d.paused_at is not None and d.paused_at <= fire and (d.resumed_at or 0) >= d.paused_at
+            why = "the job was paused" if paused else "no leader could trigger it (election or cluster down)"
+            occurrences.append(
+                c.Occurrence(
+                    x, fire, "paused" if paused else "missed", f"{why}; {lateness}; catchUp {policy}"
+                )
+            )
+        elif x in run_late:
+            occurrences.append(c.Occurrence(x, fire, "run", f"caught up {lateness} (catchUp {policy})"))
+        else:
+            occurrences.append(c.Occurrence(x, fire, "run"))
+    return c.Trigger(d.job_id, d.due_at, tuple(occurrences), n, fire_time(s, n) if n is not None else None)

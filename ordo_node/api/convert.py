@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, json_format, struct_pb2, timestamp_pb2
 
 from ..pb import ordo_pb2
-from ..queries import EventRow, JobRow, RunRow
+from ..queries import EventRow, JobRow, OccurrenceRow, RunRow
 
 
 def value(obj: Any) -> struct_pb2.Value:
@@ -42,6 +42,13 @@ def ts(us: int | None) -> timestamp_pb2.Timestamp | None:
     return t
 
 
+def ts_of(us: int) -> timestamp_pb2.Timestamp:
+    """Microseconds since the epoch as a Timestamp."""
+    t = timestamp_pb2.Timestamp()
+    t.FromMicroseconds(us)
+    return t
+
+
 def run_message(r: RunRow) -> ordo_pb2.Run:
     """A run attempt on the wire."""
     msg = ordo_pb2.Run(
@@ -68,7 +75,7 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
         name=j.name,
         type=j.type,
         state=f"JOB_STATE_{j.state}",
-        run_at=ts(j.due_at),
+        run_at=ts(j.run_at),
         created_at=ts(j.created_at),
         updated_at=ts(j.updated_at),
         idempotency_key=j.idempotency_key,
@@ -77,12 +84,66 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
     )
     if j.payload is not None:
         msg.payload.CopyFrom(value(j.payload))
+    apply_options(msg, j.options)
+    msg.occurrences = j.occurrences
+    if j.next_fire is not None and j.options.get("cron"):
+        msg.next_fire_time.CopyFrom(ts_of(j.next_fire))
     if j.runs:
         last = j.runs[-1]
         if last.result is not None:
             msg.result.CopyFrom(value(last.result))
         msg.error = last.error
     return msg
+
+
+def duration(us: int) -> duration_pb2.Duration:
+    """Microseconds as a Duration."""
+    d = duration_pb2.Duration()
+    d.FromMicroseconds(us)
+    return d
+
+
+def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
+    """Copy a job's stored schedule and policies into its message."""
+    if o.get("cron"):
+        msg.cron = o["cron"]
+        msg.timezone = o.get("timezone", "UTC")
+        if o.get("start_at") is not None:
+            msg.start_at.CopyFrom(ts_of(o["start_at"]))
+        if o.get("end_at") is not None:
+            msg.end_at.CopyFrom(ts_of(o["end_at"]))
+        msg.max_runs = o.get("max_runs", 0)
+        if o.get("jitter"):
+            msg.jitter.CopyFrom(duration(o["jitter"]))
+        msg.catch_up = ordo_pb2.CatchUp.Value(f"CATCH_UP_{o.get('catch_up', 'ONE')}")  # type: ignore[assignment]
+        if o.get("catch_up_window"):
+            msg.catch_up_window.CopyFrom(duration(o["catch_up_window"]))
+        msg.overlap = ordo_pb2.Overlap.Value(f"OVERLAP_{o.get('overlap', 'ALLOW')}")  # type: ignore[assignment]
+    msg.max_attempts = o.get("max_attempts", 1)
+    if "backoff" in o:
+        b = {**{"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}, **o["backoff"]}
+        msg.backoff.initial.CopyFrom(duration(b["initial"]))
+        msg.backoff.max.CopyFrom(duration(b["max"]))
+        msg.backoff.multiplier = b["multiplier"]
+        msg.backoff.jitter = b["jitter"]
+    if o.get("timeout"):
+        msg.timeout.CopyFrom(duration(o["timeout"]))
+    msg.priority = o.get("priority", 0)
+
+
+def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:
+    """An occurrence on the wire."""
+    return ordo_pb2.Occurrence(
+        job_id=o.job_id,
+        nominal_time=ts(o.nominal),
+        fire_time=ts(o.fire_at),
+        fate=f"FATE_{o.fate}",
+        reason=o.reason,
+        run_id=o.run_id,
+        outcome=f"RUN_STATE_{o.outcome}" if o.outcome else "RUN_STATE_UNSPECIFIED",
+        attempts=o.attempts,
+        decided_at=ts(o.decided_at),
+    )
 
 
 def event_message(e: EventRow) -> ordo_pb2.Event:
@@ -95,4 +156,5 @@ def event_message(e: EventRow) -> ordo_pb2.Event:
         run_id=e.run_id,
         attempt=e.attempt,
         message=e.message,
+        job_id=e.job_id,
     )

@@ -14,6 +14,7 @@ from ..handlers import Registry
 from ..pb import ordo_pb2
 from ..timeutil import parse_rfc3339
 from .convert import from_value
+from .options import job_options
 
 MAX_NAME = 200
 MAX_KEY = 200
@@ -92,21 +93,26 @@ def job_spec(
         registry.validate(req.type, payload)
     except InvalidArgument as e:
         raise InvalidArgument(prefix + e.field, e.reason) from None
-    run_at = _run_at(req, now, prefix)
+    job_id = str(uuid.uuid4())
+    options, first_nominal, first_fire = job_options(req, job_id=job_id, now=now, prefix=prefix)
+    run_at = first_fire if first_fire is not None else _run_at(req, now, prefix)
     if len(req.name) > MAX_NAME:
         raise InvalidArgument(f"{prefix}name", f"is longer than {MAX_NAME} characters")
     if len(req.idempotency_key) > MAX_KEY:
         raise InvalidArgument(f"{prefix}idempotencyKey", f"is longer than {MAX_KEY} characters")
     # What the client asked for, not what it resolved to: a retry with the
     # same delay is the same job even though "now" moved on.
-    definition = [req.type, payload_json, req.run_at, req.delay.ToMicroseconds(), req.name]
+    options_json = json.dumps(options, sort_keys=True) if options else ""
+    definition = [req.type, payload_json, req.run_at, req.delay.ToMicroseconds(), req.name, options_json]
     spec_hash = hashlib.sha256(json.dumps(definition).encode()).hexdigest()
     return JobSpec(
-        job_id=str(uuid.uuid4()),
+        job_id=job_id,
         type=req.type,
         payload=payload_json,
         run_at=run_at,
         name=req.name,
         idempotency_key=req.idempotency_key,
         spec_hash=spec_hash,
+        options=options_json,
+        first_nominal=first_nominal,
     )

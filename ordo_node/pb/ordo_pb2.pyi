@@ -21,6 +21,34 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_STATE_SUCCEEDED: _ClassVar[JobState]
     JOB_STATE_FAILED: _ClassVar[JobState]
     JOB_STATE_CANCELLED: _ClassVar[JobState]
+    JOB_STATE_DEAD_LETTER: _ClassVar[JobState]
+    JOB_STATE_PAUSED: _ClassVar[JobState]
+    JOB_STATE_RETRYING: _ClassVar[JobState]
+
+class Fate(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FATE_UNSPECIFIED: _ClassVar[Fate]
+    FATE_TRIGGERED: _ClassVar[Fate]
+    FATE_SKIPPED_OVERLAP: _ClassVar[Fate]
+    FATE_MISSED: _ClassVar[Fate]
+    FATE_PAUSED: _ClassVar[Fate]
+    FATE_CANCELLED: _ClassVar[Fate]
+    FATE_BUFFERED: _ClassVar[Fate]
+
+class CatchUp(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CATCH_UP_UNSPECIFIED: _ClassVar[CatchUp]
+    CATCH_UP_SKIP: _ClassVar[CatchUp]
+    CATCH_UP_ONE: _ClassVar[CatchUp]
+    CATCH_UP_ALL: _ClassVar[CatchUp]
+
+class Overlap(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    OVERLAP_UNSPECIFIED: _ClassVar[Overlap]
+    OVERLAP_ALLOW: _ClassVar[Overlap]
+    OVERLAP_SKIP: _ClassVar[Overlap]
+    OVERLAP_BUFFER_ONE: _ClassVar[Overlap]
+    OVERLAP_CANCEL_OTHER: _ClassVar[Overlap]
 
 class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -44,6 +72,11 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_FAILED: _ClassVar[EventType]
     EVENT_TYPE_CANCELLED: _ClassVar[EventType]
     EVENT_TYPE_LOST: _ClassVar[EventType]
+    EVENT_TYPE_RETRIED: _ClassVar[EventType]
+    EVENT_TYPE_DEAD_LETTERED: _ClassVar[EventType]
+    EVENT_TYPE_PAUSED: _ClassVar[EventType]
+    EVENT_TYPE_RESUMED: _ClassVar[EventType]
+    EVENT_TYPE_SKIPPED: _ClassVar[EventType]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_SCHEDULED: JobState
 JOB_STATE_TRIGGERED: JobState
@@ -51,6 +84,25 @@ JOB_STATE_RUNNING: JobState
 JOB_STATE_SUCCEEDED: JobState
 JOB_STATE_FAILED: JobState
 JOB_STATE_CANCELLED: JobState
+JOB_STATE_DEAD_LETTER: JobState
+JOB_STATE_PAUSED: JobState
+JOB_STATE_RETRYING: JobState
+FATE_UNSPECIFIED: Fate
+FATE_TRIGGERED: Fate
+FATE_SKIPPED_OVERLAP: Fate
+FATE_MISSED: Fate
+FATE_PAUSED: Fate
+FATE_CANCELLED: Fate
+FATE_BUFFERED: Fate
+CATCH_UP_UNSPECIFIED: CatchUp
+CATCH_UP_SKIP: CatchUp
+CATCH_UP_ONE: CatchUp
+CATCH_UP_ALL: CatchUp
+OVERLAP_UNSPECIFIED: Overlap
+OVERLAP_ALLOW: Overlap
+OVERLAP_SKIP: Overlap
+OVERLAP_BUFFER_ONE: Overlap
+OVERLAP_CANCEL_OTHER: Overlap
 RUN_STATE_UNSPECIFIED: RunState
 RUN_STATE_PENDING: RunState
 RUN_STATE_ASSIGNED: RunState
@@ -68,22 +120,65 @@ EVENT_TYPE_SUCCEEDED: EventType
 EVENT_TYPE_FAILED: EventType
 EVENT_TYPE_CANCELLED: EventType
 EVENT_TYPE_LOST: EventType
+EVENT_TYPE_RETRIED: EventType
+EVENT_TYPE_DEAD_LETTERED: EventType
+EVENT_TYPE_PAUSED: EventType
+EVENT_TYPE_RESUMED: EventType
+EVENT_TYPE_SKIPPED: EventType
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key")
+    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
     DELAY_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    END_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
     type: str
     payload: _struct_pb2.Value
     run_at: str
     delay: _duration_pb2.Duration
     name: str
     idempotency_key: str
-    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    cron: str
+    timezone: str
+    start_at: str
+    end_at: str
+    max_runs: int
+    jitter: _duration_pb2.Duration
+    max_attempts: int
+    backoff: Backoff
+    timeout: _duration_pb2.Duration
+    priority: int
+    catch_up: CatchUp
+    catch_up_window: _duration_pb2.Duration
+    overlap: Overlap
+    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ...) -> None: ...
+
+class Backoff(_message.Message):
+    __slots__ = ("initial", "multiplier", "max", "jitter")
+    INITIAL_FIELD_NUMBER: _ClassVar[int]
+    MULTIPLIER_FIELD_NUMBER: _ClassVar[int]
+    MAX_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    initial: _duration_pb2.Duration
+    multiplier: float
+    max: _duration_pb2.Duration
+    jitter: float
+    def __init__(self, initial: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., multiplier: _Optional[float] = ..., max: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., jitter: _Optional[float] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
     __slots__ = ("job_id",)
@@ -139,6 +234,133 @@ class CancelJobRequest(_message.Message):
     job_id: str
     def __init__(self, job_id: _Optional[str] = ...) -> None: ...
 
+class RetryJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class PauseJobRequest(_message.Message):
+    __slots__ = ("job_id", "note")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    note: str
+    def __init__(self, job_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ResumeJobRequest(_message.Message):
+    __slots__ = ("job_id", "note")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    note: str
+    def __init__(self, job_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
+
+class ListOccurrencesRequest(_message.Message):
+    __slots__ = ("job_id", "to", "fate", "page_size", "page_token")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    FATE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    to: str
+    fate: Fate
+    page_size: int
+    page_token: str
+    def __init__(self, job_id: _Optional[str] = ..., to: _Optional[str] = ..., fate: _Optional[_Union[Fate, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., **kwargs) -> None: ...
+
+class ListOccurrencesResponse(_message.Message):
+    __slots__ = ("occurrences", "next_page_token")
+    OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    occurrences: _containers.RepeatedCompositeFieldContainer[Occurrence]
+    next_page_token: str
+    def __init__(self, occurrences: _Optional[_Iterable[_Union[Occurrence, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
+class Occurrence(_message.Message):
+    __slots__ = ("job_id", "nominal_time", "fire_time", "fate", "reason", "run_id", "outcome", "attempts", "decided_at")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NOMINAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    FATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    nominal_time: _timestamp_pb2.Timestamp
+    fire_time: _timestamp_pb2.Timestamp
+    fate: Fate
+    reason: str
+    run_id: str
+    outcome: RunState
+    attempts: int
+    decided_at: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., nominal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fate: _Optional[_Union[Fate, str]] = ..., reason: _Optional[str] = ..., run_id: _Optional[str] = ..., outcome: _Optional[_Union[RunState, str]] = ..., attempts: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExplainOccurrenceRequest(_message.Message):
+    __slots__ = ("job_id", "time")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TIME_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    time: str
+    def __init__(self, job_id: _Optional[str] = ..., time: _Optional[str] = ...) -> None: ...
+
+class Explanation(_message.Message):
+    __slots__ = ("occurrence", "explanation")
+    OCCURRENCE_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
+    occurrence: Occurrence
+    explanation: str
+    def __init__(self, occurrence: _Optional[_Union[Occurrence, _Mapping]] = ..., explanation: _Optional[str] = ...) -> None: ...
+
+class PreviewScheduleRequest(_message.Message):
+    __slots__ = ("cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "count", "after")
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    END_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    AFTER_FIELD_NUMBER: _ClassVar[int]
+    cron: str
+    timezone: str
+    start_at: str
+    end_at: str
+    max_runs: int
+    jitter: _duration_pb2.Duration
+    count: int
+    after: str
+    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+
+class PreviewScheduleResponse(_message.Message):
+    __slots__ = ("times",)
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    times: _containers.RepeatedCompositeFieldContainer[PreviewTime]
+    def __init__(self, times: _Optional[_Iterable[_Union[PreviewTime, _Mapping]]] = ...) -> None: ...
+
+class PreviewTime(_message.Message):
+    __slots__ = ("nominal_time", "fire_time", "local_time")
+    NOMINAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    nominal_time: _timestamp_pb2.Timestamp
+    fire_time: _timestamp_pb2.Timestamp
+    local_time: str
+    def __init__(self, nominal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., local_time: _Optional[str] = ...) -> None: ...
+
+class WatchJobsRequest(_message.Message):
+    __slots__ = ("job_id", "after_seq")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    after_seq: int
+    def __init__(self, job_id: _Optional[str] = ..., after_seq: _Optional[int] = ...) -> None: ...
+
 class GetJobHistoryRequest(_message.Message):
     __slots__ = ("job_id", "consistent")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -154,7 +376,7 @@ class GetJobHistoryResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error")
+    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +390,21 @@ class Job(_message.Message):
     RUNS_FIELD_NUMBER: _ClassVar[int]
     RESULT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    CRON_FIELD_NUMBER: _ClassVar[int]
+    TIMEZONE_FIELD_NUMBER: _ClassVar[int]
+    START_AT_FIELD_NUMBER: _ClassVar[int]
+    END_AT_FIELD_NUMBER: _ClassVar[int]
+    MAX_RUNS_FIELD_NUMBER: _ClassVar[int]
+    JITTER_FIELD_NUMBER: _ClassVar[int]
+    MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    BACKOFF_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     name: str
     type: str
@@ -181,7 +418,22 @@ class Job(_message.Message):
     runs: _containers.RepeatedCompositeFieldContainer[Run]
     result: _struct_pb2.Value
     error: str
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+    cron: str
+    timezone: str
+    start_at: _timestamp_pb2.Timestamp
+    end_at: _timestamp_pb2.Timestamp
+    max_runs: int
+    jitter: _duration_pb2.Duration
+    max_attempts: int
+    backoff: Backoff
+    timeout: _duration_pb2.Duration
+    priority: int
+    catch_up: CatchUp
+    catch_up_window: _duration_pb2.Duration
+    overlap: Overlap
+    occurrences: int
+    next_fire_time: _timestamp_pb2.Timestamp
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "attempt", "state", "node_id", "scheduled_at", "triggered_at", "assigned_at", "started_at", "finished_at", "result", "error")
@@ -210,7 +462,7 @@ class Run(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[RunState, str]] = ..., node_id: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., triggered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("seq", "type", "time", "node_id", "run_id", "attempt", "message")
+    __slots__ = ("seq", "type", "time", "node_id", "run_id", "attempt", "message", "job_id")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +470,7 @@ class Event(_message.Message):
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
     seq: int
     type: EventType
     time: _timestamp_pb2.Timestamp
@@ -225,7 +478,8 @@ class Event(_message.Message):
     run_id: str
     attempt: int
     message: str
-    def __init__(self, seq: _Optional[int] = ..., type: _Optional[_Union[EventType, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ...) -> None: ...
+    job_id: str
+    def __init__(self, seq: _Optional[int] = ..., type: _Optional[_Union[EventType, str]] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., node_id: _Optional[str] = ..., run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., message: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
 
 class GetClusterStatusRequest(_message.Message):
     __slots__ = ()

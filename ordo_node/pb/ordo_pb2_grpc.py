@@ -59,10 +59,45 @@ class JobServiceStub:
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.CancelJobRequest.SerializeToString,
                 response_deserializer=ordo_dot_v1_dot_ordo__pb2.Job.FromString,
                 _registered_method=True)
+        self.RetryJob = channel.unary_unary(
+                '/ordo.v1.JobService/RetryJob',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.RetryJobRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+                _registered_method=True)
+        self.PauseJob = channel.unary_unary(
+                '/ordo.v1.JobService/PauseJob',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.PauseJobRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+                _registered_method=True)
+        self.ResumeJob = channel.unary_unary(
+                '/ordo.v1.JobService/ResumeJob',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.ResumeJobRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJobHistory = channel.unary_unary(
                 '/ordo.v1.JobService/GetJobHistory',
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.GetJobHistoryRequest.SerializeToString,
                 response_deserializer=ordo_dot_v1_dot_ordo__pb2.GetJobHistoryResponse.FromString,
+                _registered_method=True)
+        self.ListOccurrences = channel.unary_unary(
+                '/ordo.v1.JobService/ListOccurrences',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.ListOccurrencesRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.ListOccurrencesResponse.FromString,
+                _registered_method=True)
+        self.ExplainOccurrence = channel.unary_unary(
+                '/ordo.v1.JobService/ExplainOccurrence',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.ExplainOccurrenceRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.Explanation.FromString,
+                _registered_method=True)
+        self.PreviewSchedule = channel.unary_unary(
+                '/ordo.v1.JobService/PreviewSchedule',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.PreviewScheduleRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.PreviewScheduleResponse.FromString,
+                _registered_method=True)
+        self.WatchJobs = channel.unary_stream(
+                '/ordo.v1.JobService/WatchJobs',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.WatchJobsRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.Event.FromString,
                 _registered_method=True)
 
 
@@ -96,7 +131,28 @@ class JobServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelJob(self, request, context):
-        """Cancels a job that has not started.
+        """Cancels a job: a scheduled one, a recurring schedule, or a running attempt.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RetryJob(self, request, context):
+        """Runs a FAILED or DEAD_LETTER job (its last run) again, with fresh retries.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PauseJob(self, request, context):
+        """Pauses a recurring job: its occurrences are recorded as PAUSED, not run.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResumeJob(self, request, context):
+        """Resumes a paused job; occurrences missed while paused follow its catch-up policy.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,6 +160,34 @@ class JobServiceServicer:
 
     def GetJobHistory(self, request, context):
         """The job's events, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListOccurrences(self, request, context):
+        """Every scheduled time of a job and its fate, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExplainOccurrence(self, request, context):
+        """"Why did the 09:00 run not happen?": the occurrence at a time and the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PreviewSchedule(self, request, context):
+        """The next fire times of a schedule, without creating anything.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchJobs(self, request, context):
+        """Events as they happen (on the node answering), optionally of one job.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,10 +221,45 @@ def add_JobServiceServicer_to_server(servicer, server):
                     request_deserializer=ordo_dot_v1_dot_ordo__pb2.CancelJobRequest.FromString,
                     response_serializer=ordo_dot_v1_dot_ordo__pb2.Job.SerializeToString,
             ),
+            'RetryJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.RetryJob,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.RetryJobRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.Job.SerializeToString,
+            ),
+            'PauseJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.PauseJob,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.PauseJobRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.Job.SerializeToString,
+            ),
+            'ResumeJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResumeJob,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.ResumeJobRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.Job.SerializeToString,
+            ),
             'GetJobHistory': grpc.unary_unary_rpc_method_handler(
                     servicer.GetJobHistory,
                     request_deserializer=ordo_dot_v1_dot_ordo__pb2.GetJobHistoryRequest.FromString,
                     response_serializer=ordo_dot_v1_dot_ordo__pb2.GetJobHistoryResponse.SerializeToString,
+            ),
+            'ListOccurrences': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListOccurrences,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.ListOccurrencesRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.ListOccurrencesResponse.SerializeToString,
+            ),
+            'ExplainOccurrence': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainOccurrence,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.ExplainOccurrenceRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.Explanation.SerializeToString,
+            ),
+            'PreviewSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.PreviewSchedule,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.PreviewScheduleRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.PreviewScheduleResponse.SerializeToString,
+            ),
+            'WatchJobs': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchJobs,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.WatchJobsRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.Event.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -289,6 +408,87 @@ class JobService:
             _registered_method=True)
 
     @staticmethod
+    def RetryJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/RetryJob',
+            ordo_dot_v1_dot_ordo__pb2.RetryJobRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PauseJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/PauseJob',
+            ordo_dot_v1_dot_ordo__pb2.PauseJobRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResumeJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/ResumeJob',
+            ordo_dot_v1_dot_ordo__pb2.ResumeJobRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
     def GetJobHistory(request,
             target,
             options=(),
@@ -305,6 +505,114 @@ class JobService:
             '/ordo.v1.JobService/GetJobHistory',
             ordo_dot_v1_dot_ordo__pb2.GetJobHistoryRequest.SerializeToString,
             ordo_dot_v1_dot_ordo__pb2.GetJobHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListOccurrences(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/ListOccurrences',
+            ordo_dot_v1_dot_ordo__pb2.ListOccurrencesRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.ListOccurrencesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainOccurrence(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/ExplainOccurrence',
+            ordo_dot_v1_dot_ordo__pb2.ExplainOccurrenceRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PreviewSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/PreviewSchedule',
+            ordo_dot_v1_dot_ordo__pb2.PreviewScheduleRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.PreviewScheduleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/ordo.v1.JobService/WatchJobs',
+            ordo_dot_v1_dot_ordo__pb2.WatchJobsRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.Event.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,22 @@ COMMANDS: list[c.Command] = [
     ),
     c.RenewLeases(request_id="r7", node="node2", at=AT, lease_until=AT + 10, runs=(c.RunRef(f"{JOB}:1", 1),)),
     c.CancelJob(request_id="r5", at=AT, node="node1", job_id=JOB),
+    c.RetryJob(request_id="r9", at=AT, node="node1", job_id=JOB),
+    c.PauseJob(request_id="r10", at=AT, node="node1", job_id=JOB, pause=True, note="maintenance"),
+    c.TriggerJobs(
+        request_id="r11",
+        at=AT,
+        node="node1",
+        triggers=(
+            c.Trigger(
+                JOB,
+                AT,
+                occurrences=(c.Occurrence(AT - 5, AT, "missed", "late"), c.Occurrence(AT, AT + 1, "run")),
+                next_nominal=AT + 10,
+                next_due=AT + 11,
+            ),
+        ),
+    ),
     c.Barrier(node="node1"),
 ]
 NESTED = {
@@ -145,12 +161,19 @@ def test_garbage_is_decode_error(raw: bytes) -> None:
         c.decode(raw)
 
 
-@pytest.mark.parametrize("version", [0, 2, "1", None])
-def test_wrong_version_is_decode_error(version: Any) -> None:
+@pytest.mark.parametrize("version", [c.VERSION + 1, 99, "1", None])
+def test_newer_or_bogus_version_is_refused(version: Any) -> None:
     body = body_of(c.Barrier(node="n")) | {"v": version}
 
-    with pytest.raises(c.DecodeError, match="version"):
+    with pytest.raises(c.NewerCommand, match="version"):
         c.decode(blob(body))
+
+
+@pytest.mark.parametrize("version", range(1, c.VERSION + 1))
+def test_older_versions_still_decode(version: int) -> None:
+    body = body_of(c.Barrier(node="n")) | {"v": version}
+
+    assert c.decode(blob(body)) == c.Barrier(node="n")
 
 
 @pytest.mark.parametrize("op", ["explode", "", "SUBMIT", None, ["submit"]])

@@ -478,7 +478,7 @@ def test_expire_assigned_attempt_requeues_a_new_attempt(store: Store, apply: Log
     lost, fresh = run_row(store.path, 1, 1), run_row(store.path, 1, 2)
     assert (lost["state"], lost["finished_at"], lost["error"]) == ("LOST", DUE + 6 * SEC, "node2 unreachable")
     assert (fresh["state"], fresh["node_id"], fresh["triggered_at"]) == ("PENDING", None, DUE + SEC)
-    assert rows(store.path, "SELECT state, attempts FROM jobs") == [("TRIGGERED", 2)]
+    assert rows(store.path, "SELECT state FROM jobs") == [("TRIGGERED",)]
     assert rows(store.path, "SELECT type, node_id, attempt FROM events ORDER BY seq DESC LIMIT 1") == [
         ("LOST", OTHER, 1)
     ]
@@ -610,15 +610,19 @@ def test_cancel_triggered_job_cancels_assigned_run(store: Store, apply: Log) -> 
     assert [fx.cancelled_runs for fx in seen] == [[(run_of(1), 1, OTHER)]]
 
 
-def test_cancel_running_job_is_refused(store: Store, apply: Log) -> None:
+def test_cancel_running_job_stops_its_attempt(store: Store, apply: Log) -> None:
     to_running(apply, 1)
-    before = state_tables(store.path)
+    seen: list[Effects] = []
+    store.listener = seen.append
 
     result = apply(cancel(1))
 
-    assert result["error"] == "FAILED_PRECONDITION"
-    assert "running" in result["message"]
-    assert state_tables(store.path) == before
+    assert result == {"job_id": jid(1)}
+    assert job_state(store.path, 1) == "CANCELLED"
+    assert run_row(store.path, 1, 1)["state"] == "CANCELLED"
+    assert [fx.cancelled_runs for fx in seen] == [[(run_of(1), 1, NODE)]]
+    late = apply(report(NODE, succeeded(1, {"late": True})))
+    assert late == {"stale": [[run_of(1), 1, "run is CANCELLED"]]}
 
 
 def test_cancel_finished_job_is_refused(store: Store, apply: Log) -> None:
@@ -803,7 +807,7 @@ async def test_get_job_with_runs(apply: Log, queries: Queries) -> None:
     assert job is not None
     assert (job.job_id, job.name, job.type, job.state) == (jid(1), "job 1", "echo", "SUCCEEDED")
     assert job.payload == {"msg": "hi"}
-    assert (job.due_at, job.created_at, job.submitted_to, job.idempotency_key) == (DUE, T0, NODE, "")
+    assert (job.run_at, job.created_at, job.submitted_to, job.idempotency_key) == (DUE, T0, NODE, "")
     assert len(job.runs) == 1
     run = job.runs[0]
     assert (run.run_id, run.attempt, run.state, run.node_id) == (run_of(1), 1, "SUCCEEDED", OTHER)
@@ -914,9 +918,12 @@ async def test_next_due_is_earliest_scheduled(apply: Log, queries: Queries) -> N
 async def test_due_jobs_earliest_first_up_to_limit(apply: Log, queries: Queries) -> None:
     apply(submit(spec(1, due=DUE + 3), spec(2, due=DUE + 1), spec(3, due=DUE + 2), spec(4, due=DUE + 9)))
 
-    assert await queries.due_jobs(DUE + 3, 10) == [(jid(2), DUE + 1), (jid(3), DUE + 2), (jid(1), DUE + 3)]
-    assert await queries.due_jobs(DUE + 3, 2) == [(jid(2), DUE + 1), (jid(3), DUE + 2)]
-    assert await queries.due_jobs(DUE, 10) == []
+    async def due(now: int, limit: int) -> list[tuple[str, int]]:
+        return [(d.job_id, d.due_at) for d in await queries.due_jobs(now, limit)]
+
+    assert await due(DUE + 3, 10) == [(jid(2), DUE + 1), (jid(3), DUE + 2), (jid(1), DUE + 3)]
+    assert await due(DUE + 3, 2) == [(jid(2), DUE + 1), (jid(3), DUE + 2)]
+    assert await due(DUE, 10) == []
 
 
 async def test_pending_runs_oldest_trigger_first(apply: Log, queries: Queries) -> None:
@@ -926,8 +933,8 @@ async def test_pending_runs_oldest_trigger_first(apply: Log, queries: Queries) -
     apply(trigger(2, at=DUE + 3))
     apply(assign(3))  # no longer pending
 
-    assert await queries.pending_runs(10) == [(run_of(1), 1), (run_of(2), 1)]
-    assert await queries.pending_runs(1) == [(run_of(1), 1)]
+    assert await queries.pending_runs(10, DUE + 10) == [(run_of(1), 1), (run_of(2), 1)]
+    assert await queries.pending_runs(1, DUE + 10) == [(run_of(1), 1)]
 
 
 async def test_load_by_node_counts_assigned_and_running(apply: Log, queries: Queries) -> None:

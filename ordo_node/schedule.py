@@ -1,0 +1,354 @@
+"""When jobs fire: cron and interval schedules, jitter, retry backoff, catch-up and overlap policies.
+
+Everything here is arithmetic on the times it is given (integer microseconds since the epoch, UTC). Nothing
+reads the clock or draws random numbers, so every node computes the same answer from the same inputs: the
+leader writes the results into Raft commands, and the API uses the same functions to validate and preview.
+
+Expressions
+    * Five cron fields: ``minute hour day-of-month month day-of-week`` (``*/5 * * * *``). When both day
+      fields are restricted a day matching either one fires, as in classic cron.
+    * Six cron fields put the SECONDS FIRST, as Quartz, Spring and Dkron do: ``*/10 * * * * *`` is every
+      10 s and ``0 30 9 * * *`` is 09:30:00. (croniter's own default puts seconds last; we pass
+      ``second_at_beginning=True``.) Seven fields (a year) are refused.
+    * Macros: ``@yearly @annually @monthly @weekly @daily @midnight @hourly``.
+    * Intervals: ``every 30s``, ``every 1h30m``, ``every 500ms`` (``@every ...`` too), at least 100 ms.
+      Their grid is ``anchor + k * interval`` with the anchor at ``start_at``, or at the Unix epoch.
+
+Time zones and daylight saving time
+    Cron fields are matched against the wall clock of the schedule's IANA time zone. A wall time that
+    does not exist (the spring-forward gap) fires once, at the first instant after the gap; several gap
+    times of one schedule collapse into that one fire. A wall time that occurs twice (the fall-back fold)
+    fires at its first occurrence only, unless the hour field is every hour (``*``, ``*/1``, ``0-23``), which
+    fires at every real hour, in both passes, as Vixie cron does for wildcard jobs. Fire times are thus
+    strictly increasing and never repeat an instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from bisect import bisect_left
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, croniter
+
+from ordo_node.errors import InvalidArgument
+from ordo_node.timeutil import from_datetime, to_datetime
+
+MILLISECOND = 1_000
+SECOND = 1_000_000
+MINUTE = 60 * SECOND
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
+
+MIN_INTERVAL = 100 * MILLISECOND
+MAX_JITTER = DAY
+MAX_PREVIEW = 1000
+# Longer than any daylight-saving fold in the tz database (Antarctica/Troll's 2 h is the longest), so a
+# fold that matters to a search always has its transition within this distance of the search start.
+_FOLD_REACH = 3 * HOUR
+
+OVERLAP_POLICIES = ("ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER")
+CATCH_UP_POLICIES = ("SKIP", "ONE", "ALL")
+
+_UNITS = {"ms": MILLISECOND, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
+_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
+_INTERVAL = re.compile(r"@?every\s+(.*)", re.IGNORECASE | re.DOTALL)
+# Any date croniter can start from; used only to check that an expression ever matches.
+_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A validated schedule; build it with :func:`parse_schedule`.
+
+    ``start_at``/``end_at`` bound the nominal times (inclusive), ``max_runs`` (0: unlimited) is enforced
+    by :func:`next_occurrence` against the caller's count, and ``jitter`` delays each fire by a
+    deterministic offset in ``[0, jitter)`` seeded by ``key`` (the job id).
+    """
+
+    expression: str
+    timezone: str = "UTC"
+    start_at: int | None = None
+    end_at: int | None = None
+    max_runs: int = 0
+    jitter: int = 0
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    interval: int  # us; 0 for a cron expression
+    cron: str
+    both_fold_passes: bool  # the hour field is "*": fire in both passes of a fall-back fold
+
+
+def parse_duration(text: str, field: str) -> int:
+    """``30s``, ``5m``, ``1h30m``, ``500ms``, ``2h``, ``1d`` to microseconds (> 0).
+
+    Units (``ms s m h d``) may be combined; anything else raises ``InvalidArgument(field, ...)``.
+    """
+    compact = text.strip().lower()
+    if not _DURATION.fullmatch(compact):
+        raise InvalidArgument(field, f"{text!r} is not a duration like 30s, 5m, 1h30m or 500ms")
+    total = sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(compact))
+    if total <= 0:
+        raise InvalidArgument(field, f"{text!r} must be longer than zero")
+    return total
+
+
+@lru_cache(maxsize=1024)
+def _compile(expression: str) -> _Compiled:
+    """Check an expression once and keep what the searches need; ValueError carries the reason."""
+    interval = _INTERVAL.fullmatch(expression)
+    if interval:
+        try:
+            every = parse_duration(interval.group(1), "cron")
+        except InvalidArgument as e:
+            raise ValueError(f"{expression!r} is not a valid interval: {e.reason}") from None
+        if every < MIN_INTERVAL:
+            raise ValueError(f"{expression!r}: intervals must be at least 100ms")
+        return _Compiled(every, "", False)
+    fields = expression.split()
+    if not expression.startswith("@") and len(fields) not in (5, 6):
+        raise ValueError(
+            f"{expression!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month "
+            "day-of-week) or 6 (second first), a macro like @daily, or an interval like 'every 30s'"
+        )
+    try:
+        probe = croniter(expression, _PROBE_START, second_at_beginning=True)
+        probe.get_next(datetime)
+    except CroniterBadDateError:
+        raise ValueError(f"{expression!r} never matches a date") from None
+    except ValueError as e:  # croniter's errors are ValueErrors
+        raise ValueError(f"{expression!r} is not a valid cron expression: {e}") from None
+    return _Compiled(0, expression, probe.expanded[1] == ["*"])
+
+
+def _zone(name: str) -> ZoneInfo:
+    """The IANA zone; ValueError with the reason if there is none of that name."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{name!r} is not an IANA time zone") from None
+
+
+def parse_schedule(
+    expression: str,
+    *,
+    timezone: str = "UTC",
+    start_at: int | None = None,
+    end_at: int | None = None,
+    max_runs: int = 0,
+    jitter: int = 0,
+    key: str = "",
+    prefix: str = "",
+) -> Schedule:
+    """Validate the parts of a schedule and build it; InvalidArgument names the field (after ``prefix``)."""
+    expression = expression.strip()
+    try:
+        _compile(expression)
+    except ValueError as e:
+        raise InvalidArgument(prefix + "cron", str(e)) from None
+    try:
+        _zone(timezone)
+    except ValueError as e:
+        raise InvalidArgument(prefix + "timezone", str(e)) from None
+    if start_at is not None and end_at is not None and end_at <= start_at:
+        raise InvalidArgument(prefix + "endAt", "must be later than startAt")
+    if max_runs < 0:
+        raise InvalidArgument(prefix + "maxRuns", "must not be negative (0 means unlimited)")
+    if not 0 <= jitter <= MAX_JITTER:
+        raise InvalidArgument(prefix + "jitter", "must be between 0 and 1 day")
+    return Schedule(expression, timezone, start_at, end_at, max_runs, jitter, key)
+
+
+def nominal_after(s: Schedule, after: int) -> int | None:
+    """The first nominal fire time strictly after ``after``, within ``start_at``/``end_at``; None if none."""
+    # A Schedule built without parse_schedule may still be invalid; say which part is.
+    try:
+        compiled = _compile(s.expression)
+    except ValueError as e:
+        raise InvalidArgument("cron", str(e)) from None
+    try:
+        zone = _zone(s.timezone)
+    except ValueError as e:
+        raise InvalidArgument("timezone", str(e)) from None
+    if s.start_at is not None:
+        after = max(after, s.start_at - 1)
+    if compiled.interval:
+        anchor = s.start_at or 0
+        nominal: int | None = anchor + ((after - anchor) // compiled.interval + 1) * compiled.interval
+    else:
+        try:
+            nominal = _cron_after(compiled, zone, after)
+        except CroniterBadDateError:
+            nominal = None  # no match within croniter's search horizon: the schedule has ended
+    if nominal is None or (s.end_at is not None and nominal > s.end_at):
+        return None
+    return nominal
+
+
+def _offset(zone: ZoneInfo, us: int, *, fold0: bool = False) -> int:
+    """The zone's UTC offset (us) at instant ``us``; with ``fold0``, that of its wall time's first pass."""
+    local = to_datetime(us).astimezone(zone)
+    delta = (local.replace(fold=0) if fold0 else local).utcoffset()
+    assert delta is not None  # ZoneInfo always knows its offset
+    return delta // timedelta(microseconds=1)
+
+
+def _transition(zone: ZoneInfo, lo: int, hi: int) -> int:
+    """The first instant in (lo, hi] whose offset differs from that at ``lo`` (one change in between)."""
+    base = _offset(zone, lo)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _offset(zone, mid) == base:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def _next_wall(cron: str, wall: int) -> int:
+    """The first wall time matching ``cron`` strictly after ``wall`` (both in us, read as if UTC)."""
+    # Walls are handed to croniter as UTC datetimes so that it never applies DST on its own.
+    start = to_datetime(wall - wall % SECOND)
+    return from_datetime(croniter(cron, start, second_at_beginning=True).get_next(datetime))
+
+
+def _first_instant(zone: ZoneInfo, wall: int) -> int:
+    """The instant a wall time first occurs; a wall time in a gap maps to the end of the gap."""
+    naive = to_datetime(wall).replace(tzinfo=None)
+    first = from_datetime(naive.replace(tzinfo=zone))  # fold=0: the earlier of two, or past a gap
+    if first + _offset(zone, first) == wall:
+        return first
+    # In a gap fold=0 reads the wall with the pre-gap offset (landing past the gap) and fold=1 with the
+    # post-gap one (landing before it), so the transition lies between the two.
+    return _transition(zone, from_datetime(naive.replace(tzinfo=zone, fold=1)), first)
+
+
+def _cron_after(c: _Compiled, zone: ZoneInfo, after: int) -> int:
+    """The first fire instant of a cron expression strictly after ``after``."""
+    # First passes: wall time -> instant is non-decreasing, so walk walls until one lands past `after`.
+    wall = after + _offset(zone, after)
+    fold = _offset(zone, after, fold0=True) - _offset(zone, after)
+    if fold:
+        # `after` is in a fold's second pass, whose walls' first passes are all behind it: start at the
+        # wall where the fold ends rather than walking through it (a per-second job would take 3600 steps).
+        change = _transition(zone, after - fold, after)
+        wall = change + _offset(zone, change - 1) - 1
+    while True:
+        wall = _next_wall(c.cron, wall)
+        best = _first_instant(zone, wall)
+        if best > after:
+            break
+    if c.both_fold_passes:
+        second = _second_pass_after(c, zone, after)
+        if second is not None and second < best:
+            best = second
+    return best
+
+
+def _second_pass_after(c: _Compiled, zone: ZoneInfo, after: int) -> int | None:
+    """The first second-pass fire strictly after ``after`` of a fold around ``after``; None if none."""
+    lo, hi = after - _FOLD_REACH, after + _FOLD_REACH
+    if _offset(zone, hi) >= _offset(zone, lo):
+        return None  # the clock does not go back near `after`
+    change = _transition(zone, lo, hi)
+    before, post = _offset(zone, change - 1), _offset(zone, change)
+    # The second pass runs from `change` until its wall clock reaches the wall where the first pass ended.
+    wall = _next_wall(c.cron, max(after, change - 1) + post)
+    if wall >= change + before:
+        return None
+    instant = wall - post
+    return instant if instant > after else None
+
+
+def fire_time(s: Schedule, nominal: int) -> int:
+    """``nominal`` plus the job's deterministic jitter offset in ``[0, s.jitter)``."""
+    if s.jitter <= 0:
+        return nominal
+    return nominal + _hash64(f"{s.key}:{nominal}") % s.jitter
+
+
+def next_occurrence(s: Schedule, after: int, fired: int) -> int | None:
+    """The next nominal time after ``after``, or None once ``fired`` runs have used up ``max_runs``."""
+    if s.max_runs > 0 and fired >= s.max_runs:
+        return None
+    return nominal_after(s, after)
+
+
+def preview(s: Schedule, after: int, count: int) -> list[tuple[int, int]]:
+    """The next ``count`` (at most 1000) ``(nominal, fire_time)`` pairs after ``after``, for a fresh job."""
+    pairs: list[tuple[int, int]] = []
+    for fired in range(min(count, MAX_PREVIEW)):
+        nominal = next_occurrence(s, after, fired)
+        if nominal is None:
+            break
+        pairs.append((nominal, fire_time(s, nominal)))
+        after = nominal
+    return pairs
+
+
+def backoff_delay(
+    attempt: int, *, initial: int, multiplier: float, maximum: int, jitter: float = 0.0, key: str = ""
+) -> int:
+    """Microseconds to wait after failed attempt ``attempt`` (>= 1) before the next one.
+
+    ``min(maximum, initial * multiplier ** (attempt - 1))``, less a deterministic fraction in
+    ``[0, jitter)`` of it seeded by ``key`` and ``attempt``, so retries of many jobs do not stampede.
+    """
+    if attempt < 1:
+        raise ValueError("attempt counts from 1")
+    if not 0.0 <= jitter <= 1.0:
+        raise ValueError("jitter must be between 0 and 1")
+    if initial < 0 or maximum < 0 or multiplier < 1.0:
+        raise ValueError("initial and maximum must not be negative, multiplier must be at least 1")
+    try:
+        grown = initial * float(multiplier) ** (attempt - 1)
+    except OverflowError:  # float pow raises rather than returning inf
+        grown = float(maximum)
+    delay = int(min(float(maximum), grown))
+    if jitter > 0.0:
+        delay -= int(delay * jitter * (_hash64(f"{key}:{attempt}") / 2**64))
+    return max(0, delay)
+
+
+def catch_up(policy: str, missed: list[int], now: int, window: int) -> tuple[list[int], list[int]]:
+    """Split ``missed`` nominal times (ascending, all <= ``now``) into ``(to_run, to_mark_missed)``.
+
+    Times older than ``now - window`` (``window`` 0: no limit) are always marked missed; of the others
+    ``SKIP`` runs none, ``ONE`` runs the latest and ``ALL`` runs all.
+    """
+    if policy not in CATCH_UP_POLICIES:
+        raise ValueError(f"unknown catch-up policy {policy!r}")
+    if window < 0:
+        raise ValueError("window must not be negative")
+    fresh = bisect_left(missed, now - window) if window > 0 else 0
+    # What runs is always a suffix of `missed`, so the split is a single cut.
+    cut = {"SKIP": len(missed), "ONE": max(fresh, len(missed) - 1), "ALL": fresh}[policy]
+    return missed[cut:], missed[:cut]
+
+
+def overlap_decision(policy: str, running: int, buffered: int) -> str:
+    """What to do with an occurrence that falls due while ``running`` runs of its job are still running.
+
+    Returns ``RUN``, ``SKIP`` (record SKIPPED_OVERLAP), ``BUFFER`` (run when the current one ends) or
+    ``CANCEL_OTHER`` (cancel the running ones, then run); ``buffered`` occurrences are already waiting.
+    """
+    if policy not in OVERLAP_POLICIES:
+        raise ValueError(f"unknown overlap policy {policy!r}")
+    if running <= 0 or policy == "ALLOW":
+        return "RUN"
+    if policy == "BUFFER_ONE":
+        return "BUFFER" if buffered == 0 else "SKIP"
+    return policy  # "SKIP" or "CANCEL_OTHER"
+
+
+def _hash64(text: str) -> int:
+    """The first 8 bytes of the SHA-256 of ``text``, as an unsigned big-endian integer."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")

@@ -1,0 +1,548 @@
+"""The state machine's transitions: what each command does to the tables.
+
+Called only from :meth:`Store.apply`, inside its transaction, on the Raft
+tick thread. Everything here is deterministic: times come from the command,
+and the only computations are pure (the overlap policy, the retry backoff,
+both in ``schedule.py``); schedule arithmetic that needs a time-zone database
+is done by the proposer and arrives in the command. Every transition checks
+the state it expects; a command that no longer fits changes nothing and says
+why in its result. ``Refused`` rolls a whole command back.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from . import commands as c
+from .effects import Effects
+from .schedule import backoff_delay, overlap_decision
+from .timeutil import format_us
+
+OPEN = ("PENDING", "ASSIGNED", "RUNNING")
+DEFAULT_BACKOFF = {"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}
+
+
+class Refused(Exception):
+    """Rolls a whole command back; its result is the refusal."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.result = {"error": code, "message": message}
+
+
+def options_of(text: str) -> dict[str, Any]:
+    """A job's stored options (schedule and policies) as a dict; {} for a plain one-off job."""
+    return json.loads(text) if text else {}
+
+
+class Transitions:
+    """One method per command; ``db`` is the store's write connection, mid-transaction."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
+        """Apply ``cmd``; return its result."""
+        match cmd:
+            case c.SubmitJobs():
+                return self.submit(cmd, fx)
+            case c.TriggerJobs():
+                return self.trigger(cmd, fx)
+            case c.AssignRuns():
+                return self.assign(cmd, fx)
+            case c.RecordRunUpdates():
+                return self.record(cmd, fx)
+            case c.RenewLeases():
+                return self.renew(cmd)
+            case c.ExpireRuns():
+                return self.expire(cmd, fx)
+            case c.CancelJob():
+                return self.cancel(cmd, fx)
+            case c.RetryJob():
+                return self.retry(cmd, fx)
+            case c.PauseJob():
+                return self.pause(cmd, fx)
+            case c.Barrier():
+                return {"index": fx.index}
+
+    # -- helpers ------------------------------------------------------------------
+
+    def event(
+        self,
+        job_id: str,
+        type_: str,
+        at: int,
+        node: str,
+        run: tuple[str, int] | None = None,
+        message: str = "",
+    ) -> None:
+        """Append one entry to the job's history."""
+        self.db.execute(
+            "INSERT INTO events (job_id, type, at, node_id, run_id, attempt, message) VALUES (?, ?, ?, ?,"
+            " ?, ?, ?)",
+            (job_id, type_, at, node, run[0] if run else None, run[1] if run else None, message),
+        )
+
+    def job(self, job_id: str) -> sqlite3.Row | None:
+        """The job's row (a mapping by column name)."""
+        cur = self.db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        cur.row_factory = sqlite3.Row
+        row: sqlite3.Row | None = cur.fetchone()
+        return row
+
+    def new_run(
+        self,
+        job: sqlite3.Row,
+        ordinal: int,
+        nominal: int,
+        at: int,
+        fx: Effects,
+        *,
+        not_before: int | None = None,
+    ) -> tuple[str, int]:
+        """Create attempt 1 of the job's run number ``ordinal``; it waits for an executor."""
+        run = (f"{job['id']}:{ordinal}", 1)
+        priority = options_of(job["options"]).get("priority", 0)
+        self.db.execute(
+            "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
+            " not_before,"
+            " failures_before) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, 0)",
+            (run[0], run[1], job["id"], nominal, at, priority, not_before),
+        )
+        fx.pending.append(run)
+        return run
+
+    def settle(self, job_id: str, at: int, final: str) -> None:
+        """Set the job's state from its open runs and schedule; ``final`` when nothing is left of it."""
+        job = self.job(job_id)
+        if job is None or job["state"] in ("CANCELLED", "PAUSED"):
+            return
+        rows = self.db.execute(
+            "SELECT state, not_before FROM runs WHERE job_id = ? AND state IN ('PENDING', 'ASSIGNED',"
+            " 'RUNNING')",
+            (job_id,),
+        ).fetchall()
+        states = {r[0] for r in rows}
+        if "RUNNING" in states:
+            state = "RUNNING"
+        elif "ASSIGNED" in states or any(r[0] == "PENDING" and (r[1] or 0) <= at for r in rows):
+            state = "TRIGGERED"
+        elif states:
+            state = "RETRYING"
+        elif job["armed"]:
+            state = "SCHEDULED"
+        else:
+            state = final
+        self.db.execute("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?", (state, at, job_id))
+
+    # -- submit and trigger ---------------------------------------------------------
+
+    def submit(self, cmd: c.SubmitJobs, fx: Effects) -> Any:
+        ids: list[str] = []
+        created: list[bool] = []
+        for spec in cmd.jobs:
+            if spec.idempotency_key:
+                row = self.db.execute(
+                    "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
+                ).fetchone()
+                if row is not None:
+                    if row[1] != spec.spec_hash:
+                        raise Refused(
+                            "ALREADY_EXISTS",
+                            f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
+                            " with a different definition",
+                        )
+                    ids.append(row[0])
+                    created.append(False)
+                    continue
+            if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
+                raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
+            self.db.execute(
+                "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
+                " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
+                " VALUES (?, ?, ?, ?, 'SCHEDULED', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+                (
+                    spec.job_id,
+                    spec.name,
+                    spec.type,
+                    spec.payload,
+                    spec.run_at,
+                    spec.run_at,
+                    spec.first_nominal,
+                    cmd.at,
+                    cmd.at,
+                    spec.idempotency_key or None,
+                    spec.spec_hash,
+                    cmd.node,
+                    spec.options,
+                ),
+            )
+            self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {format_us(spec.run_at)}")
+            fx.scheduled.append((spec.job_id, spec.run_at))
+            if fx.earliest_due is None or spec.run_at < fx.earliest_due:
+                fx.earliest_due = spec.run_at
+            ids.append(spec.job_id)
+            created.append(True)
+        return {"job_ids": ids, "created": created}
+
+    def trigger(self, cmd: c.TriggerJobs, fx: Effects) -> Any:
+        triggered: list[str] = []
+        skipped: dict[str, str] = {}
+        for t in cmd.triggers:
+            job = self.job(t.job_id)
+            if job is None:
+                skipped[t.job_id] = "no such job"
+                continue
+            if not job["armed"] or job["due_at"] != t.due_at:
+                due = format_us(job["due_at"]) if job["due_at"] is not None else "none"
+                skipped[t.job_id] = f"not due: state {job['state']}, due {due}"
+                continue
+            occurrences = t.occurrences or (c.Occurrence(t.due_at, t.due_at, "run"),)
+            ran = self.occurrences(job, occurrences, cmd, fx)
+            armed = t.next_due is not None
+            self.db.execute(
+                "UPDATE jobs SET due_at = ?, next_nominal = ?, armed = ?, occurrences = occurrences + ?,"
+                " updated_at = ? WHERE id = ?",
+                (t.next_due, t.next_nominal, int(armed), len(occurrences), cmd.at, t.job_id),
+            )
+            if armed and t.next_due is not None and (fx.earliest_due is None or t.next_due < fx.earliest_due):
+                fx.earliest_due = t.next_due
+            self.settle(t.job_id, cmd.at, "SUCCEEDED")
+            if ran:
+                triggered.append(t.job_id)
+                fx.triggered.append(t.job_id)
+        return {"triggered": triggered, "skipped": skipped}
+
+    def occurrences(
+        self, job: sqlite3.Row, occs: tuple[c.Occurrence, ...], cmd: c.TriggerJobs, fx: Effects
+    ) -> int:
+        """Record each occurrence with its fate; create the runs the policies allow. Returns runs created."""
+        ordinal = job["occurrences"]
+        overlap = options_of(job["options"]).get("overlap", "ALLOW")
+        created = 0
+        for occ in occs:
+            ordinal += 1
+            fate, reason, run_id = self.fate_of(job, occ, overlap, cmd.at, fx)
+            if fate == "TRIGGERED":
+                run = self.new_run(job, ordinal, occ.nominal, cmd.at, fx)
+                run_id = run[0]
+                created += 1
+                late_ms = (cmd.at - occ.fire_at) / 1000
+                self.event(
+                    job["id"],
+                    "TRIGGERED",
+                    cmd.at,
+                    cmd.node,
+                    run,
+                    f"lateness_ms={late_ms:.1f} {reason}".strip(),
+                )
+            else:
+                self.event(
+                    job["id"],
+                    "SKIPPED",
+                    cmd.at,
+                    cmd.node,
+                    message=f"{fate} {format_us(occ.nominal)}: {reason}",
+                )
+            self.db.execute(
+                "INSERT OR REPLACE INTO occurrences (job_id, nominal, fire_at, fate, reason, run_id,"
+                " decided_at,"
+                " ordinal) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (job["id"], occ.nominal, occ.fire_at, fate, reason, run_id, cmd.at, ordinal),
+            )
+        return created
+
+    def fate_of(
+        self, job: sqlite3.Row, occ: c.Occurrence, overlap: str, at: int, fx: Effects
+    ) -> tuple[str, str, str | None]:
+        """The fate of one occurrence: the leader's decision, then the overlap policy."""
+        if occ.decision == "missed":
+            return "MISSED", occ.reason, None
+        if occ.decision == "paused":
+            return "PAUSED", occ.reason, None
+        open_runs = self.db.execute(
+            "SELECT run_id, attempt, state, node_id FROM runs WHERE job_id = ? AND state IN (?, ?, ?)",
+            (job["id"], *OPEN),
+        ).fetchall()
+        buffered = self.db.execute(
+            "SELECT COUNT(*) FROM occurrences WHERE job_id = ? AND fate = 'BUFFERED'", (job["id"],)
+        ).fetchone()[0]
+        decision = overlap_decision(overlap, len(open_runs), buffered)
+        if decision == "SKIP":
+            return (
+                "SKIPPED_OVERLAP",
+                f"previous run {open_runs[0][0]} still running (overlap {overlap})",
+                None,
+            )
+        if decision == "BUFFER":
+            return "BUFFERED", f"waits for run {open_runs[0][0]} to end (overlap BUFFER_ONE)", None
+        if decision == "CANCEL_OTHER":
+            for run_id, attempt, _, node_id in open_runs:
+                self.end_run(
+                    run_id, attempt, "CANCELLED", at, "cancelled by a newer occurrence (overlap CANCEL_OTHER)"
+                )
+                fx.cancelled_runs.append((run_id, attempt, node_id or ""))
+            return "TRIGGERED", "cancelled the previous run (overlap CANCEL_OTHER)", None
+        return "TRIGGERED", occ.reason, None
+
+    def end_run(self, run_id: str, attempt: int, state: str, at: int, error: str = "") -> None:
+        """Close one attempt."""
+        self.db.execute(
+            "UPDATE runs SET state = ?, finished_at = ?, error = COALESCE(NULLIF(?, ''), error)"
+            " WHERE run_id = ? AND attempt = ?",
+            (state, at, error, run_id, attempt),
+        )
+
+    def start_buffered(self, job_id: str, at: int, fx: Effects) -> None:
+        """The run before a BUFFERED occurrence ended: run it now."""
+        row = self.db.execute(
+            "SELECT nominal, ordinal FROM occurrences WHERE job_id = ? AND fate = 'BUFFERED' ORDER BY"
+            " nominal LIMIT 1",
+            (job_id,),
+        ).fetchone()
+        job = self.job(job_id)
+        if row is None or job is None or job["state"] in ("CANCELLED", "PAUSED"):
+            return
+        run = self.new_run(job, row[1], row[0], at, fx)
+        self.db.execute(
+            "UPDATE occurrences SET fate = 'TRIGGERED', run_id = ?, reason = 'buffered until the previous"
+            " run ended',"
+            " decided_at = ? WHERE job_id = ? AND nominal = ?",
+            (run[0], at, job_id, row[0]),
+        )
+        self.event(job_id, "TRIGGERED", at, job["submitted_to"], run, "buffered until the previous run ended")
+
+    # -- assignment and outcomes ----------------------------------------------------
+
+    def assign(self, cmd: c.AssignRuns, fx: Effects) -> Any:
+        accepted: list[list[Any]] = []
+        for a in cmd.assignments:
+            row = self.db.execute(
+                "SELECT job_id, state FROM runs WHERE run_id = ? AND attempt = ?", (a.run_id, a.attempt)
+            ).fetchone()
+            if row is None or row[1] != "PENDING":
+                continue
+            self.db.execute(
+                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?"
+                " WHERE run_id = ? AND attempt = ?",
+                (a.node_id, cmd.at, cmd.lease_until or None, a.run_id, a.attempt),
+            )
+            self.event(row[0], "ASSIGNED", cmd.at, a.node_id, (a.run_id, a.attempt), f"by {cmd.node}")
+            self.settle(row[0], cmd.at, "TRIGGERED")
+            accepted.append([a.run_id, a.attempt, a.node_id])
+            fx.assigned.append((a.run_id, a.attempt, a.node_id))
+        return {"assigned": accepted}
+
+    def record(self, cmd: c.RecordRunUpdates, fx: Effects) -> Any:
+        stale: list[list[Any]] = []
+        for u in cmd.updates:
+            row = self.db.execute(
+                "SELECT job_id, state, node_id, failures_before FROM runs WHERE run_id = ? AND attempt = ?",
+                (u.run_id, u.attempt),
+            ).fetchone()
+            run = (u.run_id, u.attempt)
+            if row is None or row[2] != cmd.node:
+                stale.append([u.run_id, u.attempt, "not assigned to this node"])
+                continue
+            job_id, state, _, failures_before = row
+            if u.kind == "started" and state == "ASSIGNED":
+                self.db.execute(
+                    "UPDATE runs SET state = 'RUNNING', started_at = ? WHERE run_id = ? AND attempt = ?",
+                    (u.at, *run),
+                )
+                self.event(job_id, "STARTED", u.at, cmd.node, run)
+                self.settle(job_id, u.at, "RUNNING")
+            elif u.kind in ("succeeded", "failed") and state in ("ASSIGNED", "RUNNING"):
+                final = "SUCCEEDED" if u.kind == "succeeded" else "FAILED"
+                self.db.execute(
+                    "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?,"
+                    " result = ?, error = ? WHERE run_id = ? AND attempt = ?",
+                    (final, u.at, u.at, u.result or None, u.error or None, *run),
+                )
+                self.event(job_id, final, u.at, cmd.node, run, u.error[:500])
+                fx.finished.append((u.run_id, u.attempt, cmd.node, final))
+                outcome = (
+                    final if final == "SUCCEEDED" else self.after_failure(job_id, run, failures_before, u, fx)
+                )
+                self.start_buffered(job_id, u.at, fx)
+                self.settle(job_id, u.at, outcome)
+            else:
+                stale.append([u.run_id, u.attempt, f"run is {state}"])
+        return {"stale": stale}
+
+    def after_failure(
+        self, job_id: str, run: tuple[str, int], failures_before: int, u: c.RunUpdate, fx: Effects
+    ) -> str:
+        """Retry after the backoff if attempts are left; return the job's final state otherwise."""
+        job = self.job(job_id)
+        assert job is not None
+        options = options_of(job["options"])
+        max_attempts = int(options.get("max_attempts", 1))
+        failures = failures_before + 1
+        if failures < max_attempts:
+            b = {**DEFAULT_BACKOFF, **options.get("backoff", {})}
+            delay = backoff_delay(
+                failures,
+                initial=int(b["initial"]),
+                multiplier=float(b["multiplier"]),
+                maximum=int(b["max"]),
+                jitter=float(b["jitter"]),
+                key=run[0],
+            )
+            nxt = (run[0], run[1] + 1)
+            self.db.execute(
+                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
+                " not_before,"
+                " failures_before) SELECT run_id, ?, job_id, 'PENDING', scheduled_at, triggered_at,"
+                " priority, ?, ?"
+                " FROM runs WHERE run_id = ? AND attempt = ?",
+                (nxt[1], u.at + delay, failures, *run),
+            )
+            self.event(
+                job_id,
+                "RETRIED",
+                u.at,
+                job["submitted_to"],
+                nxt,
+                f"failure {failures} of {max_attempts}; next attempt after {delay / 1e6:.3f}s",
+            )
+            fx.pending.append(nxt)
+            fx.retry_at = min(fx.retry_at or u.at + delay, u.at + delay)
+            return "RETRYING"
+        if max_attempts > 1:
+            self.event(job_id, "DEAD_LETTERED", u.at, job["submitted_to"], run, f"{failures} attempts failed")
+            return "DEAD_LETTER"
+        return "FAILED"
+
+    def renew(self, cmd: c.RenewLeases) -> Any:
+        lost: list[list[Any]] = []
+        for ref in cmd.runs:
+            cur = self.db.execute(
+                "UPDATE runs SET lease_until = MAX(COALESCE(lease_until, 0), ?)"
+                " WHERE run_id = ? AND attempt = ? AND node_id = ? AND state IN ('ASSIGNED', 'RUNNING')",
+                (cmd.lease_until, ref.run_id, ref.attempt, cmd.node),
+            )
+            if cur.rowcount == 0:
+                lost.append([ref.run_id, ref.attempt])
+        return {"lost": lost}
+
+    def expire(self, cmd: c.ExpireRuns, fx: Effects) -> Any:
+        requeued: list[list[Any]] = []
+        for ref in cmd.runs:
+            row = self.db.execute(
+                "SELECT job_id, state, node_id, lease_until FROM runs WHERE run_id = ? AND attempt = ?",
+                (ref.run_id, ref.attempt),
+            ).fetchone()
+            if row is None or row[1] not in ("ASSIGNED", "RUNNING"):
+                continue
+            job_id, state, node_id, lease_until = row
+            if cmd.check_lease and (lease_until is None or lease_until > cmd.at):
+                continue
+            self.end_run(ref.run_id, ref.attempt, "LOST", cmd.at, cmd.reason)
+            nxt = (ref.run_id, ref.attempt + 1)
+            # A lost attempt is not a failure of the handler: the new attempt
+            # keeps the failure count, and the trigger time, so it is first in line.
+            self.db.execute(
+                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
+                " failures_before) SELECT run_id, ?, job_id, 'PENDING', scheduled_at, triggered_at, priority,"
+                " failures_before FROM runs WHERE run_id = ? AND attempt = ?",
+                (nxt[1], ref.run_id, ref.attempt),
+            )
+            self.event(job_id, "LOST", cmd.at, node_id, (ref.run_id, ref.attempt), f"{state}: {cmd.reason}")
+            self.settle(job_id, cmd.at, "TRIGGERED")
+            fx.pending.append(nxt)
+            fx.cancelled_runs.append((ref.run_id, ref.attempt, node_id))
+            requeued.append([*nxt])
+        return {"requeued": requeued}
+
+    # -- operator commands ------------------------------------------------------------
+
+    def cancel(self, cmd: c.CancelJob, fx: Effects) -> Any:
+        job = self.job(cmd.job_id)
+        if job is None:
+            raise Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
+        state = job["state"]
+        if state in ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED"):
+            raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {state}; nothing to cancel")
+        for run_id, attempt, node_id in self.db.execute(
+            "SELECT run_id, attempt, node_id FROM runs WHERE job_id = ? AND state IN (?, ?, ?)",
+            (cmd.job_id, *OPEN),
+        ).fetchall():
+            self.end_run(run_id, attempt, "CANCELLED", cmd.at, "job cancelled")
+            fx.cancelled_runs.append((run_id, attempt, node_id or ""))
+        if not job["occurrences"] and job["due_at"] is not None:
+            self.db.execute(
+                "INSERT OR IGNORE INTO occurrences (job_id, nominal, fire_at, fate, reason, decided_at,"
+                " ordinal)"
+                " VALUES (?, ?, ?, 'CANCELLED', 'the job was cancelled before it fell due', ?, 1)",
+                (cmd.job_id, job["next_nominal"] or job["due_at"], job["due_at"], cmd.at),
+            )
+        self.db.execute(
+            "UPDATE jobs SET state = 'CANCELLED', armed = 0, updated_at = ? WHERE id = ?",
+            (cmd.at, cmd.job_id),
+        )
+        self.event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}")
+        return {"job_id": cmd.job_id}
+
+    def retry(self, cmd: c.RetryJob, fx: Effects) -> Any:
+        job = self.job(cmd.job_id)
+        if job is None:
+            raise Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
+        row = self.db.execute(
+            "SELECT run_id, attempt, state FROM runs WHERE job_id = ? ORDER BY triggered_at DESC, attempt"
+            " DESC LIMIT 1",
+            (cmd.job_id,),
+        ).fetchone()
+        if job["state"] not in ("FAILED", "DEAD_LETTER") and not (
+            job["options"] and row is not None and row[2] == "FAILED"
+        ):
+            raise Refused(
+                "FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}; only a failed job is retried"
+            )
+        if row is None or row[2] != "FAILED":
+            raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} has no failed run to retry")
+        nxt = (row[0], row[1] + 1)
+        self.db.execute(
+            "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
+            " failures_before)"
+            " SELECT run_id, ?, job_id, 'PENDING', scheduled_at, ?, priority, 0 FROM runs"
+            " WHERE run_id = ? AND attempt = ?",
+            (nxt[1], cmd.at, *row[:2]),
+        )
+        fx.pending.append(nxt)
+        self.event(cmd.job_id, "RETRIED", cmd.at, cmd.node, nxt, "retry requested")
+        self.settle(cmd.job_id, cmd.at, "TRIGGERED")
+        return {"job_id": cmd.job_id, "run": list(nxt)}
+
+    def pause(self, cmd: c.PauseJob, fx: Effects) -> Any:
+        job = self.job(cmd.job_id)
+        if job is None:
+            raise Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
+        if not options_of(job["options"]).get("cron"):
+            raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is not recurring; cancel it instead")
+        if cmd.pause:
+            if job["state"] in ("CANCELLED", "PAUSED", "SUCCEEDED", "FAILED", "DEAD_LETTER"):
+                raise Refused(
+                    "FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}; it cannot be paused"
+                )
+            self.db.execute(
+                "UPDATE jobs SET state = 'PAUSED', armed = 0, paused_at = ?, updated_at = ? WHERE id = ?",
+                (cmd.at, cmd.at, cmd.job_id),
+            )
+            self.event(cmd.job_id, "PAUSED", cmd.at, cmd.node, message=cmd.note)
+        else:
+            if job["state"] != "PAUSED":
+                raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}, not PAUSED")
+            armed = job["due_at"] is not None
+            self.db.execute(
+                "UPDATE jobs SET state = 'SCHEDULED', armed = ?, resumed_at = ?, updated_at = ? WHERE id = ?",
+                (int(armed), cmd.at, cmd.at, cmd.job_id),
+            )
+            self.event(cmd.job_id, "RESUMED", cmd.at, cmd.node, message=cmd.note)
+            self.settle(cmd.job_id, cmd.at, "SUCCEEDED")
+            if armed:
+                fx.earliest_due = job["due_at"]
+                fx.scheduled.append((cmd.job_id, job["due_at"]))
+        return {"job_id": cmd.job_id}
