@@ -158,16 +158,48 @@ def print_table(rows: list[list[str]], header: list[str]) -> None:
         print("  ".join(str(x).ljust(w) for x, w in zip(row, widths, strict=False)).rstrip())
 
 
+def _seconds(text: str | None) -> float | None:
+    return parse_duration(text) if text else None
+
+
 async def _submit(client: Client, args: argparse.Namespace) -> Message:
+    backoff = {
+        k: v
+        for k, v in (
+            ("initial", _seconds(args.backoff_initial)),
+            ("max", _seconds(args.backoff_max)),
+            ("multiplier", args.backoff_multiplier),
+            ("jitter", args.backoff_jitter),
+        )
+        if v is not None
+    }
     job_id = await client.submit(
         args.type,
         json.loads(args.payload) if args.payload else None,
         run_at=args.run_at,
-        delay=parse_duration(args.delay) if args.delay else None,
+        delay=_seconds(args.delay),
         name=args.name,
         idempotency_key=args.idempotency_key,
+        cron=args.cron,
+        timezone=args.timezone,
+        start_at=args.start_at,
+        end_at=args.end_at,
+        max_runs=args.max_runs,
+        jitter=_seconds(args.jitter),
+        max_attempts=args.max_attempts,
+        backoff=backoff,
+        timeout=_seconds(args.timeout_each),
+        priority=args.priority,
+        catch_up=args.catch_up,
+        catch_up_window=_seconds(args.catch_up_window),
+        overlap=args.overlap,
     )
     return ordo_pb2.SubmitJobResponse(job_id=job_id)
+
+
+async def _preview(client: Client, args: argparse.Namespace) -> Message:
+    times = await client.preview(args.cron, timezone=args.timezone, count=args.count, after=args.after)
+    return ordo_pb2.PreviewScheduleResponse(times=times)
 
 
 async def _history(client: Client, args: argparse.Namespace) -> Message:
@@ -203,11 +235,34 @@ FETCH: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Message]]] = {
     ),
     "history": _history,
     "cluster": lambda client, args: client.cluster(),
+    "retry": lambda client, args: client.retry(args.job_id),
+    "pause": lambda client, args: client.pause(args.job_id, args.note),
+    "resume": lambda client, args: client.resume(args.job_id, args.note),
+    "occurrences": lambda client, args: client.occurrences(
+        args.job_id, fate=args.fate, page_size=args.page_size, page_token=args.page_token
+    ),
+    "explain": lambda client, args: client.explain(args.job_id, args.time),
+    "preview": _preview,
 }
+
+
+async def _watch(client: Client, args: argparse.Namespace) -> int:
+    async for event in client.watch(args.job_id or "", args.after_seq):
+        if args.json:
+            print(json_format.MessageToJson(event, indent=None), flush=True)
+        else:
+            kind = _short_state(ordo_pb2.EventType.Name(event.type))
+            print(
+                f"{_ts(event, 'time')}  {event.job_id}  {kind:<13} {event.node_id:<8} {event.message}",
+                flush=True,
+            )
+    return 0
 
 
 async def _client_command(args: argparse.Namespace) -> int:
     async with Client(args.address, timeout=args.timeout) as client:
+        if args.command == "watch":
+            return await _watch(client, args)
         out = await FETCH[args.command](client, args)
     if args.json:
         print(json_format.MessageToJson(out, indent=2))
@@ -238,6 +293,23 @@ def print_cluster(st: ordo_pb2.ClusterStatus) -> None:
     )
 
 
+def print_occurrences(page: ordo_pb2.ListOccurrencesResponse) -> None:
+    """A page of occurrences, readable."""
+    rows = [
+        [
+            _ts(o, "nominal_time"),
+            ordo_pb2.Fate.Name(o.fate).removeprefix("FATE_"),
+            _short_state(ordo_pb2.RunState.Name(o.outcome)) if o.outcome else "-",
+            str(o.attempts),
+            o.reason,
+        ]
+        for o in page.occurrences
+    ]
+    print_table(rows, ["NOMINAL TIME", "FATE", "OUTCOME", "ATTEMPTS", "REASON"])
+    if page.next_page_token:
+        print(f"next page: --page-token {page.next_page_token}")
+
+
 PRINT: dict[str, Callable[[Any], None]] = {
     "submit": lambda reply: print(reply.job_id),
     "get": print_job,
@@ -245,6 +317,15 @@ PRINT: dict[str, Callable[[Any], None]] = {
     "list": print_jobs,
     "history": print_history,
     "cluster": print_cluster,
+    "retry": print_job,
+    "pause": print_job,
+    "resume": print_job,
+    "occurrences": print_occurrences,
+    "explain": lambda reply: print(reply.explanation),
+    "preview": lambda reply: print_table(
+        [[t.local_time, t.nominal_time.ToJsonString(), t.fire_time.ToJsonString()] for t in reply.times],
+        ["LOCAL TIME", "NOMINAL (UTC)", "FIRES AT (UTC)"],
+    ),
 }
 
 
@@ -265,12 +346,14 @@ def cmd_client(args: argparse.Namespace) -> int:
         except json.JSONDecodeError as e:
             print(f"ordo-node: --payload is not JSON: {e}", file=sys.stderr)
             return EXIT_CONFIG
-    if args.command == "submit" and args.delay:
-        try:
-            parse_duration(args.delay)
-        except argparse.ArgumentTypeError as e:
-            print(f"ordo-node: --delay: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+    if args.command == "submit":
+        for flag in ("delay", "jitter", "timeout_each", "backoff_initial", "backoff_max", "catch_up_window"):
+            try:
+                _seconds(getattr(args, flag))
+            except argparse.ArgumentTypeError as e:
+                name = "attempt-timeout" if flag == "timeout_each" else flag.replace("_", "-")
+                print(f"ordo-node: --{name}: {e}", file=sys.stderr)
+                return EXIT_CONFIG
     if args.command == "list" and args.state:
         name = f"JOB_STATE_{args.state.upper().removeprefix('JOB_STATE_')}"
         if name not in ordo_pb2.JobState.keys():  # noqa: SIM118 - an enum wrapper, not a dict
@@ -333,11 +416,37 @@ def build_parser() -> argparse.ArgumentParser:
     when.add_argument("--delay", default=None, help="run after this delay: 30s, 500ms, 5m")
     s.add_argument("--name", default="")
     s.add_argument("--idempotency-key", default="")
-    for name, help in (("get", "show a job"), ("cancel", "cancel a job"), ("history", "a job's events")):
+    add_schedule_flags(s)
+    for name, help in (
+        ("get", "show a job"),
+        ("cancel", "cancel a job, a recurring schedule or a running attempt"),
+        ("history", "a job's events"),
+        ("retry", "run a FAILED or DEAD_LETTER job again"),
+        ("pause", "pause a recurring job"),
+        ("resume", "resume a paused job"),
+        ("occurrences", "every scheduled time of a job and its fate"),
+        ("explain", "why did (or didn't) the job run at a time?"),
+    ):
         g = client(name, help)
         g.add_argument("job_id")
         if name == "get":
             g.add_argument("--consistent", action="store_true", help="read through the leader")
+        if name in ("pause", "resume"):
+            g.add_argument("--note", default="", help="kept in the job's history")
+        if name == "occurrences":
+            g.add_argument("--fate", default="", help="TRIGGERED, MISSED, SKIPPED_OVERLAP, PAUSED, ...")
+            g.add_argument("--page-size", type=int, default=0)
+            g.add_argument("--page-token", default="")
+        if name == "explain":
+            g.add_argument("time", help="RFC 3339, e.g. 2030-01-01T09:00:00Z")
+    pv = client("preview", "the next fire times of a schedule")
+    pv.add_argument("cron")
+    pv.add_argument("--timezone", default="")
+    pv.add_argument("--count", type=int, default=10)
+    pv.add_argument("--after", default=None, help="RFC 3339 (default now)")
+    w = client("watch", "follow job events live (Ctrl-C to stop)")
+    w.add_argument("job_id", nargs="?", default="")
+    w.add_argument("--after-seq", type=int, default=0, help="replay from this event sequence number")
     lst = client("list", "list jobs, newest first")
     lst.add_argument(
         "--state", default="", help="SCHEDULED, TRIGGERED, RUNNING, SUCCEEDED, FAILED, CANCELLED"
@@ -348,6 +457,30 @@ def build_parser() -> argparse.ArgumentParser:
     client("cluster", "show the cluster's nodes, leader and load")
     chaos.add_parser(sub)
     return p
+
+
+def add_schedule_flags(s: argparse.ArgumentParser) -> None:
+    """The submit flags for schedules and policies."""
+    g = s.add_argument_group("recurring jobs")
+    g.add_argument(
+        "--cron", default="", help="'*/5 * * * *', '*/10 * * * * *' (seconds first), @daily, 'every 30s'"
+    )
+    g.add_argument("--timezone", default="", help="IANA name for the cron expression (default UTC)")
+    g.add_argument("--start-at", default=None)
+    g.add_argument("--end-at", default=None)
+    g.add_argument("--max-runs", type=int, default=0)
+    g.add_argument("--jitter", default=None, help="spread each fire time by up to this, e.g. 30s")
+    g.add_argument("--catch-up", default="", choices=["", "SKIP", "ONE", "ALL"])
+    g.add_argument("--catch-up-window", default=None)
+    g.add_argument("--overlap", default="", choices=["", "ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER"])
+    p = s.add_argument_group("attempts")
+    p.add_argument("--max-attempts", type=int, default=0)
+    p.add_argument("--backoff-initial", default=None, help="e.g. 1s")
+    p.add_argument("--backoff-multiplier", type=float, default=None)
+    p.add_argument("--backoff-max", default=None, help="e.g. 5m")
+    p.add_argument("--backoff-jitter", type=float, default=None, help="0 to 1")
+    p.add_argument("--attempt-timeout", dest="timeout_each", default=None, help="per attempt, e.g. 30s")
+    p.add_argument("--priority", type=int, default=0)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -29,28 +30,89 @@ DEFAULT_ADDRESSES = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 ENV_ADDRESS = "ORDO_ADDRESS"
 
 
+Seconds = float | timedelta
+
+
+def _duration(value: Seconds) -> duration_pb2.Duration:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    d = duration_pb2.Duration()
+    d.FromMicroseconds(round(seconds * 1_000_000))
+    return d
+
+
+def _time(value: str | datetime) -> str:
+    return format_us(from_datetime(value)) if isinstance(value, datetime) else value
+
+
+def _backoff(backoff: dict[str, float]) -> ordo_pb2.Backoff:
+    msg = ordo_pb2.Backoff(
+        multiplier=float(backoff.get("multiplier", 0)), jitter=float(backoff.get("jitter", 0))
+    )
+    if "initial" in backoff:
+        msg.initial.CopyFrom(_duration(backoff["initial"]))
+    if "max" in backoff:
+        msg.max.CopyFrom(_duration(backoff["max"]))
+    return msg
+
+
 def submit_request(
     type: str,
     payload: Any = None,
     *,
     run_at: str | datetime | None = None,
-    delay: float | timedelta | None = None,
+    delay: Seconds | None = None,
     name: str = "",
     idempotency_key: str = "",
+    cron: str = "",
+    timezone: str = "",
+    start_at: str | datetime | None = None,
+    end_at: str | datetime | None = None,
+    max_runs: int = 0,
+    jitter: Seconds | None = None,
+    max_attempts: int = 0,
+    backoff: dict[str, float] | None = None,
+    timeout: Seconds | None = None,
+    priority: int = 0,
+    catch_up: str = "",
+    catch_up_window: Seconds | None = None,
+    overlap: str = "",
 ) -> ordo_pb2.SubmitJobRequest:
-    """Build a SubmitJobRequest; ``run_at`` an RFC 3339 string or an aware datetime, ``delay`` seconds."""
-    req = ordo_pb2.SubmitJobRequest(type=type, name=name, idempotency_key=idempotency_key)
+    """Build a SubmitJobRequest.
+
+    Times are RFC 3339 strings or aware datetimes; durations are seconds or
+    timedeltas. ``backoff`` takes ``initial``, ``multiplier``, ``max`` (seconds)
+    and ``jitter``; ``catch_up`` is SKIP, ONE or ALL; ``overlap`` ALLOW, SKIP,
+    BUFFER_ONE or CANCEL_OTHER.
+    """
+    req = ordo_pb2.SubmitJobRequest(
+        type=type,
+        name=name,
+        idempotency_key=idempotency_key,
+        cron=cron,
+        timezone=timezone,
+        max_runs=max_runs,
+        max_attempts=max_attempts,
+        priority=priority,
+    )
     if payload is not None:
         req.payload.CopyFrom(value(payload))
-    if isinstance(run_at, datetime):
-        req.run_at = format_us(from_datetime(run_at))
-    elif run_at:
-        req.run_at = run_at
-    if delay is not None:
-        seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-        d = duration_pb2.Duration()
-        d.FromMicroseconds(round(seconds * 1_000_000))
-        req.delay.CopyFrom(d)
+    if run_at:
+        req.run_at = _time(run_at)
+    if start_at:
+        req.start_at = _time(start_at)
+    if end_at:
+        req.end_at = _time(end_at)
+    for field, seconds in (("delay", delay), ("jitter", jitter), ("timeout", timeout)):
+        if seconds is not None:
+            getattr(req, field).CopyFrom(_duration(seconds))
+    if catch_up_window is not None:
+        req.catch_up_window.CopyFrom(_duration(catch_up_window))
+    if backoff:
+        req.backoff.CopyFrom(_backoff(backoff))
+    if catch_up:
+        req.catch_up = ordo_pb2.CatchUp.Value(f"CATCH_UP_{catch_up.upper()}")  # type: ignore[assignment]
+    if overlap:
+        req.overlap = ordo_pb2.Overlap.Value(f"OVERLAP_{overlap.upper()}")  # type: ignore[assignment]
     return req
 
 
@@ -122,10 +184,18 @@ class Client:
         return job
 
     async def list_jobs(
-        self, *, state: str = "", type: str = "", page_size: int = 0, page_token: str = ""
+        self,
+        *,
+        state: str = "",
+        type: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        consistent: bool = False,
     ) -> ordo_pb2.ListJobsResponse:
         """A page of jobs, newest first; ``state`` like "SUCCEEDED"."""
-        req = ordo_pb2.ListJobsRequest(type=type, page_size=page_size, page_token=page_token)
+        req = ordo_pb2.ListJobsRequest(
+            type=type, page_size=page_size, page_token=page_token, consistent=consistent
+        )
         if state:
             req.state = f"JOB_STATE_{state.upper().removeprefix('JOB_STATE_')}"  # type: ignore[assignment]
         page: ordo_pb2.ListJobsResponse = await self._call("jobs", "ListJobs", req)
@@ -135,6 +205,59 @@ class Client:
         """Cancel a job that has not started."""
         job: ordo_pb2.Job = await self._call("jobs", "CancelJob", ordo_pb2.CancelJobRequest(job_id=job_id))
         return job
+
+    async def retry(self, job_id: str) -> ordo_pb2.Job:
+        """Run a failed job's last run again."""
+        job: ordo_pb2.Job = await self._call("jobs", "RetryJob", ordo_pb2.RetryJobRequest(job_id=job_id))
+        return job
+
+    async def pause(self, job_id: str, note: str = "") -> ordo_pb2.Job:
+        """Pause a recurring job."""
+        job: ordo_pb2.Job = await self._call(
+            "jobs", "PauseJob", ordo_pb2.PauseJobRequest(job_id=job_id, note=note)
+        )
+        return job
+
+    async def resume(self, job_id: str, note: str = "") -> ordo_pb2.Job:
+        """Resume a paused job."""
+        job: ordo_pb2.Job = await self._call(
+            "jobs", "ResumeJob", ordo_pb2.ResumeJobRequest(job_id=job_id, note=note)
+        )
+        return job
+
+    async def occurrences(
+        self, job_id: str, *, fate: str = "", page_size: int = 0, page_token: str = ""
+    ) -> ordo_pb2.ListOccurrencesResponse:
+        """A page of the job's occurrences, newest first; ``fate`` like "MISSED"."""
+        req = ordo_pb2.ListOccurrencesRequest(job_id=job_id, page_size=page_size, page_token=page_token)
+        if fate:
+            req.fate = ordo_pb2.Fate.Value(f"FATE_{fate.upper().removeprefix('FATE_')}")  # type: ignore[assignment]
+        page: ordo_pb2.ListOccurrencesResponse = await self._call("jobs", "ListOccurrences", req)
+        return page
+
+    async def explain(self, job_id: str, time: str | datetime) -> ordo_pb2.Explanation:
+        """What happened at ``time`` of the job's schedule, and why."""
+        req = ordo_pb2.ExplainOccurrenceRequest(job_id=job_id, time=_time(time))
+        reply: ordo_pb2.Explanation = await self._call("jobs", "ExplainOccurrence", req)
+        return reply
+
+    async def preview(
+        self, cron: str, *, timezone: str = "", count: int = 10, after: str | datetime | None = None
+    ) -> list[ordo_pb2.PreviewTime]:
+        """The next fire times of a schedule."""
+        req = ordo_pb2.PreviewScheduleRequest(cron=cron, timezone=timezone, count=count)
+        if after:
+            req.after = _time(after)
+        reply = await self._call("jobs", "PreviewSchedule", req)
+        return list(reply.times)
+
+    async def watch(self, job_id: str = "", after_seq: int = 0) -> AsyncIterator[ordo_pb2.Event]:
+        """Events as they are applied on the first reachable node (not retried once streaming)."""
+        stub = ordo_pb2_grpc.JobServiceStub(
+            self._channel(self.addresses[self._current % len(self.addresses)])
+        )
+        async for event in stub.WatchJobs(ordo_pb2.WatchJobsRequest(job_id=job_id, after_seq=after_seq)):
+            yield event
 
     async def history(self, job_id: str) -> list[ordo_pb2.Event]:
         """The job's events, oldest first."""

@@ -27,7 +27,7 @@ from grpc_reflection.v1alpha import reflection
 
 from . import commands as c
 from .api.cluster import ClusterService
-from .api.jobs import JobService
+from .api.jobs import Changes, JobService
 from .api.peer import PeerService
 from .config import Config
 from .consensus import Consensus
@@ -85,6 +85,7 @@ class Node:
         self.config = config
         self._stop = asyncio.Event()
         self._leader_task: asyncio.Task[None] | None = None
+        self.changes = Changes()
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
 
@@ -161,7 +162,7 @@ class Node:
         cfg = self.config
         server = grpc.aio.server(options=GRPC_OPTIONS)
         ordo_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(cfg, self.consensus, self.queries, registry), server
+            JobService(cfg, self.consensus, self.queries, registry, self.changes), server
         )
         ordo_pb2_grpc.add_ClusterServiceServicer_to_server(
             ClusterService(cfg, self.consensus, self.executor, self.peers), server
@@ -185,6 +186,7 @@ class Node:
     # -- reacting to the state machine and to Raft -----------------------------
 
     def _on_effects(self, fx: Effects) -> None:
+        self.changes.notify()
         if fx.earliest_due is not None and self.timekeeper is not None:
             self.timekeeper.notify_due(fx.earliest_due)
         if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs or fx.retry_at):

@@ -175,7 +175,7 @@ class Store:
             logging.shutdown()
             os._exit(70)
         self.last_applied = index
-        if self.listener is not None and not effects.empty():
+        if self.listener is not None:
             self.listener(effects)
         return result
 

@@ -114,7 +114,13 @@ def recurring_trigger(d: DueJob, now: int) -> c.Trigger:
     while n is not None and (not nominals or fire_time(s, n) <= now) and len(nominals) < MAX_OCCURRENCES:
         nominals.append(n)
         n = next_occurrence(s, n, d.occurrences + len(nominals))
-    late = [x for x in nominals if fire_time(s, x) < now - ON_TIME]
+
+    def paused_at(fire: int) -> bool:
+        return d.paused_at is not None and d.paused_at <= fire <= (d.resumed_at or 0)
+
+    # Late: fired while nobody could trigger it, or while the job was paused
+    # (however recently: a pause is never "on time").
+    late = [x for x in nominals if fire_time(s, x) < now - ON_TIME or paused_at(fire_time(s, x))]
     policy = d.options.get("catch_up", "ONE")
     to_run, to_skip = catch_up(policy, late, now, int(d.options.get("catch_up_window", 0)))
     skip, run_late = set(to_skip), set(to_run)
@@ -123,7 +129,7 @@ def recurring_trigger(d: DueJob, now: int) -> c.Trigger:
         fire = fire_time(s, x)
         lateness = f"{(now - fire) / 1e6:.1f}s late"
         if x in skip:
-            paused = d.paused_at is not None and d.paused_at <= fire and (d.resumed_at or 0) >= d.paused_at
+            paused = paused_at(fire)
             why = "the job was paused" if paused else "no leader could trigger it (election or cluster down)"
             occurrences.append(
                 c.Occurrence(

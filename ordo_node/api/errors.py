@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -61,6 +61,27 @@ def raise_refusal(result: Any) -> None:
 
 
 R = TypeVar("R")
+
+
+def rpc_stream(method: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[R]]) -> Any:
+    """Like :func:`rpc`, for a server-streaming method (an async generator)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[R]:
+        try:
+            async for item in method(self, request, context):
+                yield item
+            return
+        except OrdoError as e:
+            code, message = code_for(e), str(e)
+        except Exception:
+            log.exception("unexpected error in %s", method.__name__)
+            code, message = grpc.StatusCode.INTERNAL, "internal error; the node's log has the details"
+        await context.abort(code, message)
+
+    return wrapper
+
+
 Method = Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[R]]
 
 

@@ -1,9 +1,12 @@
-"""JobService: submit, read, list, cancel and the history of jobs."""
+"""JobService: submit, read, list, cancel, retry, pause; history, occurrences, previews and a live watch."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import suppress
 
 import grpc
 
@@ -13,21 +16,44 @@ from ..consensus import Consensus
 from ..errors import InvalidArgument, NotFound
 from ..handlers import Registry
 from ..pb import ordo_pb2, ordo_pb2_grpc
-from ..queries import MAX_PAGE, Queries
+from ..queries import MAX_PAGE, JobRow, Queries
+from ..schedule import MAX_PREVIEW, parse_schedule
 from ..timeutil import format_us, now_us
 from . import validate
-from .convert import event_message, job_message
-from .errors import raise_refusal, rpc
+from .convert import event_message, job_message, occurrence_message, ts
+from .errors import raise_refusal, rpc, rpc_stream
+from .explain import explain, preview_times
+from .options import DAY_US, duration, time_field
 
 log = logging.getLogger("ordo_node.jobs")
 
 MAX_BATCH = 10_000
 
 
+class Changes:
+    """Wakes the watchers whenever this node applied something."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        """Something was applied."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        """Until the next notification, or ``timeout`` seconds."""
+        with suppress(TimeoutError):
+            await asyncio.wait_for(self._event.wait(), timeout)
+
+
 class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
     """The public job API; every node serves it, followers included."""
 
-    def __init__(self, config: Config, consensus: Consensus, queries: Queries, registry: Registry) -> None:
+    def __init__(
+        self, config: Config, consensus: Consensus, queries: Queries, registry: Registry, changes: Changes
+    ) -> None:
+        self.changes = changes
         self.config = config
         self.consensus = consensus
         self.queries = queries
@@ -114,19 +140,154 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         )
         return ordo_pb2.ListJobsResponse(jobs=[job_message(j) for j in jobs], next_page_token=token)
 
+    async def _change(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob) -> ordo_pb2.Job:
+        raise_refusal(await self.consensus.propose(cmd))
+        job = await self.queries.get_job(cmd.job_id)
+        if job is None:
+            raise NotFound(f"jobId: no job {cmd.job_id}")
+        return job_message(job)
+
     @rpc
     async def CancelJob(
         self, request: ordo_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
-        """Cancel a job that has not started; answer with the cancelled job."""
+        """Cancel a job: a scheduled one, a recurring schedule, or its running attempts."""
         job_id = validate.job_id(request.job_id)
-        cmd = c.CancelJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
-        raise_refusal(await self.consensus.propose(cmd))
+        job = await self._change(
+            c.CancelJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
+        )
         log.info("Cancelled job %s", job_id)
-        job = await self.queries.get_job(job_id)
+        return job
+
+    @rpc
+    async def RetryJob(
+        self, request: ordo_pb2.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Job:
+        """Run a failed job's last run again, with a fresh attempt budget."""
+        job_id = validate.job_id(request.job_id)
+        return await self._change(
+            c.RetryJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
+        )
+
+    async def _pause(self, job_id: str, note: str, pause: bool) -> ordo_pb2.Job:
+        if len(note) > validate.MAX_NAME:
+            raise InvalidArgument("note", f"is longer than {validate.MAX_NAME} characters")
+        return await self._change(
+            c.PauseJob(
+                request_id=uuid.uuid4().hex,
+                at=now_us(),
+                node=self.config.node_id,
+                job_id=validate.job_id(job_id),
+                pause=pause,
+                note=note,
+            )
+        )
+
+    @rpc
+    async def PauseJob(
+        self, request: ordo_pb2.PauseJobRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Job:
+        """Pause a recurring job."""
+        return await self._pause(request.job_id, request.note, True)
+
+    @rpc
+    async def ResumeJob(
+        self, request: ordo_pb2.ResumeJobRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Job:
+        """Resume a paused job."""
+        return await self._pause(request.job_id, request.note, False)
+
+    async def _job(self, job_id: str) -> JobRow:
+        job = await self.queries.get_job(validate.job_id(job_id))
         if job is None:
             raise NotFound(f"jobId: no job {job_id}")
-        return job_message(job)
+        return job
+
+    @rpc
+    async def ListOccurrences(
+        self, request: ordo_pb2.ListOccurrencesRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.ListOccurrencesResponse:
+        """The job's occurrences, newest first, with their fates."""
+        job = await self._job(request.job_id)
+        if request.page_size < 0 or request.page_size > MAX_PAGE:
+            raise InvalidArgument("pageSize", f"must be between 0 and {MAX_PAGE}")
+        fate = ""
+        if request.fate:
+            if request.fate not in ordo_pb2.Fate.values():
+                raise InvalidArgument("fate", f"{request.fate} is not a Fate")
+            fate = ordo_pb2.Fate.Name(request.fate).removeprefix("FATE_")
+        items, token = await self.queries.occurrences(
+            job.job_id,
+            since=time_field(getattr(request, "from"), "from"),
+            until=time_field(request.to, "to"),
+            fate=fate,
+            page_size=request.page_size,
+            page_token=request.page_token,
+        )
+        return ordo_pb2.ListOccurrencesResponse(
+            occurrences=[occurrence_message(o) for o in items], next_page_token=token
+        )
+
+    @rpc
+    async def ExplainOccurrence(
+        self, request: ordo_pb2.ExplainOccurrenceRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Explanation:
+        """What happened at a time of the job's schedule, and why."""
+        job = await self._job(request.job_id)
+        at = time_field(request.time, "time")
+        if at is None:
+            raise InvalidArgument("time", "is required (RFC 3339)")
+        occ, text = await explain(self.queries, job, at, now_us())
+        reply = ordo_pb2.Explanation(explanation=text)
+        if occ is not None:
+            reply.occurrence.CopyFrom(occurrence_message(occ))
+        return reply
+
+    @rpc
+    async def PreviewSchedule(
+        self, request: ordo_pb2.PreviewScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.PreviewScheduleResponse:
+        """The next fire times of a schedule, without creating anything."""
+        if not request.cron:
+            raise InvalidArgument("cron", "is required")
+        if request.count < 0 or request.count > MAX_PREVIEW:
+            raise InvalidArgument("count", f"must be between 0 and {MAX_PREVIEW}")
+        if request.max_runs < 0:
+            raise InvalidArgument("maxRuns", "must not be negative")
+        schedule = parse_schedule(
+            request.cron,
+            timezone=request.timezone or "UTC",
+            start_at=time_field(request.start_at, "startAt"),
+            end_at=time_field(request.end_at, "endAt"),
+            max_runs=request.max_runs,
+            jitter=duration(request.jitter, "jitter", maximum=DAY_US),
+            key="preview",
+        )
+        after = time_field(request.after, "after") or now_us()
+        times = preview_times(schedule, after, request.count or 10)
+        return ordo_pb2.PreviewScheduleResponse(
+            times=[
+                ordo_pb2.PreviewTime(nominal_time=ts(n), fire_time=ts(f), local_time=text)
+                for n, f, text in times
+            ]
+        )
+
+    @rpc_stream
+    async def WatchJobs(
+        self, request: ordo_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[ordo_pb2.Event]:
+        """Stream the events applied on this node, of one job or all, as they come."""
+        job_id = validate.job_id(request.job_id) if request.job_id else ""
+        if request.after_seq < 0:
+            raise InvalidArgument("afterSeq", "must not be negative")
+        seq = request.after_seq or await self.queries.last_event_seq()
+        while True:
+            events = await self.queries.events_after(seq, job_id)
+            for e in events:
+                yield event_message(e)
+                seq = e.seq
+            if not events:
+                await self.changes.wait(1.0)
 
     @rpc
     async def GetJobHistory(

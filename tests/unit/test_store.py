@@ -677,7 +677,8 @@ def test_listener_gets_effects_after_commit(store: Store, apply: Log) -> None:
     assert seen[3][2][1] == (jid(2), "SUCCEEDED")
 
 
-def test_listener_not_called_when_nothing_changed(store: Store, apply: Log) -> None:
+def test_listener_hears_every_entry_with_empty_effects_when_nothing_changed(store: Store, apply: Log) -> None:
+    # The listener wakes watchers after each applied entry, even when no actor has work.
     seen: list[Effects] = []
     store.listener = seen.append
 
@@ -686,7 +687,8 @@ def test_listener_not_called_when_nothing_changed(store: Store, apply: Log) -> N
     apply(trigger(9))  # skipped
     apply.raw(b"junk")
 
-    assert seen == []
+    assert [fx.index for fx in seen] == [1, 2, 3, 4]
+    assert all(fx.empty() for fx in seen)
     assert store.last_applied == 4
 
 

@@ -1,0 +1,110 @@
+"""Answers to "what happened at this time, and why?", and schedule previews."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from ..queries import JobRow, OccurrenceRow, Queries
+from ..schedule import Schedule, nominal_after, parse_schedule, preview
+from ..timeutil import format_us, to_datetime
+
+OUTCOMES = {
+    "SUCCEEDED": "succeeded",
+    "FAILED": "failed",
+    "RUNNING": "is running",
+    "ASSIGNED": "was assigned to an executor",
+    "PENDING": "waits for an executor (or for its retry backoff)",
+    "CANCELLED": "was cancelled",
+    "LOST": "lost its executor",
+}
+
+
+def job_schedule(job: JobRow) -> Schedule | None:
+    """The job's schedule, or None for a one-off job."""
+    o = job.options
+    if not o.get("cron"):
+        return None
+    return parse_schedule(
+        o["cron"],
+        timezone=o.get("timezone", "UTC"),
+        start_at=o.get("start_at"),
+        end_at=o.get("end_at"),
+        max_runs=o.get("max_runs", 0),
+        jitter=o.get("jitter", 0),
+        key=job.job_id,
+    )
+
+
+def local(s: Schedule | None, us: int) -> str:
+    """A time as the schedule's wall clock (UTC for a one-off job)."""
+    zone = ZoneInfo(s.timezone) if s is not None else ZoneInfo("UTC")
+    return to_datetime(us).astimezone(zone).isoformat(timespec="seconds")
+
+
+def describe(occ: OccurrenceRow, s: Schedule | None) -> str:
+    """One occurrence in a sentence."""
+    when = local(s, occ.nominal)
+    if occ.fate == "TRIGGERED":
+        outcome = OUTCOMES.get(occ.outcome, occ.outcome.lower() or "has no run")
+        extra = f" ({occ.reason})" if occ.reason else ""
+        return (
+            f"{when} was triggered at {format_us(occ.decided_at)}{extra}; run {occ.run_id} {outcome}"
+            f" after {occ.attempts} attempt(s)."
+        )
+    names = {
+        "MISSED": "was not run (missed)",
+        "PAUSED": "was not run because the job was paused",
+        "SKIPPED_OVERLAP": "was skipped by the overlap policy",
+        "BUFFERED": "waits for the previous run to end (overlap BUFFER_ONE)",
+        "CANCELLED": "was not run: the job was cancelled",
+    }
+    return f"{when} {names.get(occ.fate, occ.fate)}: {occ.reason}."
+
+
+async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[OccurrenceRow | None, str]:
+    """The occurrence that covers ``at`` and a sentence about it (or why there is none)."""
+    s = job_schedule(job)
+    occ = await queries.occurrence_at(job.job_id, at)
+    if occ is not None:
+        following = nominal_after(s, occ.nominal) if s is not None else None
+        if following is None or at < following:
+            return occ, describe(occ, s)
+    if at < job.created_at:
+        return (
+            None,
+            f"The job did not exist yet at {local(s, at)}; it was created at {format_us(job.created_at)}.",
+        )
+    if s is None:
+        if job.state in ("SCHEDULED",):
+            return None, f"The job is due at {format_us(job.run_at)}; nothing has happened yet."
+        return (
+            None,
+            f"The job is a one-off job due at {format_us(job.run_at)}; {local(s, at)} is not its time.",
+        )
+    previous = occ.nominal if occ is not None else None
+    nxt = nominal_after(s, at - 1)
+    if nxt is not None and nxt == at and at > now:
+        return (
+            None,
+            f"{local(s, at)} is in the future: it will fire at {format_us(at)} unless paused or cancelled.",
+        )
+    if nxt is not None and nxt == at:
+        return None, (
+            f"{local(s, at)} is a fire time of '{s.expression}' but no occurrence is recorded for it: the"
+            " leader has not reached it yet, or history retention removed it."
+        )
+    before = f"the one before is {local(s, previous)}" if previous is not None else "there is none before it"
+    after = f"the next is {local(s, nxt)}" if nxt is not None else "there is none after it"
+    return None, (
+        f"{local(s, at)} is not a fire time of '{s.expression}' in {s.timezone}: {before}, {after}."
+    )
+
+
+def preview_times(s: Schedule, after: int, count: int) -> list[tuple[int, int, str]]:
+    """The next ``count`` (nominal, fire time, wall-clock time) of a schedule."""
+    zone = ZoneInfo(s.timezone)
+    return [
+        (nominal, fire, datetime.fromtimestamp(nominal / 1e6, zone).isoformat(timespec="seconds"))
+        for nominal, fire in preview(s, after, count)
+    ]
