@@ -2,8 +2,8 @@
 
     ordo-node chaos --duration 300          # or: python -m ordo_node.chaos --duration 300
 
-It starts three nodes in a temporary directory, keeps submitting one-off
-jobs through random nodes (each with an idempotency key, retried until
+It starts three nodes in a temporary directory, starts three every-second
+cron jobs, keeps submitting one-off jobs through random nodes (each with an idempotency key, retried until
 acknowledged or given up), and every few seconds kills a random node with
 SIGKILL — the leader at least a third of the time — and restarts it. The
 jobs run a handler that appends each execution (job, run, attempt, node) to a
@@ -13,6 +13,8 @@ node is stopped, and the harness checks, from the nodes' own SQLite files:
 - every acknowledged submission exists on every node;
 - no job was triggered twice;
 - every job due during the run has a fate (it ended SUCCEEDED);
+- every second of the every-second cron jobs has exactly one occurrence, with
+  its fate, and every run they triggered ended;
 - every run has at most one accepted final result;
 - every node holds the same jobs, runs and events;
 - an execution was repeated only for an attempt that was given up (LOST).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import random
 import shutil
@@ -67,6 +70,9 @@ async def chaos_record(ctx, payload):
 '''
 
 
+_OPEN = ("PENDING", "ASSIGNED", "RUNNING")
+
+
 @dataclass
 class Stats:
     """What happened during the run."""
@@ -79,6 +85,9 @@ class Stats:
     leader_changes: int = 0
     longest_without_leader_s: float = 0.0
     reassignments: int = 0
+    cron_jobs: int = 0
+    cron_occurrences: int = 0
+    cron_missed: int = 0
     executions: int = 0
     duplicate_executions: int = 0
     duplicates_of_lost_attempts: int = 0
@@ -103,6 +112,7 @@ class Chaos:
         )
         self.stats = Stats()
         self.acked: dict[str, str] = {}  # idempotency key -> job id
+        self.cron: list[str] = []
         self._clients: dict[str, Client] = {}
         self._stop_faults = asyncio.Event()
         self._leader: str = ""
@@ -160,6 +170,27 @@ class Chaos:
             task.add_done_callback(tasks.discard)
             await asyncio.sleep(1 / self.rate)
         await asyncio.gather(*tasks)
+
+    async def start_cron_jobs(self, count: int = 3) -> None:
+        """A few every-second jobs, whose every occurrence must get a fate."""
+        node = self.cluster.node(self._leader)
+        for i in range(count):
+            job_id = await self.client(node).submit(
+                "chaos_record", {"work": 0}, cron="* * * * * *", name=f"chaos-cron-{i}", catch_up="ONE"
+            )
+            self.cron.append(job_id)
+        self.stats.cron_jobs = len(self.cron)
+
+    async def stop_cron_jobs(self) -> None:
+        """Cancel the every-second jobs, so that the history to check is final."""
+        for job_id in self.cron:
+            for _ in range(20):
+                live = [n for n in self.cluster.nodes if n.alive]
+                try:
+                    await self.client(self.rng.choice(live)).cancel(job_id)
+                    break
+                except grpc.RpcError:
+                    await asyncio.sleep(0.5)
 
     # -- the faults -------------------------------------------------------------
 
@@ -243,7 +274,7 @@ class Chaos:
         dumps = [_dump(n.data_dir / "state.db") for n in self.cluster.nodes]
         first = dumps[0]
         for node, dump in zip(self.cluster.nodes[1:], dumps[1:], strict=True):
-            for table in ("jobs", "runs", "events"):
+            for table in ("jobs", "runs", "occurrences", "events"):
                 if dump[table] != first[table]:
                     self.stats.violations.append(f"{node.id} differs from node1 in table {table}")
         jobs = {row[0]: row for row in first["jobs"]}
@@ -254,10 +285,11 @@ class Chaos:
                 self.stats.violations.append(
                     f"{node.id} lacks {len(missing)} acknowledged jobs, e.g. {missing[0]}"
                 )
-        triggers = Counter(row[1] for row in first["events"] if row[2] == "TRIGGERED")
-        doubled = [j for j, n in triggers.items() if n > 1]
+        # One TRIGGERED event per run: a one-off job has one run, a cron job one per occurrence.
+        triggers = Counter(row[5] for row in first["events"] if row[2] == "TRIGGERED")
+        doubled = [r for r, n in triggers.items() if n > 1]
         if doubled:
-            self.stats.violations.append(f"{len(doubled)} jobs triggered more than once, e.g. {doubled[0]}")
+            self.stats.violations.append(f"{len(doubled)} runs triggered more than once, e.g. {doubled[0]}")
         unfinished = [j for j in self.acked.values() if j in jobs and jobs[j][4] != "SUCCEEDED"]
         if unfinished:
             example = unfinished[0]
@@ -272,15 +304,39 @@ class Chaos:
                 f"{len(multi)} runs have more than one final result, e.g. {multi[0]}"
             )
         self.stats.reassignments = sum(1 for row in first["runs"] if row[3] == "LOST")
+        self.check_cron(first["occurrences"], first["runs"])
         self.check_executions(first["runs"])
+
+    def check_cron(self, occurrences: list[tuple[Any, ...]], runs: list[tuple[Any, ...]]) -> None:
+        """Every second of every cron job has exactly one occurrence, and each triggered one ran to an end."""
+        final = {
+            r[0]: r[3] for r in runs
+        }  # run id -> state of its latest attempt (rows are in attempt order)
+        for job_id in self.cron:
+            nominal = [o[1] for o in occurrences if o[0] == job_id]
+            self.stats.cron_occurrences += len(nominal)
+            self.stats.cron_missed += sum(1 for o in occurrences if o[0] == job_id and o[3] != "TRIGGERED")
+            if not nominal:
+                self.stats.violations.append(f"cron job {job_id} has no occurrence")
+                continue
+            gaps = [(a, b) for a, b in itertools.pairwise(nominal) if b - a != 1_000_000]
+            if gaps:
+                self.stats.violations.append(f"cron job {job_id} has {len(gaps)} gaps, e.g. {gaps[0]}")
+            open_runs = [
+                o[5]
+                for o in occurrences
+                if o[0] == job_id and o[3] == "TRIGGERED" and final.get(o[5]) in _OPEN
+            ]
+            if open_runs:
+                self.stats.violations.append(f"cron job {job_id}: {len(open_runs)} runs never ended")
 
     def check_executions(self, runs: list[tuple[Any, ...]]) -> None:
         log = self.cluster.root / "executions.jsonl"
         lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
         self.stats.executions = len(lines)
         state = {(r[0], r[1]): r[3] for r in runs}
-        per_job = Counter(x["job"] for x in lines)
-        self.stats.duplicate_executions = sum(n - 1 for n in per_job.values() if n > 1)
+        per_run = Counter(x["run"] for x in lines)
+        self.stats.duplicate_executions = sum(n - 1 for n in per_run.values() if n > 1)
         attempts = Counter((x["run"], x["attempt"]) for x in lines)
         for x in lines:
             if state.get((x["run"], x["attempt"])) == "LOST":
@@ -298,12 +354,14 @@ class Chaos:
         self.cluster.start()
         try:
             self._leader = await self.wait_for_leader()
+            await self.start_cron_jobs()
             watcher = asyncio.create_task(self.watch_leader())
             faults = asyncio.create_task(self.faults())
             await self.load()
             self._stop_faults.set()
             await asyncio.gather(faults, watcher)
             await self.settle()
+            await self.stop_cron_jobs()
         finally:
             for c in self._clients.values():
                 await c.close()
@@ -318,6 +376,7 @@ def _dump(path: Path) -> dict[str, list[tuple[Any, ...]]]:
         return {
             "jobs": db.execute("SELECT * FROM jobs ORDER BY id").fetchall(),
             "runs": db.execute("SELECT * FROM runs ORDER BY run_id, attempt").fetchall(),
+            "occurrences": db.execute("SELECT * FROM occurrences ORDER BY job_id, nominal").fetchall(),
             "events": db.execute(
                 "SELECT seq, job_id, type, at, node_id, run_id, attempt FROM events ORDER BY seq"
             ).fetchall(),
