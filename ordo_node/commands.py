@@ -208,6 +208,23 @@ class CancelJob:
 
 
 @dataclass(frozen=True)
+class Prune:
+    """History retention: drop the oldest occurrences and runs beyond ``keep_runs`` per job,
+    events older than ``events_before``, and request ids more than ``keep_requests`` entries old.
+
+    At most ``limit`` rows of each kind go per command, so that apply stays short.
+    """
+
+    op: ClassVar[str] = "prune"
+    at: int
+    node: str
+    keep_runs: int
+    events_before: int
+    keep_requests: int
+    limit: int
+
+
+@dataclass(frozen=True)
 class Barrier:
     """A no-op: once it is applied, everything committed before it is applied too."""
 
@@ -225,6 +242,7 @@ Command = (
     | CancelJob
     | RetryJob
     | PauseJob
+    | Prune
     | Barrier
 )
 _BY_OP: dict[str, type[Any]] = {
@@ -239,6 +257,7 @@ _BY_OP: dict[str, type[Any]] = {
         CancelJob,
         RetryJob,
         PauseJob,
+        Prune,
         Barrier,
     )
 }

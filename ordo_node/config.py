@@ -65,6 +65,9 @@ class Config:
     max_payload_bytes: int = 1024 * 1024
     lease_timeout: float = 10.0
     shutdown_grace: float = 30.0
+    keep_runs: int = 100
+    event_max_age_days: float = 30.0
+    prune_interval: float = 60.0
     raft: RaftTimings = field(default_factory=RaftTimings)
     log_level: str = "INFO"
     source: str = "<embedded default>"
@@ -213,6 +216,16 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     )
     ex.finish()
 
+    ret = top.table("retention")
+    keep_runs = ret.get("keep_runs", int, 100)
+    if keep_runs < 1:
+        raise ConfigError(f"{where}: retention.keep_runs: must be at least 1, not {keep_runs}")
+    age = _positive(
+        where, "retention.event_max_age_days", float(ret.get("event_max_age_days", (int, float), 30.0))
+    )
+    prune_interval = _positive(where, "retention.interval", float(ret.get("interval", (int, float), 60.0)))
+    ret.finish()
+
     lim = top.table("limits")
     max_payload = lim.get("max_payload_bytes", int, 1024 * 1024)
     _positive(where, "limits.max_payload_bytes", max_payload)
@@ -248,6 +261,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         max_payload_bytes=max_payload,
         lease_timeout=lease,
         shutdown_grace=grace,
+        keep_runs=keep_runs,
+        event_max_age_days=age,
+        prune_interval=prune_interval,
         raft=timings,
         log_level=log_level,
         source=where,

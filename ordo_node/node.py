@@ -42,6 +42,7 @@ from .peers import Peers
 from .queries import Queries
 from .store import Store
 from .timekeeper import Timekeeper
+from .timeutil import now_us
 
 log = logging.getLogger("ordo_node.node")
 
@@ -217,6 +218,29 @@ class Node:
             with suppress(asyncio.CancelledError):
                 await task
 
+    async def _prune(self) -> None:
+        """History retention, while this node leads: a Prune command now and then."""
+        cfg = self.config
+        limit = 5000
+        while True:
+            await asyncio.sleep(cfg.prune_interval)
+            at = now_us()
+            cmd = c.Prune(
+                at=at,
+                node=cfg.node_id,
+                keep_runs=cfg.keep_runs,
+                events_before=at - int(cfg.event_max_age_days * 86_400_000_000),
+                keep_requests=100_000,
+                limit=limit,
+            )
+            try:
+                result = await self.consensus.propose(cmd)
+            except OrdoError as e:
+                log.warning("retention not committed: %s", e)
+                continue
+            if any(result.values()):
+                log.info("retention pruned %s", " ".join(f"{k}={v}" for k, v in result.items()))
+
     async def _lead(self, term: int) -> None:
         """Run the leader-only actors while this node leads; restart them with backoff if one fails."""
         backoff = 0.2
@@ -231,6 +255,7 @@ class Node:
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self.timekeeper.run(), name="timekeeper")
                     tg.create_task(self.dispatcher.run(), name="dispatcher")
+                    tg.create_task(self._prune(), name="retention")
             except asyncio.CancelledError:
                 log.info("leader actors stopped term=%d", term)
                 raise

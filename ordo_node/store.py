@@ -63,6 +63,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs(state, created_at, id);
+-- Retention looks only at jobs with more than one occurrence: the recurring ones.
+CREATE INDEX IF NOT EXISTS jobs_recurring ON jobs(occurrences) WHERE occurrences > 1;
 CREATE TABLE IF NOT EXISTS runs (
     run_id TEXT NOT NULL,
     attempt INTEGER NOT NULL,
@@ -107,11 +109,13 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
+CREATE INDEX IF NOT EXISTS events_at ON events(at);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     result TEXT NOT NULL,
     applied_index INTEGER NOT NULL
 );
+CREATE INDEX IF NOT EXISTS requests_index ON requests(applied_index);
 """
 
 

@@ -64,6 +64,8 @@ class Transitions:
                 return self.retry(cmd, fx)
             case c.PauseJob():
                 return self.pause(cmd, fx)
+            case c.Prune():
+                return self.prune(cmd)
             case c.Barrier():
                 return {"index": fx.index}
 
@@ -546,3 +548,41 @@ class Transitions:
                 fx.earliest_due = job["due_at"]
                 fx.scheduled.append((cmd.job_id, job["due_at"]))
         return {"job_id": cmd.job_id}
+
+    # -- retention ------------------------------------------------------------------
+
+    def prune(self, cmd: c.Prune) -> Any:
+        """Drop old history, oldest first, at most ``cmd.limit`` rows of each kind."""
+        occurrences = runs = 0
+        for job_id, count in self.db.execute(
+            "SELECT id, occurrences FROM jobs WHERE occurrences > ? AND occurrences > 1 LIMIT 1000",
+            (cmd.keep_runs,),
+        ).fetchall():
+            if occurrences >= cmd.limit:
+                break
+            cut = count - cmd.keep_runs  # ordinals up to this one go
+            old = self.db.execute(
+                "SELECT nominal, run_id FROM occurrences WHERE job_id = ? AND ordinal <= ? LIMIT ?",
+                (job_id, cut, cmd.limit - occurrences),
+            ).fetchall()
+            for nominal, run_id in old:
+                if run_id is not None:
+                    open_ = self.db.execute(
+                        "SELECT 1 FROM runs WHERE run_id = ? AND state IN (?, ?, ?)", (run_id, *OPEN)
+                    ).fetchone()
+                    if open_:
+                        continue
+                    runs += self.db.execute("DELETE FROM runs WHERE run_id = ?", (run_id,)).rowcount
+                self.db.execute("DELETE FROM occurrences WHERE job_id = ? AND nominal = ?", (job_id, nominal))
+                occurrences += 1
+        events = self.db.execute(
+            "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE at < ? ORDER BY at LIMIT ?)",
+            (cmd.events_before, cmd.limit),
+        ).rowcount
+        newest = self.db.execute("SELECT COALESCE(MAX(applied_index), 0) FROM requests").fetchone()[0]
+        requests = self.db.execute(
+            "DELETE FROM requests WHERE rowid IN (SELECT rowid FROM requests WHERE applied_index < ?"
+            " ORDER BY applied_index LIMIT ?)",
+            (newest - cmd.keep_requests, cmd.limit),
+        ).rowcount
+        return {"occurrences": occurrences, "runs": runs, "events": events, "requests": requests}

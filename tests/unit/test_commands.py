@@ -57,6 +57,7 @@ COMMANDS: list[c.Command] = [
     c.RenewLeases(request_id="r7", node="node2", at=AT, lease_until=AT + 10, runs=(c.RunRef(f"{JOB}:1", 1),)),
     c.CancelJob(request_id="r5", at=AT, node="node1", job_id=JOB),
     c.RetryJob(request_id="r9", at=AT, node="node1", job_id=JOB),
+    c.Prune(at=AT, node="node1", keep_runs=100, events_before=AT - 10, keep_requests=1000, limit=5000),
     c.PauseJob(request_id="r10", at=AT, node="node1", job_id=JOB, pause=True, note="maintenance"),
     c.TriggerJobs(
         request_id="r11",

@@ -22,7 +22,7 @@ from ordo_node import commands as c
 from ordo_node.errors import InvalidArgument
 from ordo_node.queries import Queries, encode_token
 from ordo_node.store import Effects, Store
-from ordo_node.timeutil import parse_rfc3339
+from ordo_node.timeutil import format_us, parse_rfc3339
 
 SEC = 1_000_000
 T0 = 1_900_000_000 * SEC  # 2030-03-17, in microseconds
@@ -1025,3 +1025,72 @@ def test_renewal_keeps_an_attempt_and_reports_the_ones_it_lost(store: Store, app
     assert apply(renew(1, at=DUE + 14 * SEC, node="node9")) == {"lost": [[run_of(1), 1]]}
     apply(report(NODE, succeeded(1, {"ok": True})))
     assert apply(renew(1, at=DUE + 15 * SEC)) == {"lost": [[run_of(1), 1]]}
+
+
+# --- recurring jobs and retention --------------------------------------------------------
+
+
+def recurring_spec(n: int) -> c.JobSpec:
+    options = json.dumps({"cron": "* * * * * *", "timezone": "UTC", "catch_up": "ONE", "overlap": "ALLOW"})
+    return c.JobSpec(jid(n), "echo", "{}", DUE, spec_hash="h", options=options, first_nominal=DUE)
+
+
+def tick(n: int, k: int, decision: str = "run") -> c.TriggerJobs:
+    """Trigger occurrence ``k`` (0-based) of recurring job ``n``: one per second from DUE."""
+    due = DUE + k * SEC
+    occ = c.Occurrence(due, due, decision, "" if decision == "run" else "no leader")
+    trig = c.Trigger(jid(n), due, occurrences=(occ,), next_nominal=due + SEC, next_due=due + SEC)
+    return c.TriggerJobs(request_id=rid(), at=due, node=NODE, triggers=(trig,))
+
+
+def test_recurring_occurrences_get_fates_and_runs(store: Store, apply: Log) -> None:
+    apply(submit(recurring_spec(1)))
+    assert apply(tick(1, 0)) == {"triggered": [jid(1)], "skipped": {}}
+    assert apply(tick(1, 1, "missed")) == {"triggered": [], "skipped": {}}
+    # a trigger for a due time that already passed is refused: each occurrence once
+    assert apply(tick(1, 0))["skipped"] == {
+        jid(1): f"not due: state TRIGGERED, due {format_us(DUE + 2 * SEC)}"
+    }
+
+    assert rows(store.path, "SELECT nominal, fate, run_id, ordinal FROM occurrences ORDER BY nominal") == [
+        (DUE, "TRIGGERED", f"{jid(1)}:1", 1),
+        (DUE + SEC, "MISSED", None, 2),
+    ]
+    assert rows(store.path, "SELECT state, due_at, occurrences FROM jobs") == [
+        ("TRIGGERED", DUE + 2 * SEC, 2)
+    ]
+
+
+def test_prune_keeps_the_last_runs_per_job_and_young_events(store: Store, apply: Log) -> None:
+    # Given a recurring job with five finished occurrences
+    apply(submit(recurring_spec(1)))
+    for k in range(5):
+        apply(tick(1, k))
+        run = f"{jid(1)}:{k + 1}"
+        apply(
+            c.AssignRuns(
+                request_id=rid(), at=DUE + k * SEC, node=NODE, assignments=(c.Assignment(run, 1, NODE),)
+            )
+        )
+        apply(report(NODE, c.RunUpdate(run, 1, "succeeded", DUE + k * SEC + 1)))
+
+    # When history is pruned to two runs per job, events before DUE + 3 s, and the last 3 request ids
+    result = apply(
+        c.Prune(
+            at=DUE + 10 * SEC, node=NODE, keep_runs=2, events_before=DUE + 3 * SEC, keep_requests=3, limit=100
+        )
+    )
+
+    # Then the three oldest occurrences and their runs are gone, and the rest is intact
+    assert result["occurrences"] == 3 and result["runs"] == 3 and result["events"] > 0
+    assert rows(store.path, "SELECT ordinal FROM occurrences ORDER BY ordinal") == [(4,), (5,)]
+    assert rows(store.path, "SELECT run_id FROM runs ORDER BY run_id") == [(f"{jid(1)}:4",), (f"{jid(1)}:5",)]
+    assert rows(store.path, "SELECT MIN(at) FROM events")[0][0] >= DUE + 3 * SEC
+    assert rows(store.path, "SELECT COUNT(*) FROM requests")[0][0] <= 4
+    # and a second prune finds nothing more to do
+    again = apply(
+        c.Prune(
+            at=DUE + 11 * SEC, node=NODE, keep_runs=2, events_before=DUE + 3 * SEC, keep_requests=3, limit=100
+        )
+    )
+    assert (again["occurrences"], again["runs"], again["events"]) == (0, 0, 0)
