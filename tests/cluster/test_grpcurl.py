@@ -114,3 +114,72 @@ async def test_grpcurl_bad_and_unknown_job_ids(cluster: Cluster) -> None:
         address, "ordo.v1.JobService/GetJobHistory", {"jobId": "00000000-0000-4000-8000-000000000000"}
     )
     assert "NotFound" in history.stderr
+
+
+async def test_grpcurl_recurring_job_occurrences_explain_and_preview(cluster: Cluster) -> None:
+    a = cluster.nodes[0].address
+    # The README's recurring submission: every 2 seconds, three times
+    body = {
+        "type": "echo",
+        "payload": {"msg": "tick"},
+        "cron": "*/2 * * * * *",
+        "timezone": "Europe/Paris",
+        "maxRuns": 3,
+        "catchUp": "CATCH_UP_ONE",
+        "overlap": "OVERLAP_SKIP",
+    }
+    job_id = (await call(a, "ordo.v1.JobService/SubmitJob", body))["jobId"]
+
+    async def three_done() -> list[dict] | None:
+        page = await call(a, "ordo.v1.JobService/ListOccurrences", {"jobId": job_id})
+        occs = page.get("occurrences", [])
+        done = [o for o in occs if o.get("outcome") == "RUN_STATE_SUCCEEDED"]
+        return occs if len(done) == 3 else None
+
+    occs = await eventually(three_done, timeout=30, what="three occurrences SUCCEEDED")
+    assert all(o["fate"] == "FATE_TRIGGERED" for o in occs)
+    job = await call(a, "ordo.v1.JobService/GetJob", {"jobId": job_id})
+    assert job["state"] == "JOB_STATE_SUCCEEDED" and job["occurrences"] == 3 and job["maxRuns"] == 3
+    assert job["catchUp"] == "CATCH_UP_ONE" and job["overlap"] == "OVERLAP_SKIP"
+
+    explained = await call(
+        a, "ordo.v1.JobService/ExplainOccurrence", {"jobId": job_id, "time": occs[0]["nominalTime"]}
+    )
+    assert "was triggered" in explained["explanation"] and "succeeded" in explained["explanation"]
+
+    preview = await call(
+        a,
+        "ordo.v1.JobService/PreviewSchedule",
+        {"cron": "0 9 * * 1-5", "timezone": "Europe/Paris", "count": 3, "after": "2026-11-20T12:00:00Z"},
+    )
+    assert [t["localTime"] for t in preview["times"]] == [
+        "2026-11-23T09:00:00+01:00",
+        "2026-11-24T09:00:00+01:00",
+        "2026-11-25T09:00:00+01:00",
+    ]
+
+
+async def test_grpcurl_retries_and_dead_letter(cluster: Cluster) -> None:
+    a = cluster.nodes[1].address
+    body = {
+        "type": "shell",
+        "payload": {"command": "exit 1"},
+        "maxAttempts": 3,
+        "backoff": {"initial": "0.2s", "multiplier": 2, "max": "30s"},
+        "timeout": "10s",
+    }
+    job_id = (await call(a, "ordo.v1.JobService/SubmitJob", body))["jobId"]
+
+    async def dead() -> dict | None:
+        job = await call(a, "ordo.v1.JobService/GetJob", {"jobId": job_id})
+        return job if job["state"] == "JOB_STATE_DEAD_LETTER" else None
+
+    job = await eventually(dead, timeout=30, what="DEAD_LETTER")
+    assert [r["attempt"] for r in job["runs"]] == [1, 2, 3]
+    retried = await call(a, "ordo.v1.JobService/RetryJob", {"jobId": job_id})
+    assert retried["state"] in (
+        "JOB_STATE_TRIGGERED",
+        "JOB_STATE_RUNNING",
+        "JOB_STATE_FAILED",
+        "JOB_STATE_RETRYING",
+    )

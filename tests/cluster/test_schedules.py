@@ -222,3 +222,20 @@ async def test_preview_and_bad_schedules(cluster: Cluster) -> None:
             await client.submit_many([submit_request("echo", {}, **kwargs)])  # type: ignore[arg-type]
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert f"jobs[0].{field}:" in (err.value.details() or ""), err.value.details()
+
+
+async def test_watch_streams_a_jobs_events_as_they_happen(cluster: Cluster) -> None:
+    # Given a client watching one node's event stream for a job submitted just after it starts
+    client = cluster.client(cluster.nodes[1])
+    job_id = await client.submit("echo", {"w": 1}, delay=1.0)
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for event in client.watch(job_id):
+            seen.append(ordo_pb2.EventType.Name(event.type).removeprefix("EVENT_TYPE_"))
+            if seen[-1] == "SUCCEEDED":
+                return
+
+    # When the job runs, then the stream delivers its events in order, ending with SUCCEEDED
+    await asyncio.wait_for(follow(), timeout=30)
+    assert seen == ["TRIGGERED", "ASSIGNED", "STARTED", "SUCCEEDED"]
