@@ -76,6 +76,8 @@ def submit_request(
     catch_up: str = "",
     catch_up_window: Seconds | None = None,
     overlap: str = "",
+    tags: list[str] | None = None,
+    long_running: bool = False,
 ) -> ordo_pb2.SubmitJobRequest:
     """Build a SubmitJobRequest.
 
@@ -93,6 +95,8 @@ def submit_request(
         max_runs=max_runs,
         max_attempts=max_attempts,
         priority=priority,
+        tags=tags or [],
+        long_running=long_running,
     )
     if payload is not None:
         req.payload.CopyFrom(value(payload))

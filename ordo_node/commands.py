@@ -208,6 +208,17 @@ class CancelJob:
 
 
 @dataclass(frozen=True)
+class MarkWaiting:
+    """The dispatcher notes why pending attempts wait (no live executor has their tags)."""
+
+    op: ClassVar[str] = "waiting"
+    at: int
+    node: str
+    runs: tuple[RunRef, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Prune:
     """History retention: drop the oldest occurrences and runs beyond ``keep_runs`` per job,
     events older than ``events_before``, and request ids more than ``keep_requests`` entries old.
@@ -243,6 +254,7 @@ Command = (
     | RetryJob
     | PauseJob
     | Prune
+    | MarkWaiting
     | Barrier
 )
 _BY_OP: dict[str, type[Any]] = {
@@ -258,6 +270,7 @@ _BY_OP: dict[str, type[Any]] = {
         RetryJob,
         PauseJob,
         Prune,
+        MarkWaiting,
         Barrier,
     )
 }
@@ -268,6 +281,7 @@ _NESTED: dict[tuple[str, str], type[Any]] = {
     ("runs", "updates"): RunUpdate,
     ("expire", "runs"): RunRef,
     ("renew", "runs"): RunRef,
+    ("waiting", "runs"): RunRef,
 }
 
 

@@ -51,22 +51,38 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
         idempotency_key=item.idempotency_key,
         scheduled_at=ts(item.scheduled_at),
         timeout_ms=item.timeout_us // 1000,
+        long_running=bool(item.options and json.loads(item.options).get("long_running")),
     )
 
 
-def choose_nodes(runs: list[tuple[str, int]], free: dict[str, int], start: int = 0) -> list[c.Assignment]:
-    """Assign ``runs`` to nodes: each to the node with the most free slots, ties in turn from ``start``."""
+Pending = tuple[str, int, frozenset[str]]
+
+
+def choose_nodes(
+    runs: list[Pending], free: dict[str, int], tags: dict[str, frozenset[str]] | None = None, start: int = 0
+) -> tuple[list[c.Assignment], list[Pending]]:
+    """Place ``runs`` on nodes that have every tag a run needs: the most free slots first, ties in turn.
+
+    Returns the assignments, and the runs that no node in ``free`` could ever
+    take (it lacks their tags) — as opposed to runs that wait for a free slot.
+    """
     nodes = sorted(free)
     slots = dict(free)
+    tags = tags or {}
     out: list[c.Assignment] = []
-    for i, (run_id, attempt) in enumerate(runs):
+    unplaceable: list[Pending] = []
+    for i, (run_id, attempt, needs) in enumerate(runs):
+        fit = [n for n in nodes if needs <= tags.get(n, frozenset())]
+        if not fit:
+            unplaceable.append((run_id, attempt, needs))
+            continue
         turn = start + i
-        best = max(nodes, key=lambda n: (slots[n], -((nodes.index(n) - turn) % len(nodes))), default=None)
-        if best is None or slots[best] <= 0:
-            break
+        best = max(fit, key=lambda n: (slots[n], -((nodes.index(n) - turn) % len(nodes))))
+        if slots[best] <= 0:
+            continue
         slots[best] -= 1
         out.append(c.Assignment(run_id, attempt, best))
-    return out
+    return out, unplaceable
 
 
 class Dispatcher:
@@ -82,6 +98,8 @@ class Dispatcher:
         self.batch = batch
         self.capacity: dict[str, int] = {}
         self.reachable: dict[str, bool] = {}
+        self.tags: dict[str, frozenset[str]] = {}
+        self._waiting: set[tuple[str, int]] = set()
         # node -> (boot id, when it was last seen with it)
         self.boots: dict[str, tuple[str, int]] = {}
         self.lease_us = int(config.lease_timeout * 1_000_000)
@@ -130,6 +148,9 @@ class Dispatcher:
                 log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
             self.reachable[node_id] = True
             self.capacity[node_id] = 0 if status.draining else status.capacity
+            if frozenset(status.tags) != self.tags.get(node_id):
+                self.tags[node_id] = frozenset(status.tags)
+                self._waiting.clear()  # a node's tags changed: waiting runs may fit now
             old = self.boots.get(node_id)
             self.boots[node_id] = (status.boot_id, asked)
             if old is not None and old[0] != status.boot_id:
@@ -176,10 +197,13 @@ class Dispatcher:
         room = sum(free.values())
         if room == 0:
             return 0
-        pending = await self.queries.pending_runs(min(room, self.batch), now_us())
+        pending = await self.queries.pending_runs(self.batch, now_us())
         if not pending:
             return 0
-        chosen = choose_nodes(pending, free, self._turn)
+        chosen, unplaceable = choose_nodes(pending, free, self.tags, self._turn)
+        await self.mark_waiting(unplaceable)
+        if not chosen:
+            return 0
         self._turn += len(chosen)
         at = now_us()
         cmd = c.AssignRuns(
@@ -202,6 +226,23 @@ class Dispatcher:
         for node_id, keys in by_node.items():
             self._send_later(node_id, await self.queries.work_items(keys))
         return len(accepted)
+
+    async def mark_waiting(self, runs: list[Pending]) -> None:
+        """Say once, in the job's state, why these runs wait: no live executor has their tags."""
+        new = [(r, a, t) for r, a, t in runs if (r, a) not in self._waiting]
+        by_reason: dict[str, list[c.RunRef]] = defaultdict(list)
+        for run_id, attempt, needs in new:
+            by_reason[f"no live executor has the tags {', '.join(sorted(needs))}"].append(
+                c.RunRef(run_id, attempt)
+            )
+        for reason, refs in by_reason.items():
+            cmd = c.MarkWaiting(at=now_us(), node=self.config.node_id, runs=tuple(refs), reason=reason)
+            try:
+                await self.consensus.propose(cmd)
+            except OrdoError as e:
+                log.warning("waiting note not committed: %s", e)
+                return
+            self._waiting.update((r.run_id, r.attempt) for r in refs)
 
     async def resend(self, before: int) -> None:
         """Send again the assignments made at or before ``before`` whose start was never reported.

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from collections import OrderedDict
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,8 @@ log = logging.getLogger("ordo_node.executor")
 job_log = logging.getLogger("ordo_node.jobs")
 
 MAX_RESULT_BYTES = 256 * 1024
+# Seconds a long-running handler has to return after ctx.cancelled is set.
+CANCEL_GRACE = 10.0
 REMEMBERED_ATTEMPTS = 100_000
 
 
@@ -49,7 +52,16 @@ class Running:
     job_id: str
     type: str
     started_at: int
-    task: asyncio.Task[None]
+    long_running: bool = False
+    task: asyncio.Task[None] = field(init=False)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    last_heartbeat: int | None = None
+    progress: str = ""
+
+    def heartbeat(self, note: str = "") -> None:
+        """Called by a handler (from any thread): it is alive, and how far it got."""
+        self.last_heartbeat = now_us()
+        self.progress = note[:200]
 
 
 def encode_result(value: Any) -> str:
@@ -182,8 +194,9 @@ class Executor:
             if len(self.running) >= self.capacity:
                 continue
             self._remember(key)
-            task = asyncio.create_task(self._run(a), name=f"run {a.run_id}#{a.attempt}")
-            self.running[key] = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), task)
+            running = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), a.long_running)
+            self.running[key] = running
+            running.task = asyncio.create_task(self._run(a, running), name=f"run {a.run_id}#{a.attempt}")
             accepted.append(a.run_id)
         return accepted
 
@@ -193,12 +206,23 @@ class Executor:
             self._seen.popitem(last=False)
 
     def cancel(self, run_id: str, attempt: int) -> None:
-        """Stop an attempt the cluster cancelled (if it runs here)."""
-        running = self.running.get((run_id, attempt))
-        if running is not None:
-            running.task.cancel()
+        """Stop an attempt the cluster cancelled (if it runs here).
 
-    async def _run(self, a: internal_pb2.Assignment) -> None:
+        The handler's ``ctx.cancelled`` is set first. A long-running handler
+        gets CANCEL_GRACE seconds to return by itself; any other is cancelled
+        at once (a shell command then gets SIGTERM, and SIGKILL after a grace).
+        """
+        running = self.running.get((run_id, attempt))
+        if running is None:
+            return
+        running.cancelled.set()
+        if not running.long_running:
+            running.task.cancel()
+            return
+        loop = asyncio.get_running_loop()
+        loop.call_later(CANCEL_GRACE, running.task.cancel)
+
+    async def _run(self, a: internal_pb2.Assignment, running: Running) -> None:
         key = (a.run_id, a.attempt)
         started = now_us()
         job_log.info("Processing job %s", a.job_id)
@@ -214,6 +238,8 @@ class Executor:
             node_id=self.config.node_id,
             data_dir=Path(self.config.data_dir),
             logger=job_log,
+            cancelled=running.cancelled,
+            heartbeat=running.heartbeat,
         )
         payload = from_value(a.payload) if a.HasField("payload") else None
         try:

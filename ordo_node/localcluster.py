@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DEMO_SECRET = "local-cluster-secret-0123456789"
 
@@ -133,6 +134,8 @@ class LocalCluster:
     handlers: list[str] = field(default_factory=list)
     settings: dict[str, dict[str, float | int | str | bool]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    # Per node id, like settings: {"node3": {"executor": {"tags": ["gpu"]}}}
+    node_settings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     nodes: list[LocalNode] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -153,14 +156,15 @@ class LocalCluster:
             for n in self.nodes
             if n is not node
         )
-        sections: dict[str, dict[str, float | int | str | bool]] = {
+        sections: dict[str, dict[str, Any]] = {
             "node": {},
             "cluster": {},
             "executor": {"capacity": self.capacity},
             "raft": {},
         }
-        for name, values in self.settings.items():
-            sections.setdefault(name, {}).update(values)
+        for layer in (self.settings, self.node_settings.get(node.id, {})):
+            for name, values in layer.items():
+                sections.setdefault(name, {}).update(values)
         lines = [
             "[node]",
             f'id = "{node.id}"',
@@ -198,9 +202,11 @@ class LocalCluster:
         return [n.address for n in self.nodes]
 
 
-def _toml(value: float | int | str | bool) -> str:
+def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value)

@@ -57,6 +57,7 @@ class JobRow:
     options: dict[str, Any]
     occurrences: int
     next_fire: int | None
+    waiting: str = ""
     runs: tuple[RunRow, ...] = ()
 
 
@@ -98,7 +99,9 @@ class WorkItem:
 
 _JOB_COLS = (
     "id, name, type, payload, state, run_at, created_at, updated_at, idempotency_key, submitted_to,"
-    " options, occurrences, CASE WHEN armed = 1 OR state = 'PAUSED' THEN due_at END"
+    " options, occurrences, CASE WHEN armed = 1 OR state = 'PAUSED' THEN due_at END,"
+    " (SELECT r.waiting FROM runs r WHERE r.job_id = jobs.id AND r.state = 'PENDING'"
+    " AND r.waiting IS NOT NULL LIMIT 1)"
 )
 _RUN_COLS = (
     "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"
@@ -126,6 +129,7 @@ def _job(row: Any, runs: tuple[RunRow, ...] = ()) -> JobRow:
         options,
         row[11],
         row[12],
+        row[13] or "",
         runs,
     )
 
@@ -351,15 +355,20 @@ class Queries:
             items += [WorkItem(*r) for r in rows]
         return items
 
-    async def pending_runs(self, limit: int, now: int) -> list[tuple[str, int]]:
-        """Up to ``limit`` attempts ready for an executor: highest priority, then oldest trigger, first."""
+    async def pending_runs(self, limit: int, now: int) -> list[tuple[str, int, frozenset[str]]]:
+        """Up to ``limit`` attempts ready for an executor, with the tags each needs.
+
+        Highest priority first, then the oldest trigger.
+        """
         rows = await self._all(
-            "SELECT run_id, attempt FROM runs WHERE state = 'PENDING' AND (not_before IS NULL OR"
-            " not_before <= ?)"
-            " ORDER BY priority DESC, triggered_at LIMIT ?",
+            "SELECT r.run_id, r.attempt, j.options FROM runs r JOIN jobs j ON j.id = r.job_id"
+            " WHERE r.state = 'PENDING' AND (r.not_before IS NULL OR r.not_before <= ?)"
+            " ORDER BY r.priority DESC, r.triggered_at LIMIT ?",
             (now, limit),
         )
-        return [(r[0], r[1]) for r in rows]
+        return [
+            (r[0], r[1], frozenset(json.loads(r[2]).get("tags", ())) if r[2] else frozenset()) for r in rows
+        ]
 
     async def next_retry(self, now: int) -> int | None:
         """When the earliest attempt waiting for its backoff becomes ready."""

@@ -62,6 +62,7 @@ CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE armed = 1;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_name ON jobs(name) WHERE name != '';
 CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs(state, created_at, id);
 -- Retention looks only at jobs with more than one occurrence: the recurring ones.
 CREATE INDEX IF NOT EXISTS jobs_recurring ON jobs(occurrences) WHERE occurrences > 1;
@@ -82,6 +83,7 @@ CREATE TABLE IF NOT EXISTS runs (
     priority INTEGER NOT NULL DEFAULT 0,
     not_before INTEGER,               -- a retry waits for its backoff until then
     failures_before INTEGER NOT NULL DEFAULT 0,
+    waiting TEXT,                     -- why no executor takes it (tags no live node has)
     PRIMARY KEY (run_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job_id);

@@ -21,6 +21,7 @@ from .schedule import backoff_delay, overlap_decision
 from .timeutil import format_us
 
 OPEN = ("PENDING", "ASSIGNED", "RUNNING")
+FINAL = ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED")
 DEFAULT_BACKOFF = {"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}
 
 
@@ -58,16 +59,24 @@ class Transitions:
                 return self.renew(cmd)
             case c.ExpireRuns():
                 return self.expire(cmd, fx)
+            case c.CancelJob() | c.RetryJob() | c.PauseJob():
+                return self.operate(cmd, fx)
+            case c.Prune():
+                return self.prune(cmd)
+            case c.MarkWaiting():
+                return self.mark_waiting(cmd)
+            case c.Barrier():
+                return {"index": fx.index}
+
+    def operate(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob, fx: Effects) -> Any:
+        """An operator's command on one job."""
+        match cmd:
             case c.CancelJob():
                 return self.cancel(cmd, fx)
             case c.RetryJob():
                 return self.retry(cmd, fx)
             case c.PauseJob():
                 return self.pause(cmd, fx)
-            case c.Prune():
-                return self.prune(cmd)
-            case c.Barrier():
-                return {"index": fx.index}
 
     # -- helpers ------------------------------------------------------------------
 
@@ -122,14 +131,17 @@ class Transitions:
         if job is None or job["state"] in ("CANCELLED", "PAUSED"):
             return
         rows = self.db.execute(
-            "SELECT state, not_before FROM runs WHERE job_id = ? AND state IN ('PENDING', 'ASSIGNED',"
-            " 'RUNNING')",
+            "SELECT state, not_before, waiting FROM runs"
+            " WHERE job_id = ? AND state IN ('PENDING', 'ASSIGNED', 'RUNNING')",
             (job_id,),
         ).fetchall()
         states = {r[0] for r in rows}
+        ready = [r for r in rows if r[0] == "PENDING" and (r[1] or 0) <= at]
         if "RUNNING" in states:
             state = "RUNNING"
-        elif "ASSIGNED" in states or any(r[0] == "PENDING" and (r[1] or 0) <= at for r in rows):
+        elif ready and "ASSIGNED" not in states and all(r[2] for r in ready):
+            state = "WAITING"
+        elif "ASSIGNED" in states or ready:
             state = "TRIGGERED"
         elif states:
             state = "RETRYING"
@@ -161,6 +173,8 @@ class Transitions:
                     continue
             if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
                 raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
+            if spec.options and options_of(spec.options).get("long_running"):
+                self.one_long_running_per_name(spec)
             self.db.execute(
                 "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
                 " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
@@ -327,8 +341,8 @@ class Transitions:
             if row is None or row[1] != "PENDING":
                 continue
             self.db.execute(
-                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?"
-                " WHERE run_id = ? AND attempt = ?",
+                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
+                " waiting = NULL WHERE run_id = ? AND attempt = ?",
                 (a.node_id, cmd.at, cmd.lease_until or None, a.run_id, a.attempt),
             )
             self.event(row[0], "ASSIGNED", cmd.at, a.node_id, (a.run_id, a.attempt), f"by {cmd.node}")
@@ -586,3 +600,32 @@ class Transitions:
             (newest - cmd.keep_requests, cmd.limit),
         ).rowcount
         return {"occurrences": occurrences, "runs": runs, "events": events, "requests": requests}
+
+    def one_long_running_per_name(self, spec: c.JobSpec) -> None:
+        """Refuse a second active long-running job with the same name."""
+        for job_id, state, options in self.db.execute(
+            "SELECT id, state, options FROM jobs WHERE name = ?", (spec.name,)
+        ).fetchall():
+            if options_of(options).get("long_running") and state not in FINAL:
+                raise Refused(
+                    "ALREADY_EXISTS",
+                    f"name: long-running job '{spec.name}' is already active as job {job_id}",
+                )
+
+    def mark_waiting(self, cmd: c.MarkWaiting) -> Any:
+        """Note why pending attempts wait; their jobs show WAITING."""
+        marked = 0
+        for ref in cmd.runs:
+            row = self.db.execute(
+                "SELECT job_id FROM runs WHERE run_id = ? AND attempt = ? AND state = 'PENDING'",
+                (ref.run_id, ref.attempt),
+            ).fetchone()
+            if row is None:
+                continue
+            self.db.execute(
+                "UPDATE runs SET waiting = ? WHERE run_id = ? AND attempt = ?",
+                (cmd.reason, ref.run_id, ref.attempt),
+            )
+            self.settle(row[0], cmd.at, "TRIGGERED")
+            marked += 1
+        return {"marked": marked}

@@ -67,6 +67,8 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
                         job_id=r.job_id,
                         type=r.type,
                         started_at=r.started_at,
+                        last_heartbeat=r.last_heartbeat if r.HasField("last_heartbeat") else None,
+                        progress=r.progress,
                     )
                     for r in st.running
                 )

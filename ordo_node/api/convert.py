@@ -88,6 +88,7 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
     msg.occurrences = j.occurrences
     if j.next_fire is not None and j.options.get("cron"):
         msg.next_fire_time.CopyFrom(ts_of(j.next_fire))
+    msg.waiting = j.waiting
     if j.runs:
         last = j.runs[-1]
         if last.result is not None:
@@ -129,6 +130,8 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
     if o.get("timeout"):
         msg.timeout.CopyFrom(duration(o["timeout"]))
     msg.priority = o.get("priority", 0)
+    msg.tags.extend(o.get("tags", []))
+    msg.long_running = bool(o.get("long_running", False))
 
 
 def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:

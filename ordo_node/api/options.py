@@ -125,11 +125,42 @@ def policy_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any
     return out
 
 
+MAX_TAGS = 16
+MAX_TAG = 64
+
+
+def placement_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
+    """Required executor tags, and long-running jobs."""
+    out: dict[str, Any] = {}
+    if req.tags:
+        if len(req.tags) > MAX_TAGS:
+            raise InvalidArgument(prefix + "tags", f"has {len(req.tags)} tags; the limit is {MAX_TAGS}")
+        for tag in req.tags:
+            if not tag or len(tag) > MAX_TAG or not tag.isprintable():
+                raise InvalidArgument(
+                    prefix + "tags", f"{tag[:80]!r} is not a tag (1 to {MAX_TAG} printable characters)"
+                )
+        out["tags"] = sorted(set(req.tags))
+    if req.long_running:
+        if req.cron:
+            raise InvalidArgument(prefix + "longRunning", "a long-running job cannot be recurring")
+        if req.HasField("timeout"):
+            raise InvalidArgument(prefix + "longRunning", "a long-running job takes no timeout")
+        if not req.name:
+            raise InvalidArgument(prefix + "name", "is required for a long-running job (one runs per name)")
+        out["long_running"] = True
+    return out
+
+
 def job_options(
     req: ordo_pb2.SubmitJobRequest, *, job_id: str, now: int, prefix: str = ""
 ) -> tuple[dict[str, Any], int | None, int | None]:
     """(options, first nominal time, first fire time); the times are None for a one-off job."""
-    options = {**schedule_options(req, prefix), **policy_options(req, prefix)}
+    options = {
+        **schedule_options(req, prefix),
+        **policy_options(req, prefix),
+        **placement_options(req, prefix),
+    }
     if "cron" not in options:
         return options, None, None
     schedule = parse_schedule(

@@ -23,7 +23,13 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
         tags=list(executor.config.tags),
         running=[
             internal_pb2.ExecutorRun(
-                run_id=r.run_id, attempt=r.attempt, job_id=r.job_id, type=r.type, started_at=ts(r.started_at)
+                run_id=r.run_id,
+                attempt=r.attempt,
+                job_id=r.job_id,
+                type=r.type,
+                started_at=ts(r.started_at),
+                last_heartbeat=ts(r.last_heartbeat),
+                progress=r.progress,
             )
             for r in executor.status()
         ],

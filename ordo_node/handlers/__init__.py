@@ -13,8 +13,9 @@ import asyncio
 import importlib
 import inspect
 import logging
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,12 @@ class JobContext:
     node_id: str
     data_dir: Path
     logger: logging.Logger
+    # Set when the cluster asks this attempt to stop (CancelJob, or its run
+    # was given to another node); a long-running handler returns soon after.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    # Call now and then from a long-running handler: it shows in the cluster
+    # status, with an optional note on progress.
+    heartbeat: Callable[[str], None] = field(default=lambda note="": None)
 
 
 HandlerFn = Callable[[JobContext, Any], Any]

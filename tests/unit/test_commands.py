@@ -58,6 +58,9 @@ COMMANDS: list[c.Command] = [
     c.CancelJob(request_id="r5", at=AT, node="node1", job_id=JOB),
     c.RetryJob(request_id="r9", at=AT, node="node1", job_id=JOB),
     c.Prune(at=AT, node="node1", keep_runs=100, events_before=AT - 10, keep_requests=1000, limit=5000),
+    c.MarkWaiting(
+        at=AT, node="node1", runs=(c.RunRef(f"{JOB}:1", 1),), reason="no live executor has the tags gpu"
+    ),
     c.PauseJob(request_id="r10", at=AT, node="node1", job_id=JOB, pause=True, note="maintenance"),
     c.TriggerJobs(
         request_id="r11",
@@ -82,6 +85,7 @@ NESTED = {
     c.RecordRunUpdates: ("updates", c.RunUpdate),
     c.ExpireRuns: ("runs", c.RunRef),
     c.RenewLeases: ("runs", c.RunRef),
+    c.MarkWaiting: ("runs", c.RunRef),
 }
 
 

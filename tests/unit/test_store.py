@@ -935,8 +935,9 @@ async def test_pending_runs_oldest_trigger_first(apply: Log, queries: Queries) -
     apply(trigger(2, at=DUE + 3))
     apply(assign(3))  # no longer pending
 
-    assert await queries.pending_runs(10, DUE + 10) == [(run_of(1), 1), (run_of(2), 1)]
-    assert await queries.pending_runs(1, DUE + 10) == [(run_of(1), 1)]
+    none: frozenset[str] = frozenset()
+    assert await queries.pending_runs(10, DUE + 10) == [(run_of(1), 1, none), (run_of(2), 1, none)]
+    assert await queries.pending_runs(1, DUE + 10) == [(run_of(1), 1, none)]
 
 
 async def test_load_by_node_counts_assigned_and_running(apply: Log, queries: Queries) -> None:
@@ -1094,3 +1095,31 @@ def test_prune_keeps_the_last_runs_per_job_and_young_events(store: Store, apply:
         )
     )
     assert (again["occurrences"], again["runs"], again["events"]) == (0, 0, 0)
+
+
+def test_mark_waiting_shows_in_the_job_until_assigned(store: Store, apply: Log) -> None:
+    apply(submit(spec(1)))
+    apply(trigger(1))
+    reason = "no live executor has the tags gpu"
+    assert apply(
+        c.MarkWaiting(at=DUE + 2 * SEC, node=NODE, runs=(c.RunRef(run_of(1), 1),), reason=reason)
+    ) == {"marked": 1}
+    assert job_state(store.path, 1) == "WAITING"
+    assert run_row(store.path, 1, 1)["waiting"] == reason
+
+    apply(assign(1))
+    assert job_state(store.path, 1) == "TRIGGERED"
+    assert run_row(store.path, 1, 1)["waiting"] is None
+
+
+def test_second_active_long_running_job_of_a_name_is_refused(store: Store, apply: Log) -> None:
+    def long_running(n: int) -> c.JobSpec:
+        return c.JobSpec(
+            jid(n), "stream", "{}", DUE, name="feed", spec_hash=f"h{n}", options='{"long_running": true}'
+        )
+
+    apply(submit(long_running(1)))
+    refused = apply(submit(long_running(2)))
+    assert refused["error"] == "ALREADY_EXISTS" and "feed" in refused["message"]
+    apply(cancel(1))
+    assert apply(submit(long_running(3))) == {"job_ids": [jid(3)], "created": [True]}
