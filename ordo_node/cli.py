@@ -242,6 +242,8 @@ FETCH: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Message]]] = {
         args.job_id, fate=args.fate, page_size=args.page_size, page_token=args.page_token
     ),
     "explain": lambda client, args: client.explain(args.job_id, args.time),
+    "add-node": lambda client, args: client.add_node(args.node_id, args.grpc_address, args.raft_address),
+    "remove-node": lambda client, args: client.remove_node(args.node_id),
     "preview": _preview,
 }
 
@@ -321,6 +323,8 @@ PRINT: dict[str, Callable[[Any], None]] = {
     "pause": print_job,
     "resume": print_job,
     "occurrences": print_occurrences,
+    "add-node": print_cluster,
+    "remove-node": print_cluster,
     "explain": lambda reply: print(reply.explanation),
     "preview": lambda reply: print_table(
         [[t.local_time, t.nominal_time.ToJsonString(), t.fire_time.ToJsonString()] for t in reply.times],
@@ -455,6 +459,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--page-size", type=int, default=0)
     lst.add_argument("--page-token", default="")
     client("cluster", "show the cluster's nodes, leader and load")
+    an = client("add-node", "add a member (then start it with the current members as its peers)")
+    an.add_argument("node_id")
+    an.add_argument("--grpc-address", required=True)
+    an.add_argument("--raft-address", required=True)
+    rn = client("remove-node", "remove a member that does not lead")
+    rn.add_argument("node_id")
     chaos.add_parser(sub)
     return p
 

@@ -268,6 +268,18 @@ class Client:
         reply = await self._call("jobs", "GetJobHistory", ordo_pb2.GetJobHistoryRequest(job_id=job_id))
         return list(reply.events)
 
+    async def add_node(self, node_id: str, grpc_address: str, raft_address: str) -> ordo_pb2.ClusterStatus:
+        """Add a member to the cluster (then start it, with the current members as its peers)."""
+        req = ordo_pb2.AddNodeRequest(node_id=node_id, grpc_address=grpc_address, raft_address=raft_address)
+        status: ordo_pb2.ClusterStatus = await self._call("cluster", "AddNode", req)
+        return status
+
+    async def remove_node(self, node_id: str) -> ordo_pb2.ClusterStatus:
+        """Remove a member that does not lead."""
+        req = ordo_pb2.RemoveNodeRequest(node_id=node_id)
+        status: ordo_pb2.ClusterStatus = await self._call("cluster", "RemoveNode", req)
+        return status
+
     async def cluster(self) -> ordo_pb2.ClusterStatus:
         """The cluster as the answering node sees it."""
         status: ordo_pb2.ClusterStatus = await self._call(

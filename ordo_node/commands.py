@@ -219,6 +219,20 @@ class MarkWaiting:
 
 
 @dataclass(frozen=True)
+class ChangeMember:
+    """Record a member added (``add=True``, with its addresses) or removed, for every node's view."""
+
+    op: ClassVar[str] = "member"
+    request_id: str
+    at: int
+    node: str
+    member_id: str
+    add: bool
+    grpc_address: str = ""
+    raft_address: str = ""
+
+
+@dataclass(frozen=True)
 class Prune:
     """History retention: drop the oldest occurrences and runs beyond ``keep_runs`` per job,
     events older than ``events_before``, and request ids more than ``keep_requests`` entries old.
@@ -255,6 +269,7 @@ Command = (
     | PauseJob
     | Prune
     | MarkWaiting
+    | ChangeMember
     | Barrier
 )
 _BY_OP: dict[str, type[Any]] = {
@@ -271,6 +286,7 @@ _BY_OP: dict[str, type[Any]] = {
         PauseJob,
         Prune,
         MarkWaiting,
+        ChangeMember,
         Barrier,
     )
 }

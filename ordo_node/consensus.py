@@ -24,6 +24,7 @@ from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException, repli
 from . import commands
 from .config import Config
 from .errors import ConfigError, DeadlineExceeded, Unavailable
+from .peers import Peers
 from .store import Store
 
 log = logging.getLogger("ordo_node.consensus")
@@ -59,14 +60,14 @@ class _Raft(SyncObj):  # type: ignore[misc]
 class Consensus:
     """Owns the Raft engine; proposes commands and publishes role changes."""
 
-    def __init__(self, config: Config, store: Store, *, max_in_flight: int = 2000) -> None:
+    def __init__(self, config: Config, store: Store, peers: Peers, *, max_in_flight: int = 2000) -> None:
         self.config = config
         self.store = store
+        self.peers = peers
         self._raft: _Raft | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = asyncio.Semaphore(max_in_flight)
         self._role_listeners: list[Callable[[str, int], None]] = []
-        self._by_raft = {p.raft_address: p.id for p in config.members()}
         self.role = "follower"
 
     def on_role_change(self, listener: Callable[[str, int], None]) -> None:
@@ -153,7 +154,7 @@ class Consensus:
     def leader_id(self) -> str | None:
         """The node id of the last known leader, or None."""
         leader = self._raft._getLeader() if self._raft else None
-        return self._by_raft.get(leader.id) if leader is not None else None
+        return self.peers.id_of_raft(leader.id) if leader is not None else None
 
     async def propose(self, cmd: commands.Command, timeout: float | None = None) -> Any:
         """Commit ``cmd`` through Raft and return the state machine's result.
@@ -185,14 +186,46 @@ class Consensus:
                     uncertain = True
                 await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
 
+    async def change_membership(self, add: bool, raft_address: str) -> None:
+        """Add or remove a Raft member (the engine's own log entry); wait until it commits."""
+        deadline = time.monotonic() + self.config.raft.commit_timeout
+        while True:
+
+            def submit(callback: Callable[[Any, int], None]) -> None:
+                if add:
+                    self.raft.addNodeToCluster(raft_address, callback=callback)
+                else:
+                    self.raft.removeNodeFromCluster(raft_address, callback=callback)
+
+            _, reason = await self._call(submit, max(0.1, deadline - time.monotonic()))
+            if reason == FAIL_REASON.SUCCESS or self.is_member(raft_address) == add:
+                return
+            if reason == FAIL_REASON.REQUEST_DENIED:
+                raise Unavailable(
+                    "the Raft engine refused the membership change (another one is in progress?)"
+                )
+            if time.monotonic() >= deadline:
+                raise Unavailable("the membership change was not committed in time; check the cluster status")
+            await asyncio.sleep(0.1)
+
+    def is_member(self, raft_address: str) -> bool:
+        """Whether the engine counts ``raft_address`` among the other members now."""
+        return any(n.id == raft_address for n in self.raft.otherNodes)
+
     async def _submit_once(self, blob: bytes, timeout: float) -> tuple[Any, int | None]:
+        return await self._call(lambda callback: self.raft.apply(blob, callback=callback), timeout)
+
+    async def _call(
+        self, submit: Callable[[Callable[[Any, int], None]], None], timeout: float
+    ) -> tuple[Any, int | None]:
+        """Hand a request to the engine with a callback, and wait for it on the loop."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[tuple[Any, int]] = loop.create_future()
 
         def done(result: Any, reason: int) -> None:
             loop.call_soon_threadsafe(_resolve, fut, (result, reason))
 
-        self.raft.apply(blob, callback=done)
+        submit(done)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
@@ -200,7 +233,7 @@ class Consensus:
 
     async def transfer_leadership(self, timeout: float = 2.0) -> None:
         """If this node leads, ask a caught-up follower to take over, and wait (briefly) until it has."""
-        if self._raft is None or not self.is_leader or not self.config.peers:
+        if self._raft is None or not self.is_leader or not self._raft.otherNodes:
             return
         raft, asked = self._raft, False
 

@@ -158,7 +158,11 @@ class Dispatcher:
                 if held:
                     await self.expire(held, f"executor {node_id} restarted")
 
-        await asyncio.gather(*(one(m.id) for m in self.config.members()))
+        members = {m.id for m in self.peers.members()}
+        for gone in set(self.capacity) - members:  # removed from the cluster
+            self.capacity.pop(gone, None)
+            self.reachable.pop(gone, None)
+        await asyncio.gather(*(one(node_id) for node_id in members))
 
     async def _poll_loop(self) -> None:
         while True:

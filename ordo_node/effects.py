@@ -21,6 +21,7 @@ class Effects:
     assigned: list[tuple[str, int, str]] = field(default_factory=list)
     finished: list[tuple[str, int, str, str]] = field(default_factory=list)
     cancelled_runs: list[tuple[str, int, str]] = field(default_factory=list)
+    members_changed: bool = False
 
     def empty(self) -> bool:
         """True when nothing an actor cares about changed."""

@@ -87,6 +87,7 @@ class Node:
         self._stop = asyncio.Event()
         self._leader_task: asyncio.Task[None] | None = None
         self.changes = Changes()
+        self._background: set[asyncio.Task[None]] = set()
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
 
@@ -119,8 +120,9 @@ class Node:
             await self.queries.open()
             stack.push_async_callback(self.queries.close)
             self.peers = Peers(cfg)
+            self.peers.sync(await self.queries.members())
             stack.push_async_callback(self.peers.close)
-            self.consensus = Consensus(cfg, self.store)
+            self.consensus = Consensus(cfg, self.store, self.peers)
             stack.push_async_callback(self.consensus.stop)
             self.reporter = Reporter(cfg.node_id, self.consensus)
             reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
@@ -166,7 +168,7 @@ class Node:
             JobService(cfg, self.consensus, self.queries, registry, self.changes), server
         )
         ordo_pb2_grpc.add_ClusterServiceServicer_to_server(
-            ClusterService(cfg, self.consensus, self.executor, self.peers), server
+            ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries), server
         )
         peer_grpc.add_PeerServiceServicer_to_server(
             PeerService(cfg.node_id, self.executor, self.consensus), server
@@ -188,6 +190,10 @@ class Node:
 
     def _on_effects(self, fx: Effects) -> None:
         self.changes.notify()
+        if fx.members_changed:
+            task = asyncio.create_task(self._sync_members())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         if fx.earliest_due is not None and self.timekeeper is not None:
             self.timekeeper.notify_due(fx.earliest_due)
         if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs or fx.retry_at):
@@ -217,6 +223,10 @@ class Node:
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
+
+    async def _sync_members(self) -> None:
+        self.peers.sync(await self.queries.members())
+        log.info("members now %s", ",".join(m.id for m in self.peers.members()))
 
     async def _prune(self) -> None:
         """History retention, while this node leads: a Prune command now and then."""

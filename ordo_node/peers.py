@@ -1,32 +1,66 @@
-"""gRPC channels from this node to every member's internal PeerService."""
+"""The cluster's members as this node knows them, and gRPC channels to each.
+
+Members come from the node's config (its peers) and from the replicated
+``members`` table (nodes added or removed at run time through ClusterService),
+so every node ends up with the same view once it has applied the same log.
+"""
 
 from __future__ import annotations
 
 import grpc
 
-from .config import Config
+from .config import Config, Peer
 from .pb import internal_pb2_grpc
 
 
 class Peers:
-    """One lazily opened channel and stub per member, this node included."""
+    """The member list, and one lazily opened channel and stub per member (this node included)."""
 
     def __init__(self, config: Config) -> None:
-        self.addresses = {m.id: m.grpc_address for m in config.members()}
+        self.config = config
+        self._static = {m.id: m for m in config.members()}
+        self._members = dict(self._static)
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._retired: list[grpc.aio.Channel] = []  # of removed members, closed at the end
+
+    def members(self) -> list[Peer]:
+        """Every member, sorted by id."""
+        return sorted(self._members.values(), key=lambda m: m.id)
+
+    def get(self, node_id: str) -> Peer | None:
+        """The member with that id, if any."""
+        return self._members.get(node_id)
+
+    def id_of_raft(self, raft_address: str) -> str | None:
+        """The id of the member with that Raft address."""
+        return next((m.id for m in self._members.values() if m.raft_address == raft_address), None)
+
+    def sync(self, rows: list[tuple[str, str, str, str]]) -> None:
+        """Apply the replicated changes: rows of (id, grpc address, raft address, ACTIVE|REMOVED)."""
+        members = dict(self._static)
+        for node_id, grpc_address, raft_address, state in rows:
+            if state == "ACTIVE":
+                members[node_id] = Peer(node_id, grpc_address, raft_address)
+            else:
+                members.pop(node_id, None)
+        for gone in set(self._channels) - set(members):
+            self._retired.append(self._channels.pop(gone))
+        self._members = members
 
     def stub(self, node_id: str) -> internal_pb2_grpc.PeerServiceStub:
         """The PeerService stub of ``node_id`` (KeyError for a stranger)."""
         channel = self._channels.get(node_id)
         if channel is None:
             channel = grpc.aio.insecure_channel(
-                self.addresses[node_id], options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+                self._members[node_id].grpc_address,
+                options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
             )
             self._channels[node_id] = channel
         return internal_pb2_grpc.PeerServiceStub(channel)
 
     async def close(self) -> None:
         """Close every channel."""
-        for channel in self._channels.values():
+        for channel in [*self._channels.values(), *self._retired]:
             await channel.close()
         self._channels.clear()
+        self._retired.clear()

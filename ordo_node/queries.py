@@ -411,6 +411,11 @@ class Queries:
         )
         return [WorkItem(*r) for r in rows]
 
+    async def members(self) -> list[tuple[str, str, str, str]]:
+        """The replicated membership changes: (id, grpc address, raft address, ACTIVE|REMOVED)."""
+        rows = await self._all("SELECT id, grpc_address, raft_address, state FROM members ORDER BY id")
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     async def last_applied(self) -> int:
         """The index of the last command applied to this database."""
         rows = await self._all("SELECT value FROM meta WHERE key = 'last_applied'")

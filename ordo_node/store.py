@@ -112,6 +112,13 @@ CREATE TABLE IF NOT EXISTS events (
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
 CREATE INDEX IF NOT EXISTS events_at ON events(at);
+CREATE TABLE IF NOT EXISTS members (
+    id TEXT PRIMARY KEY,
+    grpc_address TEXT NOT NULL,
+    raft_address TEXT NOT NULL,
+    state TEXT NOT NULL,              -- ACTIVE or REMOVED
+    changed_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     result TEXT NOT NULL,

@@ -65,6 +65,8 @@ class Transitions:
                 return self.prune(cmd)
             case c.MarkWaiting():
                 return self.mark_waiting(cmd)
+            case c.ChangeMember():
+                return self.change_member(cmd, fx)
             case c.Barrier():
                 return {"index": fx.index}
 
@@ -629,3 +631,26 @@ class Transitions:
             self.settle(row[0], cmd.at, "TRIGGERED")
             marked += 1
         return {"marked": marked}
+
+    def change_member(self, cmd: c.ChangeMember, fx: Effects) -> Any:
+        """Record a membership change; the API checked it against the view it had."""
+        if cmd.add:
+            clash = self.db.execute(
+                "SELECT id FROM members WHERE state = 'ACTIVE' AND id != ?"
+                " AND (grpc_address = ? OR raft_address = ?)",
+                (cmd.member_id, cmd.grpc_address, cmd.raft_address),
+            ).fetchone()
+            if clash:
+                raise Refused("ALREADY_EXISTS", f"member {clash[0]} already uses one of these addresses")
+        row = self.db.execute(
+            "SELECT grpc_address, raft_address FROM members WHERE id = ?", (cmd.member_id,)
+        ).fetchone()
+        grpc_address = cmd.grpc_address or (row[0] if row else "")
+        raft_address = cmd.raft_address or (row[1] if row else "")
+        self.db.execute(
+            "INSERT OR REPLACE INTO members (id, grpc_address, raft_address, state, changed_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (cmd.member_id, grpc_address, raft_address, "ACTIVE" if cmd.add else "REMOVED", cmd.at),
+        )
+        fx.members_changed = True
+        return {"member": cmd.member_id, "state": "ACTIVE" if cmd.add else "REMOVED"}

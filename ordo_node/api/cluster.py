@@ -3,24 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import uuid
 
 import grpc
 
-from ..config import Config
+from .. import commands as c
+from ..config import NODE_ID, Config, check_address
 from ..consensus import Consensus
+from ..errors import AlreadyExists, ConfigError, FailedPrecondition, InvalidArgument, NotFound
 from ..executor import Executor
 from ..pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
 from ..peers import Peers
-from .errors import rpc
+from ..queries import Queries
+from ..timeutil import now_us
+from .errors import raise_refusal, rpc
 from .peer import executor_status
 
 STATUS_TIMEOUT = 1.0
+log = logging.getLogger("ordo_node.cluster")
 
 
 class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc]
     """The cluster as this node sees it, asking every member for its executor status."""
 
-    def __init__(self, config: Config, consensus: Consensus, executor: Executor, peers: Peers) -> None:
+    def __init__(
+        self, config: Config, consensus: Consensus, executor: Executor, peers: Peers, queries: Queries
+    ) -> None:
+        self.queries = queries
         self.config = config
         self.consensus = consensus
         self.executor = executor
@@ -42,7 +52,11 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
         self, request: ordo_pb2.GetClusterStatusRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.ClusterStatus:
         """Leader, term, commit index and every node's role, reachability and running runs."""
-        members = sorted(self.config.members(), key=lambda m: m.id)
+        return await self.status()
+
+    async def status(self) -> ordo_pb2.ClusterStatus:
+        """The cluster status message."""
+        members = self.peers.members()
         statuses = await asyncio.gather(*(self._status(m.id) for m in members))
         leader = self.consensus.leader_id() or ""
         nodes = []
@@ -81,3 +95,69 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
             applied_index=self.consensus.store.last_applied,
             nodes=nodes,
         )
+
+    @rpc
+    async def AddNode(
+        self, request: ordo_pb2.AddNodeRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.ClusterStatus:
+        """Add a member: record its addresses for every node, then add it to the Raft group."""
+        node_id = request.node_id
+        if not NODE_ID.match(node_id):
+            raise InvalidArgument("nodeId", f"{node_id[:80]!r} is not a node id (letters, digits, _ . -)")
+        grpc_address = _address("grpcAddress", request.grpc_address)
+        raft_address = _address("raftAddress", request.raft_address)
+        if self.peers.get(node_id) is not None:
+            raise AlreadyExists(f"nodeId: {node_id} is a member already")
+        for m in self.peers.members():
+            if grpc_address in (m.grpc_address, m.raft_address) or raft_address in (
+                m.grpc_address,
+                m.raft_address,
+            ):
+                raise AlreadyExists(f"member {m.id} already uses one of these addresses")
+        await self._record(node_id, True, grpc_address, raft_address)
+        await self.consensus.change_membership(True, raft_address)
+        log.info("added member %s grpc=%s raft=%s", node_id, grpc_address, raft_address)
+        return await self.status()
+
+    @rpc
+    async def RemoveNode(
+        self, request: ordo_pb2.RemoveNodeRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.ClusterStatus:
+        """Remove a member that does not lead; its runs move by lease."""
+        member = self.peers.get(request.node_id)
+        if member is None:
+            raise NotFound(f"nodeId: no member {request.node_id[:80]}")
+        if member.id == self.consensus.leader_id():
+            raise FailedPrecondition(
+                f"{member.id} leads the cluster: stop it with SIGTERM first (it hands leadership over)"
+            )
+        if len(self.peers.members()) <= 1:
+            raise FailedPrecondition("the last member cannot be removed")
+        if member.id == self.config.node_id:
+            await self.consensus.change_membership(False, member.raft_address)
+            await self._record(member.id, False, "", "")
+        else:
+            await self._record(member.id, False, "", "")
+            await self.consensus.change_membership(False, member.raft_address)
+        log.info("removed member %s", member.id)
+        return await self.status()
+
+    async def _record(self, node_id: str, add: bool, grpc_address: str, raft_address: str) -> None:
+        cmd = c.ChangeMember(
+            request_id=uuid.uuid4().hex,
+            at=now_us(),
+            node=self.config.node_id,
+            member_id=node_id,
+            add=add,
+            grpc_address=grpc_address,
+            raft_address=raft_address,
+        )
+        raise_refusal(await self.consensus.propose(cmd))
+        self.peers.sync(await self.queries.members())
+
+
+def _address(field: str, value: str) -> str:
+    try:
+        return check_address("request", field, value)
+    except ConfigError:
+        raise InvalidArgument(field, f"{value[:80]!r} is not a 'host:port' address") from None

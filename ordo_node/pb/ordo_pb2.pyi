@@ -128,6 +128,22 @@ EVENT_TYPE_PAUSED: EventType
 EVENT_TYPE_RESUMED: EventType
 EVENT_TYPE_SKIPPED: EventType
 
+class AddNodeRequest(_message.Message):
+    __slots__ = ("node_id", "grpc_address", "raft_address")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    GRPC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    RAFT_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    grpc_address: str
+    raft_address: str
+    def __init__(self, node_id: _Optional[str] = ..., grpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ...) -> None: ...
+
+class RemoveNodeRequest(_message.Message):
+    __slots__ = ("node_id",)
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    def __init__(self, node_id: _Optional[str] = ...) -> None: ...
+
 class SubmitJobRequest(_message.Message):
     __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running")
     TYPE_FIELD_NUMBER: _ClassVar[int]

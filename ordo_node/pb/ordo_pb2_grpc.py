@@ -638,6 +638,16 @@ class ClusterServiceStub:
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.GetClusterStatusRequest.SerializeToString,
                 response_deserializer=ordo_dot_v1_dot_ordo__pb2.ClusterStatus.FromString,
                 _registered_method=True)
+        self.AddNode = channel.unary_unary(
+                '/ordo.v1.ClusterService/AddNode',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.AddNodeRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.ClusterStatus.FromString,
+                _registered_method=True)
+        self.RemoveNode = channel.unary_unary(
+                '/ordo.v1.ClusterService/RemoveNode',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.RemoveNodeRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.ClusterStatus.FromString,
+                _registered_method=True)
 
 
 class ClusterServiceServicer:
@@ -649,12 +659,39 @@ class ClusterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddNode(self, request, context):
+        """Adds a member. Start the new node with a config that lists the current
+        members as its peers; it catches up (from a snapshot if need be) and
+        starts executing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveNode(self, request, context):
+        """Removes a member (not the leader: stop that one with SIGTERM first, it
+        hands leadership over). Its runs move to other nodes by lease.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ClusterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'GetClusterStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetClusterStatus,
                     request_deserializer=ordo_dot_v1_dot_ordo__pb2.GetClusterStatusRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.ClusterStatus.SerializeToString,
+            ),
+            'AddNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddNode,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.AddNodeRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.ClusterStatus.SerializeToString,
+            ),
+            'RemoveNode': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveNode,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.RemoveNodeRequest.FromString,
                     response_serializer=ordo_dot_v1_dot_ordo__pb2.ClusterStatus.SerializeToString,
             ),
     }
@@ -684,6 +721,60 @@ class ClusterService:
             target,
             '/ordo.v1.ClusterService/GetClusterStatus',
             ordo_dot_v1_dot_ordo__pb2.GetClusterStatusRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.ClusterStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.ClusterService/AddNode',
+            ordo_dot_v1_dot_ordo__pb2.AddNodeRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.ClusterStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveNode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.ClusterService/RemoveNode',
+            ordo_dot_v1_dot_ordo__pb2.RemoveNodeRequest.SerializeToString,
             ordo_dot_v1_dot_ordo__pb2.ClusterStatus.FromString,
             options,
             channel_credentials,

@@ -61,6 +61,15 @@ COMMANDS: list[c.Command] = [
     c.MarkWaiting(
         at=AT, node="node1", runs=(c.RunRef(f"{JOB}:1", 1),), reason="no live executor has the tags gpu"
     ),
+    c.ChangeMember(
+        request_id="r12",
+        at=AT,
+        node="node1",
+        member_id="node4",
+        add=True,
+        grpc_address="h:1",
+        raft_address="h:2",
+    ),
     c.PauseJob(request_id="r10", at=AT, node="node1", job_id=JOB, pause=True, note="maintenance"),
     c.TriggerJobs(
         request_id="r11",

@@ -1123,3 +1123,21 @@ def test_second_active_long_running_job_of_a_name_is_refused(store: Store, apply
     assert refused["error"] == "ALREADY_EXISTS" and "feed" in refused["message"]
     apply(cancel(1))
     assert apply(submit(long_running(3))) == {"job_ids": [jid(3)], "created": [True]}
+
+
+def test_member_changes_are_recorded_and_addresses_stay_unique(store: Store, apply: Log) -> None:
+    seen: list[Effects] = []
+    store.listener = seen.append
+
+    def member(node: str, add: bool, grpc: str = "", raft: str = "") -> c.ChangeMember:
+        return c.ChangeMember(
+            request_id=rid(), at=T0, node=NODE, member_id=node, add=add, grpc_address=grpc, raft_address=raft
+        )
+
+    assert apply(member("node4", True, "h:1", "h:2")) == {"member": "node4", "state": "ACTIVE"}
+    assert apply(member("node5", True, "h:3", "h:2"))["error"] == "ALREADY_EXISTS"
+    assert apply(member("node4", False)) == {"member": "node4", "state": "REMOVED"}
+    assert rows(store.path, "SELECT id, grpc_address, raft_address, state FROM members") == [
+        ("node4", "h:1", "h:2", "REMOVED")
+    ]
+    assert [fx.members_changed for fx in seen] == [True, False, True]
