@@ -1141,3 +1141,52 @@ def test_member_changes_are_recorded_and_addresses_stay_unique(store: Store, app
         ("node4", "h:1", "h:2", "REMOVED")
     ]
     assert [fx.members_changed for fx in seen] == [True, False, True]
+
+
+def overlapping(overlap: str) -> c.JobSpec:
+    options = json.dumps({"cron": "* * * * * *", "timezone": "UTC", "catch_up": "ONE", "overlap": overlap})
+    return c.JobSpec(jid(1), "echo", "{}", DUE, spec_hash="h", options=options, first_nominal=DUE)
+
+
+def fates(path: Path) -> list[str]:
+    return [r[0] for r in rows(path, "SELECT fate FROM occurrences ORDER BY nominal")]
+
+
+def test_overlap_skip_records_the_occurrence_while_a_run_is_open(store: Store, apply: Log) -> None:
+    apply(submit(overlapping("SKIP")))
+    apply(tick(1, 0))
+    apply(tick(1, 1))
+    assert fates(store.path) == ["TRIGGERED", "SKIPPED_OVERLAP"]
+
+
+def test_overlap_buffer_one_runs_the_buffered_occurrence_when_the_run_ends(store: Store, apply: Log) -> None:
+    apply(submit(overlapping("BUFFER_ONE")))
+    apply(tick(1, 0))
+    apply(tick(1, 1))
+    apply(tick(1, 2))
+    assert fates(store.path) == ["TRIGGERED", "BUFFERED", "SKIPPED_OVERLAP"]
+
+    first = f"{jid(1)}:1"
+    apply(
+        c.AssignRuns(
+            request_id=rid(), at=DUE + 3 * SEC, node=NODE, assignments=(c.Assignment(first, 1, NODE),)
+        )
+    )
+    apply(report(NODE, c.RunUpdate(first, 1, "succeeded", DUE + 3 * SEC)))
+
+    assert fates(store.path) == ["TRIGGERED", "TRIGGERED", "SKIPPED_OVERLAP"]
+    assert rows(store.path, "SELECT run_id, state FROM runs ORDER BY run_id") == [
+        (first, "SUCCEEDED"),
+        (f"{jid(1)}:2", "PENDING"),
+    ]
+
+
+def test_overlap_cancel_other_cancels_the_open_run(store: Store, apply: Log) -> None:
+    seen: list[Effects] = []
+    apply(submit(overlapping("CANCEL_OTHER")))
+    apply(tick(1, 0))
+    store.listener = seen.append
+    apply(tick(1, 1))
+    assert fates(store.path) == ["TRIGGERED", "TRIGGERED"]
+    assert rows(store.path, "SELECT state FROM runs ORDER BY run_id") == [("CANCELLED",), ("PENDING",)]
+    assert seen[0].cancelled_runs == [(f"{jid(1)}:1", 1, "")]

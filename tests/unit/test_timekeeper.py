@@ -1,0 +1,83 @@
+"""The leader's decisions for recurring jobs: which occurrences run, which are recorded, what comes next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ordo_node.queries import DueJob
+from ordo_node.timekeeper import recurring_trigger
+
+SEC = 1_000_000
+T0 = 1_800_000_000 * SEC  # a whole second
+
+
+def due(first: int, *, policy: str = "ONE", window: int = 0, fired: int = 0, **extra: Any) -> DueJob:
+    options = {
+        "cron": "* * * * * *",
+        "timezone": "UTC",
+        "catch_up": policy,
+        "catch_up_window": window,
+        **extra,
+    }
+    return DueJob("job", first, first, options, fired, extra.get("paused_at"), extra.get("resumed_at"))
+
+
+def decisions(d: DueJob, now: int) -> list[tuple[int, str]]:
+    return [((o.nominal - T0) // SEC, o.decision) for o in recurring_trigger(d, now).occurrences]
+
+
+def test_an_on_time_occurrence_runs_and_the_next_is_computed() -> None:
+    trig = recurring_trigger(due(T0), T0 + 5_000)
+    assert [(o.nominal, o.decision) for o in trig.occurrences] == [(T0, "run")]
+    assert (trig.next_nominal, trig.next_due) == (T0 + SEC, T0 + SEC)
+
+
+def test_late_occurrences_follow_the_catch_up_policy() -> None:
+    now = T0 + 4 * SEC + 500_000  # 0..4 fell due; 4 is on time (0.5 s), 0..3 are late
+    assert decisions(due(T0, policy="ONE"), now) == [
+        (0, "missed"),
+        (1, "missed"),
+        (2, "missed"),
+        (3, "run"),
+        (4, "run"),
+    ]
+    assert decisions(due(T0, policy="SKIP"), now) == [
+        (0, "missed"),
+        (1, "missed"),
+        (2, "missed"),
+        (3, "missed"),
+        (4, "run"),
+    ]
+    assert decisions(due(T0, policy="ALL"), now) == [
+        (0, "run"),
+        (1, "run"),
+        (2, "run"),
+        (3, "run"),
+        (4, "run"),
+    ]
+    # a window of 2 s records anything older as missed, whatever the policy
+    assert decisions(due(T0, policy="ALL", window=2 * SEC), now) == [
+        (0, "missed"),
+        (1, "missed"),
+        (2, "missed"),
+        (3, "run"),
+        (4, "run"),
+    ]
+
+
+def test_occurrences_while_paused_are_late_and_say_so() -> None:
+    # paused from T0 - 0.5 s to T0 + 2.8 s; now is just after the resume
+    d = due(T0, policy="ONE", paused_at=T0 - 500_000, resumed_at=T0 + 2_800_000)
+    occs = recurring_trigger(d, T0 + 2_900_000).occurrences
+    assert [(o.decision, "paused" in o.reason) for o in occs] == [
+        ("paused", True),
+        ("paused", True),
+        ("run", False),
+    ]
+    assert "caught up" in occs[-1].reason
+
+
+def test_max_runs_ends_the_schedule() -> None:
+    trig = recurring_trigger(due(T0, fired=2, max_runs=3), T0 + 1_000)
+    assert len(trig.occurrences) == 1
+    assert (trig.next_nominal, trig.next_due) == (None, None)
