@@ -31,6 +31,7 @@ from bisect import bisect_left
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, croniter
@@ -352,3 +353,16 @@ def overlap_decision(policy: str, running: int, buffered: int) -> str:
 def _hash64(text: str) -> int:
     """The first 8 bytes of the SHA-256 of ``text``, as an unsigned big-endian integer."""
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
+
+
+def from_options(options: dict[str, Any], key: str) -> Schedule:
+    """The schedule stored in a job's options (see api/options.py); ``key`` seeds its jitter."""
+    return parse_schedule(
+        options["cron"],
+        timezone=options.get("timezone", "UTC"),
+        start_at=options.get("start_at"),
+        end_at=options.get("end_at"),
+        max_runs=options.get("max_runs", 0),
+        jitter=options.get("jitter", 0),
+        key=key,
+    )

@@ -14,13 +14,12 @@ import asyncio
 import logging
 import uuid
 from contextlib import suppress
-from typing import Any
 
 from . import commands as c
 from .consensus import Consensus
 from .errors import OrdoError
 from .queries import DueJob, Queries
-from .schedule import Schedule, catch_up, fire_time, next_occurrence, parse_schedule
+from .schedule import catch_up, fire_time, from_options, next_occurrence
 from .timeutil import now_us
 
 log = logging.getLogger("ordo_node.timekeeper")
@@ -88,19 +87,6 @@ class Timekeeper:
         return True
 
 
-def schedule_of(options: dict[str, Any], key: str) -> Schedule:
-    """The stored schedule of a job (it was validated when the job was submitted)."""
-    return parse_schedule(
-        options["cron"],
-        timezone=options.get("timezone", "UTC"),
-        start_at=options.get("start_at"),
-        end_at=options.get("end_at"),
-        max_runs=options.get("max_runs", 0),
-        jitter=options.get("jitter", 0),
-        key=key,
-    )
-
-
 def recurring_trigger(d: DueJob, now: int) -> c.Trigger:
     """The occurrences of a recurring job due by ``now``, each with the leader's decision, and the next one.
 
@@ -108,7 +94,7 @@ def recurring_trigger(d: DueJob, now: int) -> c.Trigger:
     trigger it (no leader, the cluster down, the job paused): the job's
     catch-up policy and window decide whether it runs or is recorded.
     """
-    s = schedule_of(d.options, d.job_id)
+    s = from_options(d.options, d.job_id)
     nominals: list[int] = []
     n: int | None = d.next_nominal if d.next_nominal is not None else d.due_at
     while n is not None and (not nominals or fire_time(s, n) <= now) and len(nominals) < MAX_OCCURRENCES:

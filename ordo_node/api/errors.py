@@ -63,6 +63,14 @@ def raise_refusal(result: Any) -> None:
 R = TypeVar("R")
 
 
+def status_of(error: Exception, method: str) -> tuple[grpc.StatusCode, str]:
+    """The status an exception leaves as: its own for an OrdoError, INTERNAL (logged) otherwise."""
+    if isinstance(error, OrdoError):
+        return code_for(error), str(error)
+    log.error("unexpected error in %s", method, exc_info=error)
+    return grpc.StatusCode.INTERNAL, "internal error; the node's log has the details"
+
+
 def rpc_stream(method: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncIterator[R]]) -> Any:
     """Like :func:`rpc`, for a server-streaming method (an async generator)."""
 
@@ -72,11 +80,8 @@ def rpc_stream(method: Callable[[Any, Any, grpc.aio.ServicerContext], AsyncItera
             async for item in method(self, request, context):
                 yield item
             return
-        except OrdoError as e:
-            code, message = code_for(e), str(e)
-        except Exception:
-            log.exception("unexpected error in %s", method.__name__)
-            code, message = grpc.StatusCode.INTERNAL, "internal error; the node's log has the details"
+        except Exception as e:
+            code, message = status_of(e, method.__name__)
         await context.abort(code, message)
 
     return wrapper
@@ -92,11 +97,8 @@ def rpc(method: Method[R]) -> Method[R]:
     async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
         try:
             return await method(self, request, context)
-        except OrdoError as e:
-            code, message = code_for(e), str(e)
-        except Exception:
-            log.exception("unexpected error in %s", method.__name__)
-            code, message = grpc.StatusCode.INTERNAL, "internal error; the node's log has the details"
+        except Exception as e:
+            code, message = status_of(e, method.__name__)
         await context.abort(code, message)
         raise AssertionError("unreachable: abort raises")
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..queries import JobRow, OccurrenceRow, Queries
-from ..schedule import Schedule, nominal_after, parse_schedule, preview
+from ..schedule import Schedule, from_options, nominal_after, preview
 from ..timeutil import format_us, to_datetime
 
 OUTCOMES = {
@@ -22,18 +22,7 @@ OUTCOMES = {
 
 def job_schedule(job: JobRow) -> Schedule | None:
     """The job's schedule, or None for a one-off job."""
-    o = job.options
-    if not o.get("cron"):
-        return None
-    return parse_schedule(
-        o["cron"],
-        timezone=o.get("timezone", "UTC"),
-        start_at=o.get("start_at"),
-        end_at=o.get("end_at"),
-        max_runs=o.get("max_runs", 0),
-        jitter=o.get("jitter", 0),
-        key=job.job_id,
-    )
+    return from_options(job.options, job.job_id) if job.options.get("cron") else None
 
 
 def local(s: Schedule | None, us: int) -> str:

@@ -13,7 +13,7 @@ from google.protobuf import duration_pb2
 
 from ..errors import InvalidArgument
 from ..pb import ordo_pb2
-from ..schedule import fire_time, next_occurrence, parse_schedule
+from ..schedule import fire_time, from_options, next_occurrence
 from ..timeutil import parse_rfc3339
 
 MAX_ATTEMPTS = 100
@@ -163,16 +163,10 @@ def job_options(
     }
     if "cron" not in options:
         return options, None, None
-    schedule = parse_schedule(
-        options["cron"],
-        timezone=options["timezone"],
-        start_at=options["start_at"],
-        end_at=options["end_at"],
-        max_runs=options["max_runs"],
-        jitter=options["jitter"],
-        key=job_id,
-        prefix=prefix,
-    )
+    try:
+        schedule = from_options(options, job_id)
+    except InvalidArgument as e:
+        raise InvalidArgument(prefix + e.field, e.reason) from None
     first = next_occurrence(schedule, now, 0)
     if first is None:
         raise InvalidArgument(prefix + "cron", "the schedule has no fire time after now (see endAt, maxRuns)")
