@@ -21,6 +21,8 @@ from .errors import ConfigError
 
 NODE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 DEFAULT_GRPC = "127.0.0.1:7001"
+# Built-in handlers that run commands or write files on the node: off unless enabled.
+DANGEROUS = ("shell", "file_write")
 DEFAULT_RAFT = "127.0.0.1:7101"
 
 
@@ -61,6 +63,8 @@ class Config:
     peers: tuple[Peer, ...] = ()
     capacity: int = 8
     tags: tuple[str, ...] = ()
+    # Built-in handlers that can harm the host run only where enabled.
+    dangerous_handlers: tuple[str, ...] = ()
     handlers: tuple[str, ...] = ()
     max_payload_bytes: int = 1024 * 1024
     lease_timeout: float = 10.0
@@ -178,6 +182,27 @@ def _peers(where: str, raw: Any, self_id: str, grpc: str, raft: str) -> tuple[Pe
     return tuple(peers)
 
 
+def _executor(where: str, ex: _Table) -> tuple[int, list[str], list[str], float]:
+    """The [executor] section: capacity, tags, enabled dangerous handlers, shutdown grace."""
+    capacity = ex.get("capacity", int, 8)
+    if not 0 <= capacity <= 10_000:
+        raise ConfigError(f"{where}: executor.capacity: must be between 0 and 10000, not {capacity}")
+    tags = ex.get("tags", list, [])
+    if not all(isinstance(t, str) and t for t in tags):
+        raise ConfigError(f"{where}: executor.tags: must be a list of non-empty strings")
+    dangerous = ex.get("dangerous_handlers", list, [])
+    for name in dangerous:
+        if name not in DANGEROUS:
+            raise ConfigError(
+                f"{where}: executor.dangerous_handlers: {name!r} is not one of {', '.join(DANGEROUS)}"
+            )
+    grace = _positive(
+        where, "executor.shutdown_grace", float(ex.get("shutdown_grace", (int, float), 30.0)), allow_zero=True
+    )
+    ex.finish()
+    return capacity, tags, dangerous, grace
+
+
 def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
     top = _Table(where, "", data)
@@ -204,17 +229,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         raise ConfigError(f"{where}: cluster.lease_timeout: must be between 1 and 3600 seconds, not {lease}")
     cluster.finish()
 
-    ex = top.table("executor")
-    capacity = ex.get("capacity", int, 8)
-    if not 0 <= capacity <= 10_000:
-        raise ConfigError(f"{where}: executor.capacity: must be between 0 and 10000, not {capacity}")
-    tags = ex.get("tags", list, [])
-    if not all(isinstance(t, str) and t for t in tags):
-        raise ConfigError(f"{where}: executor.tags: must be a list of non-empty strings")
-    grace = _positive(
-        where, "executor.shutdown_grace", float(ex.get("shutdown_grace", (int, float), 30.0)), allow_zero=True
-    )
-    ex.finish()
+    capacity, tags, dangerous, grace = _executor(where, top.table("executor"))
 
     ret = top.table("retention")
     keep_runs = ret.get("keep_runs", int, 100)
@@ -257,6 +272,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         peers=peers,
         capacity=capacity,
         tags=tuple(tags),
+        dangerous_handlers=tuple(dangerous),
         handlers=tuple(handlers),
         max_payload_bytes=max_payload,
         lease_timeout=lease,

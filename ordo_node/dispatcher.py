@@ -19,6 +19,7 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from contextlib import suppress
 
 import grpc
@@ -56,6 +57,18 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
 
 
 Pending = tuple[str, int, frozenset[str]]
+
+
+def waiting_reason(needs: frozenset[str], offers: Iterable[frozenset[str]]) -> str:
+    """Why no node takes a run: the job type no live executor runs, or the tags none has."""
+    offered: frozenset[str] = frozenset().union(*offers)
+    handlers = sorted(
+        n.removeprefix("handler:") for n in needs if n.startswith("handler:") and n not in offered
+    )
+    if handlers:
+        return f"no live executor runs {handlers[0]!r} jobs (executor.dangerous_handlers, handler modules)"
+    tags = sorted(n for n in needs if not n.startswith("handler:"))
+    return f"no live executor has the tags {', '.join(tags)}"
 
 
 def choose_nodes(
@@ -148,8 +161,9 @@ class Dispatcher:
                 log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
             self.reachable[node_id] = True
             self.capacity[node_id] = 0 if status.draining else status.capacity
-            if frozenset(status.tags) != self.tags.get(node_id):
-                self.tags[node_id] = frozenset(status.tags)
+            offers = frozenset((*status.tags, *(f"handler:{h}" for h in status.handlers)))
+            if offers != self.tags.get(node_id):
+                self.tags[node_id] = offers
                 self._waiting.clear()  # a node's tags changed: waiting runs may fit now
             old = self.boots.get(node_id)
             self.boots[node_id] = (status.boot_id, asked)
@@ -236,9 +250,7 @@ class Dispatcher:
         new = [(r, a, t) for r, a, t in runs if (r, a) not in self._waiting]
         by_reason: dict[str, list[c.RunRef]] = defaultdict(list)
         for run_id, attempt, needs in new:
-            by_reason[f"no live executor has the tags {', '.join(sorted(needs))}"].append(
-                c.RunRef(run_id, attempt)
-            )
+            by_reason[waiting_reason(needs, self.tags.values())].append(c.RunRef(run_id, attempt))
         for reason, refs in by_reason.items():
             cmd = c.MarkWaiting(at=now_us(), node=self.config.node_id, runs=tuple(refs), reason=reason)
             try:

@@ -27,7 +27,7 @@ from typing import Any
 
 from . import commands as c
 from .api.convert import from_value
-from .config import Config
+from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
 from .handlers import JobContext, Registry
@@ -176,6 +176,10 @@ class Executor:
                 log.warning("run=%s attempt=%d is no longer ours; stopping it", run_id, attempt)
                 self.cancel(run_id, attempt)
 
+    def runnable(self) -> list[str]:
+        """The job types this executor runs: every registered one, but the dangerous ones only if enabled."""
+        return [n for n in self.registry.names() if n not in DANGEROUS or n in self.config.dangerous_handlers]
+
     @property
     def capacity(self) -> int:
         """The most attempts this node runs at once."""
@@ -186,7 +190,11 @@ class Executor:
         accepted: list[str] = []
         if self.draining:
             return accepted
+        runnable = set(self.runnable())
         for a in assignments:
+            if a.type not in runnable:
+                log.warning("refusing run=%s: this node does not run %r jobs", a.run_id, a.type)
+                continue
             key = (a.run_id, a.attempt)
             if key in self._seen:
                 accepted.append(a.run_id)

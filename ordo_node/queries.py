@@ -180,6 +180,12 @@ def _run(row: Any) -> RunRow:
     )
 
 
+def _needs(options: str, job_type: str) -> frozenset[str]:
+    """What an executor must offer to run a job: its tags, and its type as "handler:<type>"."""
+    tags = json.loads(options).get("tags", ()) if options else ()
+    return frozenset((*tags, f"handler:{job_type}"))
+
+
 def encode_token(created_at: int, job_id: str) -> str:
     """A page token: where the next page starts, opaque to clients."""
     return base64.urlsafe_b64encode(f"{created_at}:{job_id}".encode()).decode()
@@ -361,14 +367,12 @@ class Queries:
         Highest priority first, then the oldest trigger.
         """
         rows = await self._all(
-            "SELECT r.run_id, r.attempt, j.options FROM runs r JOIN jobs j ON j.id = r.job_id"
+            "SELECT r.run_id, r.attempt, j.options, j.type FROM runs r JOIN jobs j ON j.id = r.job_id"
             " WHERE r.state = 'PENDING' AND (r.not_before IS NULL OR r.not_before <= ?)"
             " ORDER BY r.priority DESC, r.triggered_at LIMIT ?",
             (now, limit),
         )
-        return [
-            (r[0], r[1], frozenset(json.loads(r[2]).get("tags", ())) if r[2] else frozenset()) for r in rows
-        ]
+        return [(r[0], r[1], _needs(r[2], r[3])) for r in rows]
 
     async def next_retry(self, now: int) -> int | None:
         """When the earliest attempt waiting for its backoff becomes ready."""

@@ -77,7 +77,10 @@ class Cluster(LocalCluster):
         self.settings = {
             "raft": dict(self.raft),
             "cluster": {"lease_timeout": self.lease_timeout},
-            "executor": {"shutdown_grace": self.shutdown_grace},
+            "executor": {
+                "shutdown_grace": self.shutdown_grace,
+                "dangerous_handlers": ["shell", "file_write"],
+            },
         }
         super().__post_init__()
 

@@ -37,6 +37,7 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
         role=consensus.role,
         draining=executor.draining,
         boot_id=executor.boot_id,
+        handlers=executor.runnable(),
     )
 
 

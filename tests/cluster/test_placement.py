@@ -56,6 +56,28 @@ async def test_tags_route_runs_and_unfit_runs_wait(make_cluster: MakeCluster) ->
     assert [list(n.tags) for n in status.nodes] == [[], [], ["gpu", "lane=reports"]]
 
 
+async def test_dangerous_handlers_run_only_where_enabled(make_cluster: MakeCluster) -> None:
+    # Given a cluster where only node2 enables the shell handler
+    off: dict[str, list[str]] = {"dangerous_handlers": []}
+    cluster = await make_cluster(
+        node_settings={
+            "node1": {"executor": off},
+            "node2": {"executor": {"dangerous_handlers": ["shell"]}},
+            "node3": {"executor": off},
+        }
+    )
+    client = cluster.client(cluster.nodes[0])
+
+    # Then shell jobs run on node2 only, and file_write jobs wait, saying why
+    for _ in range(4):
+        job_id = await client.submit("shell", {"command": "true"})
+        job = (await cluster.wait_for_state(job_id, "SUCCEEDED", nodes=[cluster.nodes[0]]))["node1"]
+        assert job.runs[0].node_id == "node2"
+    job_id = await client.submit("file_write", {"fileName": "x.txt", "content": "x"})
+    job = (await cluster.wait_for_state(job_id, "WAITING", nodes=[cluster.nodes[0]]))["node1"]
+    assert "no live executor runs 'file_write' jobs" in job.waiting
+
+
 async def test_long_running_job_moves_when_its_node_dies_and_stops_when_cancelled(
     make_cluster: MakeCluster,
 ) -> None:
