@@ -1,0 +1,65 @@
+"""The benchmark command, tiny sizes: it runs every scenario on its own local cluster and reports JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from helpers import ordo_node_program
+
+from ordo_node.bench import PROBLEM_KEYS, SCENARIOS
+
+pytestmark = pytest.mark.cluster
+
+
+def figures(obj: Any, path: str = "") -> Iterator[tuple[str, Any]]:
+    """Every numeric leaf of the report (booleans aside), with its path.
+
+    Counts of failures are left out (0 is their good value), and so is the
+    number of scheduled jobs (0 at cluster start).
+    """
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if key not in PROBLEM_KEYS and key not in ("meta", "targets", "error_codes", "scheduled_jobs"):
+                yield from figures(value, f"{path}.{key}")
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            yield from figures(value, f"{path}[{i}]")
+    elif isinstance(obj, int | float) and not isinstance(obj, bool):
+        yield path, obj
+
+
+@pytest.mark.timeout(150)
+def test_tiny_bench_reports_every_scenario_as_json() -> None:
+    # When the benchmark runs with tiny sizes and JSON output
+    proc = subprocess.run(
+        [*ordo_node_program(), "bench", "--tiny", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=140,
+    )
+
+    # Then it succeeds, and stdout is one JSON object with a key per scenario
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    report = json.loads(proc.stdout)
+    assert set(SCENARIOS) <= set(report), sorted(report)
+    assert report["errors"] == {}
+    for name in SCENARIOS:
+        assert "error" not in report[name] and "skipped" not in report[name], report[name]
+    # and failover neither lost a job nor triggered one twice
+    assert report["failover"]["lost"] == 0
+    assert report["failover"]["doubled"] == 0
+    assert report["failover"]["resume_s"] > 0
+    # and the failure counts are zero, and every figure is a positive number
+    assert report["e2e"]["failed"] == 0
+    assert report["lateness"]["history_mismatches"] == 0
+    found = dict(figures({k: report[k] for k in SCENARIOS}))
+    assert len(found) > 40
+    assert {path: x for path, x in found.items() if not x > 0} == {}
+    # and every target it judged is listed with a value
+    assert report["targets"] and all(
+        t["value"] is not None for t in report["targets"] if t["met"] is not None
+    )
