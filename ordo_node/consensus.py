@@ -165,6 +165,8 @@ class Consensus:
         Raises Unavailable when the engine's queue is full or no leader appears
         before the deadline, DeadlineExceeded when the outcome stays unknown.
         """
+        if self._raft is None:
+            raise Unavailable("this node is shutting down")
         blob = commands.encode(cmd)
         deadline = time.monotonic() + (timeout or self.config.raft.commit_timeout)
         uncertain = False
@@ -213,7 +215,10 @@ class Consensus:
         return any(n.id == raft_address for n in self.raft.otherNodes)
 
     async def _submit_once(self, blob: bytes, timeout: float) -> tuple[Any, int | None]:
-        return await self._call(lambda callback: self.raft.apply(blob, callback=callback), timeout)
+        raft = self._raft
+        if raft is None:
+            raise Unavailable("this node is shutting down")
+        return await self._call(lambda callback: raft.apply(blob, callback=callback), timeout)
 
     async def _call(
         self, submit: Callable[[Callable[[Any, int], None]], None], timeout: float

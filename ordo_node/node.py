@@ -203,6 +203,8 @@ class Node:
                 self.executor.cancel(run_id, attempt)
 
     def _on_role(self, role: str, term: int) -> None:
+        if self._stop.is_set():
+            return  # shutting down: a leadership handed to us now is not taken up
         if role == "leader":
             log.info("became leader term=%d", term)
             if self._leader_task is None or self._leader_task.done():

@@ -107,6 +107,8 @@ _RUN_COLS = (
     "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"
     " started_at, finished_at, result, error"
 )
+# Queries on open attempts repeat the runs_open index's condition word for word:
+# SQLite uses a partial index only when the query's WHERE contains its WHERE.
 _WORK_COLS = (
     "r.run_id, r.attempt, r.job_id, r.state, COALESCE(r.node_id, ''), j.type, j.payload, j.name,"
     " COALESCE(j.idempotency_key, ''), r.scheduled_at, j.options"
@@ -368,7 +370,8 @@ class Queries:
         """
         rows = await self._all(
             "SELECT r.run_id, r.attempt, j.options, j.type FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state = 'PENDING' AND (r.not_before IS NULL OR r.not_before <= ?)"
+            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state = 'PENDING'"
+            " AND (r.not_before IS NULL OR r.not_before <= ?)"
             " ORDER BY r.priority DESC, r.triggered_at LIMIT ?",
             (now, limit),
         )
@@ -377,14 +380,17 @@ class Queries:
     async def next_retry(self, now: int) -> int | None:
         """When the earliest attempt waiting for its backoff becomes ready."""
         rows = await self._all(
-            "SELECT MIN(not_before) FROM runs WHERE state = 'PENDING' AND not_before > ?", (now,)
+            "SELECT MIN(not_before) FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING')"
+            " AND state = 'PENDING' AND not_before > ?",
+            (now,),
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
 
     async def load_by_node(self) -> dict[str, int]:
         """How many attempts each node holds (assigned or running)."""
         rows = await self._all(
-            "SELECT node_id, COUNT(*) FROM runs WHERE state IN ('ASSIGNED', 'RUNNING') GROUP BY node_id"
+            "SELECT node_id, COUNT(*) FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING')"
+            " AND state != 'PENDING' GROUP BY node_id"
         )
         return {r[0]: r[1] for r in rows}
 
@@ -392,7 +398,8 @@ class Queries:
         """Attempts assigned at or before ``before`` whose executor has not reported a start."""
         rows = await self._all(
             f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state = 'ASSIGNED' AND r.assigned_at <= ? ORDER BY r.assigned_at",
+            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state = 'ASSIGNED'"
+            " AND r.assigned_at <= ? ORDER BY r.assigned_at",
             (before,),
         )
         return [WorkItem(*r) for r in rows]
@@ -401,7 +408,8 @@ class Queries:
         """Open attempts given to ``node_id`` at or before ``assigned_before``."""
         rows = await self._all(
             f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('ASSIGNED', 'RUNNING') AND r.node_id = ? AND r.assigned_at <= ?",
+            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state != 'PENDING' AND r.node_id = ?"
+            " AND r.assigned_at <= ?",
             (node_id, assigned_before),
         )
         return [WorkItem(*r) for r in rows]
@@ -410,7 +418,8 @@ class Queries:
         """Attempts assigned or running whose lease ended before ``now``."""
         rows = await self._all(
             f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('ASSIGNED', 'RUNNING') AND r.lease_until < ? ORDER BY r.lease_until",
+            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state != 'PENDING'"
+            " AND r.lease_until < ? ORDER BY r.lease_until",
             (now,),
         )
         return [WorkItem(*r) for r in rows]
