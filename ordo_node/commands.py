@@ -122,6 +122,7 @@ class RunUpdate:
     at: int
     result: str = ""  # JSON text, for outcomes
     error: str = ""
+    started_at: int = 0  # for an outcome whose "started" was never sent on its own
 
 
 @dataclass(frozen=True)

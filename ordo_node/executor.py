@@ -21,7 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ log = logging.getLogger("ordo_node.executor")
 job_log = logging.getLogger("ordo_node.jobs")
 
 MAX_RESULT_BYTES = 256 * 1024
+LINGER = 0.005
 # Seconds a long-running handler has to return after ctx.cancelled is set.
 CANCEL_GRACE = 10.0
 REMEMBERED_ATTEMPTS = 100_000
@@ -84,7 +85,20 @@ class Reporter:
         self._ready = asyncio.Event()
 
     def report(self, update: c.RunUpdate) -> None:
-        """Queue one update; it is committed soon, with others."""
+        """Queue one update; it is committed soon, with others.
+
+        An outcome whose "started" is still queued replaces it (carrying the
+        start time): a short job costs one update, not two.
+        """
+        if update.kind != "started":
+            for i, queued in enumerate(self._queue):
+                if queued.kind == "started" and (queued.run_id, queued.attempt) == (
+                    update.run_id,
+                    update.attempt,
+                ):
+                    del self._queue[i]
+                    update = replace(update, started_at=queued.at)
+                    break
         self._queue.append(update)
         self._ready.set()
 
@@ -92,6 +106,9 @@ class Reporter:
         """Commit queued updates until cancelled."""
         while True:
             await self._ready.wait()
+            # Linger a moment: more updates join the batch, and a fast job's
+            # outcome can replace its "started".
+            await asyncio.sleep(LINGER)
             self._ready.clear()
             while self._queue:
                 updates, self._queue = self._queue[: self.batch], self._queue[self.batch :]

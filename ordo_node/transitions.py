@@ -217,6 +217,10 @@ class Transitions:
                 due = format_us(job["due_at"]) if job["due_at"] is not None else "none"
                 skipped[t.job_id] = f"not due: state {job['state']}, due {due}"
                 continue
+            if not t.occurrences and not job["options"]:
+                self.trigger_one_off(job, t, cmd, fx)
+                triggered.append(t.job_id)
+                continue
             occurrences = t.occurrences or (c.Occurrence(t.due_at, t.due_at, "run"),)
             ran = self.occurrences(job, occurrences, cmd, fx)
             armed = t.next_due is not None
@@ -232,6 +236,34 @@ class Transitions:
                 triggered.append(t.job_id)
                 fx.triggered.append(t.job_id)
         return {"triggered": triggered, "skipped": skipped}
+
+    def trigger_one_off(self, job: sqlite3.Row, t: c.Trigger, cmd: c.TriggerJobs, fx: Effects) -> None:
+        """The common case, kept short: a plain one-off job's one occurrence becomes its one run.
+
+        It has no policies, so the outcome is what :meth:`occurrences` and
+        :meth:`settle` would decide: the run is pending and the job TRIGGERED.
+        """
+        run = (f"{job['id']}:1", 1)
+        self.db.execute(
+            "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, failures_before)"
+            " VALUES (?, 1, ?, 'PENDING', ?, ?, 0)",
+            (run[0], job["id"], t.due_at, cmd.at),
+        )
+        self.db.execute(
+            "INSERT INTO occurrences (job_id, nominal, fire_at, fate, reason, run_id, decided_at, ordinal)"
+            " VALUES (?, ?, ?, 'TRIGGERED', '', ?, ?, 1)",
+            (job["id"], t.due_at, t.due_at, run[0], cmd.at),
+        )
+        self.db.execute(
+            "UPDATE jobs SET state = 'TRIGGERED', due_at = NULL, armed = 0, occurrences = 1, updated_at = ?"
+            " WHERE id = ?",
+            (cmd.at, job["id"]),
+        )
+        self.event(
+            job["id"], "TRIGGERED", cmd.at, cmd.node, run, f"lateness_ms={(cmd.at - t.due_at) / 1000:.1f}"
+        )
+        fx.pending.append(run)
+        fx.triggered.append(job["id"])
 
     def occurrences(
         self, job: sqlite3.Row, occs: tuple[c.Occurrence, ...], cmd: c.TriggerJobs, fx: Effects
@@ -374,10 +406,12 @@ class Transitions:
                 self.settle(job_id, u.at, "RUNNING")
             elif u.kind in ("succeeded", "failed") and state in ("ASSIGNED", "RUNNING"):
                 final = "SUCCEEDED" if u.kind == "succeeded" else "FAILED"
+                if state == "ASSIGNED":  # its start was reported with the outcome
+                    self.event(job_id, "STARTED", u.started_at or u.at, cmd.node, run)
                 self.db.execute(
-                    "UPDATE runs SET state = ?, started_at = COALESCE(started_at, ?), finished_at = ?,"
-                    " result = ?, error = ? WHERE run_id = ? AND attempt = ?",
-                    (final, u.at, u.at, u.result or None, u.error or None, *run),
+                    "UPDATE runs SET state = ?, started_at = COALESCE(started_at, NULLIF(?, 0), ?),"
+                    " finished_at = ?, result = ?, error = ? WHERE run_id = ? AND attempt = ?",
+                    (final, u.started_at, u.at, u.at, u.result or None, u.error or None, *run),
                 )
                 self.event(job_id, final, u.at, cmd.node, run, u.error[:500])
                 fx.finished.append((u.run_id, u.attempt, cmd.node, final))
