@@ -59,6 +59,7 @@ from .localcluster import LocalCluster as BaseCluster
 from .localcluster import LocalNode, free_ports
 from .pb import ordo_pb2, ordo_pb2_grpc
 from .queries import Queries
+from .store import Store
 from .timeutil import format_us, now_us
 
 T = TypeVar("T")
@@ -1055,7 +1056,42 @@ async def scenario_scale(
     out["query"] = {"cluster_start": baseline, "before": before, "after": await query_costs(db)}
     out["restart"] = await restart_follower(target, plan.batch, progress)
     progress.done(f"restart caught up in {out['restart']['caught_up_s']}s")
+    progress.start("scale: snapshot of the leader's database")
+    out["snapshot"] = await asyncio.to_thread(snapshot_cost, db, Path(tempfile.mkdtemp(dir=cluster.root)))
+    progress.done(f"{out['snapshot']['size_mb']} MB")
     return out
+
+
+def snapshot_cost(db: Path, work: Path) -> dict[str, Any]:
+    """Size and time of a Raft snapshot of ``db``, and of restoring it on an empty node.
+
+    The same code the engine calls (Store.snapshot, Store.restore), on a copy
+    of the leader's database taken with SQLite's backup API.
+    """
+    copy = work / "state.db"
+    src = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    dst = sqlite3.connect(copy)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    store = Store(copy)
+    snap = work / "raft.snapshot"
+    t0 = time.perf_counter()
+    store.snapshot(str(snap), ("entry", "entry", "cluster"))
+    written = time.perf_counter() - t0
+    store.close()
+    fresh = Store(work / "fresh" / "state.db")
+    t0 = time.perf_counter()
+    fresh.restore(str(snap))
+    restored = time.perf_counter() - t0
+    jobs = fresh._db.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
+    fresh.close()
+    return {
+        "size_mb": round(snap.stat().st_size / 1e6, 1),
+        "write_s": round(written, 2),
+        "restore_s": round(restored, 2),
+        "jobs": jobs,
+    }
 
 
 # -- scenario: limits of this machine ----------------------------------------------------
@@ -1487,6 +1523,14 @@ def rows_scale(sc: dict[str, Any]) -> list[Row]:
             "state.db + state.db-wal (Raft journal: "
             + " / ".join(f"{v['journal_mb']} MB" for v in nodes.values())
             + ")",
+        ),
+        Row(
+            "scale",
+            f"  snapshot of {sc['snapshot']['jobs']:,} jobs",
+            f"{sc['snapshot']['size_mb']} MB, written in {sc['snapshot']['write_s']:.2f} s,"
+            f" restored in {sc['snapshot']['restore_s']:.2f} s",
+            "Store.snapshot (a SQLite backup, on the tick thread) and Store.restore on an empty node,"
+            " on a copy of the leader's database",
         ),
         Row(
             "scale",
