@@ -39,13 +39,15 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class SubmitJobs:
-    """Schedule jobs; all are created, or none (an idempotency conflict refuses the batch)."""
+    """Schedule jobs. Atomic (SubmitJobs): all are created, or none. Not atomic (concurrent
+    SubmitJob calls grouped into one command): each job is created or refused on its own."""
 
     op: ClassVar[str] = "submit"
     request_id: str
     at: int
     node: str
     jobs: tuple[JobSpec, ...]
+    atomic: bool = True
 
 
 @dataclass(frozen=True)

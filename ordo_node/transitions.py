@@ -156,54 +156,74 @@ class Transitions:
     # -- submit and trigger ---------------------------------------------------------
 
     def submit(self, cmd: c.SubmitJobs, fx: Effects) -> Any:
-        ids: list[str] = []
+        """Create the jobs. Atomic: one refusal refuses all. Otherwise each job succeeds or fails alone."""
+        ids: list[str | None] = []
         created: list[bool] = []
+        errors: list[dict[str, str] | None] = []
         for spec in cmd.jobs:
-            if spec.idempotency_key:
-                row = self.db.execute(
-                    "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
-                ).fetchone()
-                if row is not None:
-                    if row[1] != spec.spec_hash:
-                        raise Refused(
-                            "ALREADY_EXISTS",
-                            f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
-                            " with a different definition",
-                        )
-                    ids.append(row[0])
-                    created.append(False)
-                    continue
-            if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
-                raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
-            if spec.options and options_of(spec.options).get("long_running"):
-                self.one_long_running_per_name(spec)
-            self.db.execute(
-                "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
-                " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
-                " VALUES (?, ?, ?, ?, 'SCHEDULED', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
-                (
-                    spec.job_id,
-                    spec.name,
-                    spec.type,
-                    spec.payload,
-                    spec.run_at,
-                    spec.run_at,
-                    spec.first_nominal,
-                    cmd.at,
-                    cmd.at,
-                    spec.idempotency_key or None,
-                    spec.spec_hash,
-                    cmd.node,
-                    spec.options,
-                ),
-            )
-            self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {format_us(spec.run_at)}")
-            fx.scheduled.append((spec.job_id, spec.run_at))
-            if fx.earliest_due is None or spec.run_at < fx.earliest_due:
-                fx.earliest_due = spec.run_at
-            ids.append(spec.job_id)
-            created.append(True)
-        return {"job_ids": ids, "created": created}
+            if cmd.atomic:
+                job_id, new = self.submit_one(spec, cmd, fx)
+                errors.append(None)
+            else:
+                self.db.execute("SAVEPOINT job")
+                try:
+                    job_id, new = self.submit_one(spec, cmd, fx)
+                    errors.append(None)
+                except Refused as refusal:
+                    self.db.execute("ROLLBACK TO job")
+                    job_id, new = None, False
+                    errors.append(refusal.result)
+                self.db.execute("RELEASE job")
+            ids.append(job_id)
+            created.append(new)
+        result: dict[str, Any] = {"job_ids": ids, "created": created}
+        if not cmd.atomic:
+            result["errors"] = errors
+        return result
+
+    def submit_one(self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects) -> tuple[str, bool]:
+        """Create one job (or find it by its idempotency key); (job id, created)."""
+        if spec.idempotency_key:
+            row = self.db.execute(
+                "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
+            ).fetchone()
+            if row is not None:
+                if row[1] != spec.spec_hash:
+                    raise Refused(
+                        "ALREADY_EXISTS",
+                        f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
+                        " with a different definition",
+                    )
+                return row[0], False
+        if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
+            raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
+        if spec.options and options_of(spec.options).get("long_running"):
+            self.one_long_running_per_name(spec)
+        self.db.execute(
+            "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
+            " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
+            " VALUES (?, ?, ?, ?, 'SCHEDULED', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (
+                spec.job_id,
+                spec.name,
+                spec.type,
+                spec.payload,
+                spec.run_at,
+                spec.run_at,
+                spec.first_nominal,
+                cmd.at,
+                cmd.at,
+                spec.idempotency_key or None,
+                spec.spec_hash,
+                cmd.node,
+                spec.options,
+            ),
+        )
+        self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {format_us(spec.run_at)}")
+        fx.scheduled.append((spec.job_id, spec.run_at))
+        if fx.earliest_due is None or spec.run_at < fx.earliest_due:
+            fx.earliest_due = spec.run_at
+        return spec.job_id, True
 
     def trigger(self, cmd: c.TriggerJobs, fx: Effects) -> Any:
         triggered: list[str] = []

@@ -20,6 +20,7 @@ from ..queries import MAX_PAGE, JobRow, Queries
 from ..schedule import MAX_PREVIEW, parse_schedule
 from ..timeutil import format_us, now_us
 from . import validate
+from .batcher import SubmitBatcher
 from .convert import event_message, job_message, occurrence_message, ts
 from .errors import raise_refusal, rpc, rpc_stream
 from .explain import explain, preview_times
@@ -54,6 +55,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, config: Config, consensus: Consensus, queries: Queries, registry: Registry, changes: Changes
     ) -> None:
         self.changes = changes
+        self.batcher = SubmitBatcher(config.node_id, consensus)
         self.config = config
         self.consensus = consensus
         self.queries = queries
@@ -83,9 +85,13 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
     async def SubmitJob(
         self, request: ordo_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.SubmitJobResponse:
-        """Schedule one job; answer once it is committed."""
-        ids = await self._submit([self._spec(request, now_us())])
-        return ordo_pb2.SubmitJobResponse(job_id=ids[0])
+        """Schedule one job; answer once it is committed (grouped with concurrent calls)."""
+        spec = self._spec(request, now_us())
+        answer = await self.batcher.submit(spec)
+        raise_refusal(answer)
+        if answer["created"]:
+            log.info("Scheduling new job %s for %s", answer["job_id"], format_us(spec.run_at))
+        return ordo_pb2.SubmitJobResponse(job_id=answer["job_id"])
 
     @rpc
     async def SubmitJobs(

@@ -1190,3 +1190,24 @@ def test_overlap_cancel_other_cancels_the_open_run(store: Store, apply: Log) -> 
     assert fates(store.path) == ["TRIGGERED", "TRIGGERED"]
     assert rows(store.path, "SELECT state FROM runs ORDER BY run_id") == [("CANCELLED",), ("PENDING",)]
     assert seen[0].cancelled_runs == [(f"{jid(1)}:1", 1, "")]
+
+
+def test_a_grouped_submission_refuses_one_job_and_keeps_the_others(store: Store, apply: Log) -> None:
+    # Given a job with an idempotency key
+    apply(submit(spec(1, key="k", spec_hash="a")))
+
+    # When three single submissions are grouped into one non-atomic command, the middle one a conflict
+    cmd = c.SubmitJobs(
+        request_id=rid(),
+        at=T0,
+        node=NODE,
+        jobs=(spec(2), spec(3, key="k", spec_hash="b"), spec(4)),
+        atomic=False,
+    )
+    result = apply(cmd)
+
+    # Then the conflict is refused alone, and the others exist
+    assert result["job_ids"] == [jid(2), None, jid(4)] and result["created"] == [True, False, True]
+    assert result["errors"][0] is None and result["errors"][2] is None
+    assert result["errors"][1]["error"] == "ALREADY_EXISTS"
+    assert [r[0] for r in rows(store.path, "SELECT id FROM jobs ORDER BY id")] == [jid(1), jid(2), jid(4)]

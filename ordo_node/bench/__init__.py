@@ -1,0 +1,34 @@
+"""``ordo-node bench``: measure a cluster against the targets of the benchmark issue.
+
+The command starts a local 3-node cluster in a temporary directory (or uses
+the one named with ``--address``), runs the selected scenarios with a one-line
+progress display on stderr, and prints a table (or, with ``--json``, one JSON
+object) with every figure, what it measures, and its target:
+
+- ``submit``: committed jobs per second through unary ``SubmitJob`` from C
+  concurrent callers, and through the batch RPC ``SubmitJobs``; the jobs are
+  due in 2099, so they never run.
+- ``e2e``: N no-op ``echo`` jobs due now, submitted in batches: the time from
+  the first submission until the last one has succeeded.
+- ``lateness``: N jobs due in the same second: trigger and start lateness.
+- ``failover``: jobs due every 100 ms while the leader is killed with SIGKILL:
+  how long until triggering resumes, and how many jobs were lost or triggered
+  twice (local cluster only).
+- ``scale``: M jobs scheduled for the future: submit time, each node's
+  resident memory and SQLite size, the restart time of a node, and the cost
+  of the timekeeper's two reads (``Queries.next_due``, ``Queries.due_jobs``)
+  at cluster start, before and after the M jobs.
+- ``limits``: this machine's ceilings in the same run: a bare ``grpc.aio``
+  echo server at the same concurrency, and PySyncObj's raw commit rate.
+
+Everything runs on this machine: the benchmark's own client competes with the
+nodes for the same cores, and the figures say so.
+
+Usable as ``python -m ordo_node.bench [options]`` as well as through the
+``bench`` subcommand (see :func:`add_parser`).
+"""
+
+from .main import add_parser, cmd_bench, main
+from .plan import PROBLEM_KEYS, SCENARIOS
+
+__all__ = ["PROBLEM_KEYS", "SCENARIOS", "add_parser", "cmd_bench", "main"]

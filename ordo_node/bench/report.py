@@ -1,0 +1,332 @@
+"""The benchmark report: rows with figures, targets and what they measure; the table."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from .plan import QUERY_REPEATS, RSS_TARGET_MB, SCENARIOS, Plan, far_future_request
+
+# -- the report -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: a figure, its target and whether it is met, and what it measures."""
+
+    scenario: str
+    figure: str
+    value: str
+    measures: str
+    target: str = ""
+    met: bool | None = None
+    number: float | None = None
+
+    @property
+    def status(self) -> str:
+        if not self.target:
+            return ""
+        return {True: "met", False: "NOT MET", None: "n/a"}[self.met]
+
+
+def _ms(d: dict[str, float]) -> str:
+    return f"p50 {d['p50_ms']:,.1f} / p99 {d['p99_ms']:,.1f} / max {d['max_ms']:,.1f} ms"
+
+
+def rows_limits(lim: dict[str, Any], plan: Plan) -> list[Row]:
+    """The machine's ceilings."""
+    rows = [
+        Row(
+            "limits",
+            f"bare gRPC echo C={e['concurrency']}",
+            f"{e['calls_per_s']:,.0f} calls/s (p50 {e['latency_p50_ms']} ms)",
+            f"grpc.aio unary echo of {len(far_future_request().SerializeToString())} bytes, server in its"
+            f" own process, loopback, C callers back to back for {plan.submit_seconds:g}s",
+            number=e["calls_per_s"],
+        )
+        for e in lim.get("echo", [])
+    ]
+    raw = lim.get("raw_commit")
+    if raw:
+        rows.append(
+            Row(
+                "limits",
+                "PySyncObj raw commit rate",
+                f"{raw['commits_per_s']:,.0f} commits/s",
+                f"3 PySyncObj processes (appendEntriesUseBatch=False, password, journal file);"
+                f" {raw['commands']:,} one-int commands, <= {raw['in_flight']} in flight, counted at the"
+                " leader's callback",
+                number=raw["commits_per_s"],
+            )
+        )
+    return rows
+
+
+def rows_submit(sub: dict[str, Any], lim: dict[str, Any], plan: Plan) -> list[Row]:
+    """Unary and batch submission, and unary against the bare echo."""
+    echo = {e["concurrency"]: e["calls_per_s"] for e in lim.get("echo", [])}
+    rows = []
+    for u in sub["unary"]:
+        c = u["concurrency"]
+        rows.append(
+            Row(
+                "submit",
+                f"unary SubmitJob C={c}",
+                f"{u['jobs_per_s']:,.0f} jobs/s (p50 {u['latency_p50_ms']} ms, p99 {u['latency_p99_ms']} ms)"
+                + (f", {u['errors']} errors" if u["errors"] else ""),
+                f"jobs committed per second, C callers to the leader for {plan.submit_seconds:g}s;"
+                " concurrent calls share a Raft command (the node groups them while one commits)",
+                number=u["jobs_per_s"],
+            )
+        )
+        ratio = u["jobs_per_s"] / echo[c] * 100 if echo.get(c) else None
+        rows.append(
+            Row(
+                "submit",
+                f"  unary / bare echo, C={c}",
+                f"{ratio:.1f}%" if ratio is not None else "n/a (no limits run)",
+                "unary SubmitJob rate over the bare gRPC echo rate at the same C",
+                ">= 60%",
+                None if ratio is None else ratio >= 60,
+                ratio,
+            )
+        )
+    for b in sub["batch"]:
+        rows.append(
+            Row(
+                "submit",
+                f"SubmitJobs x{b['batch']:,}, {b['in_flight']} in flight",
+                f"{b['jobs_per_s']:,.0f} jobs/s" + (f", {b['errors']} errors" if b["errors"] else ""),
+                f"{b['jobs']:,} jobs committed, one Raft command per call, to the leader",
+                ">= 20,000 jobs/s",
+                b["jobs_per_s"] >= 20_000,
+                b["jobs_per_s"],
+            )
+        )
+    return rows
+
+
+def rows_e2e(e2e: dict[str, Any], lim: dict[str, Any], plan: Plan) -> list[Row]:
+    """End to end, and against the raw commit rate."""
+    raw = lim.get("raw_commit", {}).get("commits_per_s")
+    ratio = e2e["jobs_per_s"] / raw * 100 if raw else None
+    return [
+        Row(
+            "e2e",
+            f"end to end, {e2e['jobs']:,} echo jobs due now",
+            f"{e2e['jobs_per_s']:,.0f} jobs/s ({e2e['seconds']:.1f} s; {e2e['succeeded']:,} succeeded)",
+            f"from the first SubmitJobs call (x{plan.batch:,}) to the last job's SUCCEEDED time"
+            f" (its updated_at); 3 executors of capacity {plan.capacity}",
+            ">= 4,000 jobs/s",
+            e2e["jobs_per_s"] >= 4000,
+            e2e["jobs_per_s"],
+        ),
+        Row(
+            "e2e",
+            "  end to end / raw PySyncObj commits",
+            f"{ratio:.1f}%" if ratio is not None else "n/a (no limits run)",
+            "jobs/s end to end over raw commits/s; each job takes several (batched) Raft commands",
+            number=ratio,
+        ),
+    ]
+
+
+def rows_lateness(lat: dict[str, Any]) -> list[Row]:
+    """Trigger and start lateness."""
+    rows = [
+        Row(
+            "lateness",
+            f"trigger lateness, {lat['jobs']:,} jobs due at once",
+            _ms(lat["trigger"]),
+            "TRIGGERED time minus runAt (first run's triggered_at, from GetJob; checked against"
+            f" GetJobHistory on {lat['history_checked']} jobs: {lat['history_mismatches']} differ)",
+            "p99 <= 100 ms",
+            lat["trigger"]["p99_ms"] <= 100,
+            lat["trigger"]["p99_ms"],
+        ),
+        Row(
+            "lateness",
+            "start lateness",
+            _ms(lat["start"]),
+            "the run's started_at (executor clock) minus runAt",
+            "p99 <= 1 s",
+            lat["start"]["p99_ms"] <= 1000,
+            lat["start"]["p99_ms"],
+        ),
+    ]
+    if lat["submit_overran_ms"] > 0:
+        rows.append(
+            Row(
+                "lateness",
+                "  WARNING submission overran",
+                f"{lat['submit_overran_ms']:,.0f} ms",
+                "the last batch committed after the due time: lateness includes submission",
+            )
+        )
+    return rows
+
+
+def rows_failover(fo: dict[str, Any]) -> list[Row]:
+    """Failover: resume time, lost and doubled."""
+    resume = fo["resume_s"]
+    return [
+        Row(
+            "failover",
+            f"resume after SIGKILL of leader {fo['killed']}",
+            f"{resume:.2f} s" if resume is not None else "n/a",
+            f"first TRIGGERED time after the kill of a job due after it, minus the kill time;"
+            f" {fo['jobs']} jobs due every 100 ms, {fo['due_after_kill']} due after the kill",
+            "<= 3 s",
+            None if resume is None else resume <= 3,
+            resume,
+        ),
+        Row(
+            "failover",
+            "  jobs lost",
+            str(fo["lost"]),
+            "jobs with no TRIGGERED event",
+            "0",
+            fo["lost"] == 0,
+            fo["lost"],
+        ),
+        Row(
+            "failover",
+            "  jobs triggered twice",
+            str(fo["doubled"]),
+            "jobs with more than one TRIGGERED event",
+            "0",
+            fo["doubled"] == 0,
+            fo["doubled"],
+        ),
+        Row(
+            "failover",
+            "  new leader agreed after",
+            f"{fo['leader_seen_s']:.2f} s",
+            f"kill until every live node names {fo['new_leader']} (polled every 0.2 s)",
+        ),
+        Row(
+            "failover",
+            f"  {fo['killed']} restarted, caught up after",
+            f"{fo['restart_caught_up_s']:.2f} s",
+            "start until its applied index reaches the leader's",
+        ),
+    ]
+
+
+def rows_scale(sc: dict[str, Any]) -> list[Row]:
+    """Scale: submit time, memory, disk, restart, query cost."""
+    rows = [
+        Row(
+            "scale",
+            f"submit {sc['jobs']:,} future jobs",
+            f"{sc['submit_seconds']:.1f} s ({sc['submit_jobs_per_s']:,.0f} jobs/s)",
+            f"SubmitJobs batches, {sc['in_flight']} in flight, to the leader",
+            number=sc["submit_seconds"],
+        )
+    ]
+    if "nodes" not in sc:
+        rows.append(Row("scale", "  memory, disk, restart, query cost", "n/a", sc.get("note", "")))
+        return rows
+    nodes, before = sc["nodes"], sc["nodes_before"]
+    rss = [v["rss_mb"] for v in nodes.values() if v["rss_mb"] is not None]
+    full = sc["jobs"] >= 1_000_000
+    rows += [
+        Row(
+            "scale",
+            "  resident memory per node",
+            " / ".join(f"{k} {v['rss_mb']} MB" for k, v in nodes.items()),
+            "VmRSS after the submissions (before: "
+            + " / ".join(f"{v['rss_mb']} MB" for v in before.values())
+            + ")",
+            f"<= {RSS_TARGET_MB} MB at 1M jobs",
+            (max(rss) <= RSS_TARGET_MB) if full and rss else None,
+            max(rss) if rss else None,
+        ),
+        Row(
+            "scale",
+            "  SQLite per node",
+            " / ".join(f"{v['sqlite_mb']} MB" for v in nodes.values()),
+            "state.db + state.db-wal (Raft journal: "
+            + " / ".join(f"{v['journal_mb']} MB" for v in nodes.values())
+            + ")",
+        ),
+        Row(
+            "scale",
+            f"  snapshot of {sc['snapshot']['jobs']:,} jobs",
+            f"{sc['snapshot']['size_mb']} MB, written in {sc['snapshot']['write_s']:.2f} s,"
+            f" restored in {sc['snapshot']['restore_s']:.2f} s",
+            "Store.snapshot (a SQLite backup, on the tick thread) and Store.restore on an empty node,"
+            " on a copy of the leader's database",
+        ),
+        Row(
+            "scale",
+            f"  restart {sc['restart']['node']}",
+            f"serving {sc['restart']['serving_s']:.2f} s, caught up {sc['restart']['caught_up_s']:.2f} s",
+            "SIGKILL a follower, commit one batch without it, start it: until it answers, and until its"
+            " applied index reaches the leader's",
+        ),
+    ]
+    points = [q for q in sc["query"].values() if q is not None]
+    for name, what in (("next_due", "next_due()"), ("due_batch", "due_jobs(now, 2000)")):
+        rows.append(
+            Row(
+                "scale",
+                f"  timekeeper Queries.{what}",
+                " -> ".join(f"{q[name + '_us']:,.0f} us at {q['scheduled_jobs']:,}" for q in points)
+                + " scheduled",
+                f"median of {QUERY_REPEATS} calls on a read connection to the leader's state.db, at"
+                f" cluster start, before and after the M jobs; plan: {points[-1][name + '_plan']}",
+            )
+        )
+    return rows
+
+
+def build_rows(report: dict[str, Any], plan: Plan) -> list[Row]:
+    """Every row of the table, scenario by scenario; skipped or failed scenarios get one row."""
+    lim = report.get("limits") or {}
+    lim = lim if "error" not in lim else {}
+    makers: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+        "limits": lambda r: rows_limits(r, plan),
+        "submit": lambda r: rows_submit(r, lim, plan),
+        "e2e": lambda r: rows_e2e(r, lim, plan),
+        "lateness": rows_lateness,
+        "failover": rows_failover,
+        "scale": rows_scale,
+    }
+    rows: list[Row] = []
+    for name in SCENARIOS:
+        result = report.get(name)
+        if result is None:
+            continue
+        if "error" in result:
+            rows.append(Row(name, "FAILED", "-", result["error"].splitlines()[0]))
+        elif "skipped" in result:
+            rows.append(Row(name, "skipped", "-", result["skipped"]))
+        else:
+            rows += makers[name](result)
+    return rows
+
+
+def targets_of(rows: list[Row]) -> list[dict[str, Any]]:
+    """The rows that carry a target, for the JSON output."""
+    return [
+        {
+            "scenario": r.scenario,
+            "figure": r.figure.strip(),
+            "value": r.number,
+            "target": r.target,
+            "met": r.met,
+        }
+        for r in rows
+        if r.target
+    ]
+
+
+def print_rows(rows: list[Row], out: IO[str]) -> None:
+    """The table, columns aligned; the last column is not padded."""
+    cells = [["SCENARIO", "FIGURE", "VALUE", "TARGET", "MET", "WHAT IT MEASURES"]]
+    cells += [[r.scenario, r.figure, r.value, r.target, r.status, r.measures] for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(5)]
+    for row in cells:
+        print("  ".join(x.ljust(w) for x, w in zip(row[:5], widths, strict=True)) + "  " + row[5], file=out)
