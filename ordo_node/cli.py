@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import re
 import signal
@@ -25,19 +24,10 @@ from . import config as config_mod
 from .api.convert import from_value
 from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
 from .errors import ConfigError
+from .logs import setup_logging
 from .pb import ordo_pb2
 
 EXIT_CONFIG = 2
-
-
-def setup_logging(level: str, node_id: str) -> None:
-    """Readable log lines with the node id, on stderr."""
-    logging.basicConfig(
-        level=level,
-        format=f"%(asctime)s %(levelname)-5s [{node_id}] %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pysyncobj").setLevel(logging.WARNING)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -61,7 +51,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging(cfg.log_level, cfg.node_id)
+    setup_logging(cfg.log_level, cfg.node_id, cfg.log_format)
     try:
         asyncio.run(Node(cfg).run())
     except ConfigError as e:

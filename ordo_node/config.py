@@ -74,6 +74,7 @@ class Config:
     prune_interval: float = 60.0
     raft: RaftTimings = field(default_factory=RaftTimings)
     log_level: str = "INFO"
+    log_format: str = "text"
     source: str = "<embedded default>"
     # Where handler modules are looked for first: the config file's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -217,6 +218,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     log_level = node.get("log_level", str, "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where}: node.log_level: must be DEBUG, INFO, WARNING or ERROR")
+    log_format = node.get("log_format", str, "text")
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{where}: node.log_format: must be text or json")
     node.finish()
 
     cluster = top.table("cluster")
@@ -282,6 +286,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         prune_interval=prune_interval,
         raft=timings,
         log_level=log_level,
+        log_format=log_format,
         source=where,
         base_dir=base_dir,
     )

@@ -250,7 +250,9 @@ class Executor:
     async def _run(self, a: internal_pb2.Assignment, running: Running) -> None:
         key = (a.run_id, a.attempt)
         started = now_us()
-        job_log.info("Processing job %s", a.job_id)
+        job_log.info(
+            "Processing job %s", a.job_id, extra={"job": a.job_id, "run": a.run_id, "attempt": a.attempt}
+        )
         self.reporter.report(c.RunUpdate(a.run_id, a.attempt, "started", started))
         ctx = JobContext(
             job_id=a.job_id,
@@ -287,7 +289,11 @@ class Executor:
             job_log.warning("Failed to execute job %s: %s: %s", a.job_id, type(e).__name__, e)
             self._finish(key, "failed", "", f"{type(e).__name__}: {e}")
         else:
-            job_log.info("Successfully executed job %s", a.job_id)
+            job_log.info(
+                "Successfully executed job %s",
+                a.job_id,
+                extra={"job": a.job_id, "run": a.run_id, "attempt": a.attempt},
+            )
             self._finish(key, "succeeded", encode_result(value), "")
         finally:
             self.running.pop(key, None)

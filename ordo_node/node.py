@@ -206,11 +206,11 @@ class Node:
         if self._stop.is_set():
             return  # shutting down: a leadership handed to us now is not taken up
         if role == "leader":
-            log.info("became leader term=%d", term)
+            log.info("became leader term=%d", term, extra={"term": term})
             if self._leader_task is None or self._leader_task.done():
                 self._leader_task = asyncio.create_task(self._lead(term), name="leadership")
         else:
-            log.info("became %s term=%d", role, term)
+            log.info("became %s term=%d", role, term, extra={"term": term})
             if self._leader_task is not None:
                 self._leader_task.cancel()
                 self._leader_task = None

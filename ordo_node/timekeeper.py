@@ -81,7 +81,7 @@ class Timekeeper:
             await asyncio.sleep(0.2)
             return True
         for job_id in result.get("triggered", []):
-            log.info("Triggering job %s", job_id)
+            log.info("Triggering job %s", job_id, extra={"job": job_id, "term": self.consensus.term})
         for job_id, why in result.get("skipped", {}).items():
             log.info("not triggering job %s: %s", job_id, why)
         return True

@@ -69,7 +69,9 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         raise_refusal(result)
         for spec, job_id, created in zip(specs, result["job_ids"], result["created"], strict=True):
             if created:
-                log.info("Scheduling new job %s for %s", job_id, format_us(spec.run_at))
+                log.info(
+                    "Scheduling new job %s for %s", job_id, format_us(spec.run_at), extra={"job": job_id}
+                )
         return list(result["job_ids"])
 
     def _spec(self, req: ordo_pb2.SubmitJobRequest, now: int, prefix: str = "") -> c.JobSpec:
@@ -90,7 +92,12 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         answer = await self.batcher.submit(spec)
         raise_refusal(answer)
         if answer["created"]:
-            log.info("Scheduling new job %s for %s", answer["job_id"], format_us(spec.run_at))
+            log.info(
+                "Scheduling new job %s for %s",
+                answer["job_id"],
+                format_us(spec.run_at),
+                extra={"job": answer["job_id"]},
+            )
         return ordo_pb2.SubmitJobResponse(job_id=answer["job_id"])
 
     @rpc

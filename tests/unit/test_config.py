@@ -268,3 +268,17 @@ def test_cli_error_stays_one_line_when_value_has_newline(tmp_path: Path) -> None
 
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+def test_log_format_is_text_or_json(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text(
+        '[node]\nid = "a"\ngrpc_address = "127.0.0.1:7001"\nraft_address = "127.0.0.1:7101"\n'
+        'log_format = "json"\n'
+        '[cluster]\nsecret = "0123456789abcdef-secret"\n'
+    )
+    assert load(good).log_format == "json"
+    bad = tmp_path / "bad.toml"
+    bad.write_text(good.read_text().replace('"json"', '"xml"'))
+    with pytest.raises(ConfigError, match=r"node\.log_format"):
+        load(bad)
