@@ -19,7 +19,7 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from . import __version__, bench, chaos
+from . import __version__, bench, chaos, demo
 from . import config as config_mod
 from .api.convert import from_value
 from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
@@ -456,6 +456,7 @@ def build_parser() -> argparse.ArgumentParser:
     rn = client("remove-node", "remove a member that does not lead")
     rn.add_argument("node_id")
     chaos.add_parser(sub)
+    demo.add_parser(sub)
     bench.add_parser(sub)
     return p
 

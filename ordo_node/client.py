@@ -286,3 +286,38 @@ class Client:
             "cluster", "GetClusterStatus", ordo_pb2.GetClusterStatusRequest()
         )
         return status
+
+
+class SyncClient:
+    """The same client for code without asyncio; it runs its own event loop (one thread at a time).
+
+    with SyncClient("127.0.0.1:7001") as client:
+        job_id = client.submit("echo", {"msg": "hi"}, delay=5)
+    """
+
+    def __init__(self, addresses: str | list[str] | None = None, *, timeout: float = 15.0) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._client = Client(addresses, timeout=timeout)
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channels and the loop."""
+        if not self._loop.is_closed():
+            self._loop.run_until_complete(self._client.close())
+            self._loop.close()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._client, name)
+        if not asyncio.iscoroutinefunction(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._loop.run_until_complete(method(*args, **kwargs))
+
+        call.__doc__ = method.__doc__
+        return call

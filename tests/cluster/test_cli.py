@@ -21,6 +21,7 @@ from conftest import MakeCluster
 from helpers import Cluster, eventually, free_ports, ordo_node_program
 
 from ordo_node.client import ENV_ADDRESS
+from ordo_node.pb import ordo_pb2
 
 pytestmark = pytest.mark.cluster
 
@@ -538,3 +539,31 @@ async def test_closed_stdout_does_not_print_a_traceback(make_cluster: MakeCluste
 
     # Then it stops quietly
     assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+
+
+async def test_demo_submits_a_mix_that_runs(cluster: Cluster) -> None:
+    # When the demo runs against the cluster
+    addresses = ",".join(n.address for n in cluster.nodes)
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [*PROGRAM, "demo", "--address", addresses],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    # Then it submitted every job and says how to follow them
+    assert out.returncode == 0, out.stderr
+    ids = re.findall(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", out.stdout)
+    assert len(ids) == 7 and "ordo-node watch" in out.stdout
+    # and the first one, due now, succeeds
+    await cluster.wait_for_state(ids[0], "SUCCEEDED")
+
+
+def test_sync_client_works_without_asyncio(cluster: Cluster) -> None:
+    from ordo_node.client import SyncClient
+
+    with SyncClient(cluster.nodes[0].address) as client:
+        job_id = client.submit("echo", {"sync": True}, delay=3600)
+        assert client.get(job_id).state == ordo_pb2.JOB_STATE_SCHEDULED
+        assert client.cancel(job_id).state == ordo_pb2.JOB_STATE_CANCELLED
