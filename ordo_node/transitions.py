@@ -442,6 +442,10 @@ class Transitions:
                 self.settle(job_id, u.at, outcome)
             else:
                 stale.append([u.run_id, u.attempt, f"run is {state}"])
+                if u.kind != "started":
+                    self.event(
+                        job_id, "STALE", u.at, cmd.node, run, f"{u.kind} refused: the attempt is {state}"
+                    )
         return {"stale": stale}
 
     def after_failure(

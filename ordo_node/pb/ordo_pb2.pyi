@@ -78,6 +78,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_PAUSED: _ClassVar[EventType]
     EVENT_TYPE_RESUMED: _ClassVar[EventType]
     EVENT_TYPE_SKIPPED: _ClassVar[EventType]
+    EVENT_TYPE_STALE: _ClassVar[EventType]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_SCHEDULED: JobState
 JOB_STATE_WAITING: JobState
@@ -127,6 +128,7 @@ EVENT_TYPE_DEAD_LETTERED: EventType
 EVENT_TYPE_PAUSED: EventType
 EVENT_TYPE_RESUMED: EventType
 EVENT_TYPE_SKIPPED: EventType
+EVENT_TYPE_STALE: EventType
 
 class AddNodeRequest(_message.Message):
     __slots__ = ("node_id", "grpc_address", "raft_address")

@@ -105,3 +105,37 @@ async def test_leader_sigterm_hands_over_leadership_quickly(cluster: Cluster) ->
     job_id = await cluster.client(new).submit("echo", {})
     await cluster.wait_for_state(job_id, "SUCCEEDED")
     assert await asyncio.to_thread(leader.proc.wait, 30) == 0
+
+
+async def test_whole_cluster_killed_and_restarted_keeps_every_job(cluster: Cluster) -> None:
+    # Given finished jobs, a job due in a few seconds and a recurring one
+    client = cluster.client(cluster.nodes[0])
+    finished = [await client.submit("echo", {"i": i}) for i in range(5)]
+    for job_id in finished:
+        await cluster.wait_for_state(job_id, "SUCCEEDED", nodes=[cluster.nodes[0]])
+    later = await client.submit("echo", {"later": True}, delay=6.0)
+    recurring = await client.submit("echo", {}, cron="*/2 * * * * *")
+    await cluster.wait_for_applied()
+
+    # When every node is killed with SIGKILL, then all are started again
+    for node in cluster.nodes:
+        node.kill()
+    for node in cluster.nodes:
+        node.start()
+    await cluster.wait_for_leader()
+    restarted_at = time.time()
+
+    # Then every job is still there on every node, the due one runs once, and the schedule goes on
+    for job_id in finished:
+        await cluster.wait_for_state(job_id, "SUCCEEDED")
+    jobs = await cluster.wait_for_state(later, "SUCCEEDED")
+    assert all(len(j.runs) == 1 for j in jobs.values())
+
+    async def ticked_after_restart() -> bool:
+        page = await cluster.client(cluster.nodes[1]).occurrences(recurring, page_size=100)
+        return any(
+            o.fate == ordo_pb2.FATE_TRIGGERED and o.fire_time.ToMicroseconds() / 1e6 > restarted_at
+            for o in page.occurrences
+        )
+
+    await eventually(ticked_after_restart, timeout=20, what="the recurring job firing after the restart")

@@ -452,7 +452,15 @@ def test_outcome_for_finished_attempt_is_stale(store: Store, apply: Log) -> None
     result = apply(report(NODE, failed(1, "late", at=DUE + 9 * SEC), started(1)))
 
     assert result == {"stale": [[run_of(1), 1, "run is SUCCEEDED"], [run_of(1), 1, "run is SUCCEEDED"]]}
-    assert state_tables(store.path) == before
+    # Nothing changes but the history, which records the refused outcome (not the late "started")
+    after = state_tables(store.path)
+    assert {k: v for k, v in after.items() if k != "events"} == {
+        k: v for k, v in before.items() if k != "events"
+    }
+    assert after["events"][: len(before["events"])] == before["events"]
+    assert [(e[2], e[7]) for e in after["events"][len(before["events"]) :]] == [
+        ("STALE", "failed refused: the attempt is SUCCEEDED")
+    ]
 
 
 def test_update_for_unknown_run_is_stale(store: Store, apply: Log) -> None:
