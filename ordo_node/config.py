@@ -75,6 +75,7 @@ class Config:
     raft: RaftTimings = field(default_factory=RaftTimings)
     log_level: str = "INFO"
     log_format: str = "text"
+    metrics_address: str = ""
     source: str = "<embedded default>"
     # Where handler modules are looked for first: the config file's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -218,6 +219,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     log_level = node.get("log_level", str, "INFO").upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise ConfigError(f"{where}: node.log_level: must be DEBUG, INFO, WARNING or ERROR")
+    metrics_address = node.get("metrics_address", str, "")
+    if metrics_address:
+        check_address(where, "node.metrics_address", metrics_address)
     log_format = node.get("log_format", str, "text")
     if log_format not in ("text", "json"):
         raise ConfigError(f"{where}: node.log_format: must be text or json")
@@ -287,6 +291,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         raft=timings,
         log_level=log_level,
         log_format=log_format,
+        metrics_address=metrics_address,
         source=where,
         base_dir=base_dir,
     )

@@ -31,6 +31,7 @@ from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
 from .handlers import JobContext, Registry
+from .metrics import Metrics
 from .pb import internal_pb2
 from .timeutil import now_us, to_datetime
 
@@ -150,7 +151,15 @@ class Executor:
     expired and it was run elsewhere, or the job was cancelled) is stopped.
     """
 
-    def __init__(self, config: Config, registry: Registry, reporter: Reporter, consensus: Consensus) -> None:
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        reporter: Reporter,
+        consensus: Consensus,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.metrics = metrics
         self.config = config
         self.registry = registry
         self.reporter = reporter
@@ -299,6 +308,9 @@ class Executor:
             self.running.pop(key, None)
 
     def _finish(self, key: tuple[str, int], kind: str, result: str, error: str) -> None:
+        running = self.running.get(key)
+        if self.metrics is not None and running is not None:
+            self.metrics.run_duration.labels(kind).observe((now_us() - running.started_at) / 1e6)
         self.reporter.report(c.RunUpdate(key[0], key[1], kind, now_us(), result, error[:4000]))
 
     def status(self) -> list[Running]:

@@ -36,6 +36,7 @@ from .effects import Effects
 from .errors import ConfigError, OrdoError
 from .executor import Executor, Reporter
 from .handlers import load_modules, registry
+from .metrics import CallCounter, Metrics
 from .pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
 from .pb import internal_pb2_grpc as peer_grpc
 from .peers import Peers
@@ -87,6 +88,7 @@ class Node:
         self._stop = asyncio.Event()
         self._leader_task: asyncio.Task[None] | None = None
         self.changes = Changes()
+        self.metrics = Metrics()
         self._background: set[asyncio.Task[None]] = set()
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
@@ -128,7 +130,7 @@ class Node:
             reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
             stack.push_async_callback(_cancel, reporter_task)
             stack.push_async_callback(self.reporter.drain, 3.0)
-            self.executor = Executor(cfg, registry, self.reporter, self.consensus)
+            self.executor = Executor(cfg, registry, self.reporter, self.consensus, self.metrics)
             stack.push_async_callback(self.executor.stop)
 
             def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
@@ -137,6 +139,15 @@ class Node:
             self.store.listener = on_effects
             self.consensus.on_role_change(self._on_role)
             server, health_servicer = self._server()
+            self.metrics.watch(self.store.path, self.consensus, self.executor)
+            if cfg.metrics_address:
+                try:
+                    self.metrics.serve(cfg.metrics_address)
+                except OSError as e:
+                    where = f"{cfg.source}: node.metrics_address"
+                    raise ConfigError(
+                        f"{where}: cannot listen on {cfg.metrics_address}: {e.strerror}"
+                    ) from None
             await server.start()
             stack.push_async_callback(server.stop, 1.0)
             stack.push_async_callback(self.executor.finish_running, cfg.shutdown_grace)
@@ -163,7 +174,7 @@ class Node:
     def _server(self) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
         """The gRPC server with every service, bound to the node's address."""
         cfg = self.config
-        server = grpc.aio.server(options=GRPC_OPTIONS)
+        server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[CallCounter(self.metrics)])
         ordo_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(cfg, self.consensus, self.queries, registry, self.changes), server
         )
@@ -261,7 +272,7 @@ class Node:
                 # Commit a barrier first: once it is applied here, so is every
                 # command committed under earlier leaders.
                 await self.consensus.propose(c.Barrier(node=self.config.node_id))
-                self.timekeeper = Timekeeper(self.config.node_id, self.consensus, self.queries)
+                self.timekeeper = Timekeeper(self.config.node_id, self.consensus, self.queries, self.metrics)
                 self.dispatcher = Dispatcher(self.config, self.consensus, self.queries, self.peers)
                 log.info("leader actors started term=%d", term)
                 async with asyncio.TaskGroup() as tg:

@@ -18,6 +18,7 @@ from contextlib import suppress
 from . import commands as c
 from .consensus import Consensus
 from .errors import OrdoError
+from .metrics import Metrics
 from .queries import DueJob, Queries
 from .schedule import catch_up, fire_time, from_options, next_occurrence
 from .timeutil import now_us
@@ -37,7 +38,16 @@ MAX_SLEEP = 5.0
 class Timekeeper:
     """Leader-only actor; :meth:`run` until cancelled when leadership ends."""
 
-    def __init__(self, node_id: str, consensus: Consensus, queries: Queries, *, batch: int = 2000) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        consensus: Consensus,
+        queries: Queries,
+        metrics: Metrics | None = None,
+        *,
+        batch: int = 2000,
+    ) -> None:
+        self.metrics = metrics
         self.node_id = node_id
         self.consensus = consensus
         self.queries = queries
@@ -80,6 +90,10 @@ class Timekeeper:
             log.warning("trigger batch not committed (%d jobs): %s", len(due), e)
             await asyncio.sleep(0.2)
             return True
+        if self.metrics is not None:
+            due_at = {t.job_id: t.due_at for t in triggers}
+            for job_id in result.get("triggered", []):
+                self.metrics.trigger_lateness.observe(max(0.0, (cmd.at - due_at[job_id]) / 1e6))
         for job_id in result.get("triggered", []):
             log.info("Triggering job %s", job_id, extra={"job": job_id, "term": self.consensus.term})
         for job_id, why in result.get("skipped", {}).items():
