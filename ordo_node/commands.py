@@ -100,6 +100,7 @@ class Assignment:
     run_id: str
     attempt: int
     node_id: str
+    boot_id: str = ""  # the executor process it was given to; a restarted one holds none of its attempts
 
 
 @dataclass(frozen=True)

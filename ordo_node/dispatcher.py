@@ -21,6 +21,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from contextlib import suppress
+from dataclasses import replace
 
 import grpc
 
@@ -53,6 +54,7 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
         scheduled_at=ts(item.scheduled_at),
         timeout_ms=item.timeout_us // 1000,
         long_running=bool(item.options and json.loads(item.options).get("long_running")),
+        boot_id=item.boot_id,
     )
 
 
@@ -219,6 +221,7 @@ class Dispatcher:
         if not pending:
             return 0
         chosen, unplaceable = choose_nodes(pending, free, self.tags, self._turn)
+        chosen = [replace(a, boot_id=self.boots.get(a.node_id, ("", 0))[0]) for a in chosen]
         await self.mark_waiting(unplaceable)
         if not chosen:
             return 0
@@ -270,10 +273,15 @@ class Dispatcher:
         for item in await self.queries.assigned_before(before):
             by_node[item.node_id].append(item)
         for node_id, items in by_node.items():
-            if self.reachable.get(node_id):
-                self._send_later(node_id, items)
-            else:
+            if not self.reachable.get(node_id):
                 await self.expire(items, f"executor {node_id} unreachable")
+                continue
+            # Given to an earlier process of that node: it may have run them before it died.
+            boot = self.boots.get(node_id, ("", 0))[0]
+            gone = [i for i in items if i.boot_id and i.boot_id != boot]
+            if gone:
+                await self.expire(gone, f"executor {node_id} restarted")
+            self._send_later(node_id, [i for i in items if i not in gone])
 
     async def expire(
         self, items: list[WorkItem], reason: str, *, at: int | None = None, check_lease: bool = False

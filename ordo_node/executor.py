@@ -221,6 +221,10 @@ class Executor:
             if a.type not in runnable:
                 log.warning("refusing run=%s: this node does not run %r jobs", a.run_id, a.type)
                 continue
+            if a.boot_id and a.boot_id != self.boot_id:
+                # Given to this node's previous process, which may have run it: never twice here.
+                log.warning("refusing run=%s attempt=%d: assigned to an earlier process", a.run_id, a.attempt)
+                continue
             key = (a.run_id, a.attempt)
             if key in self._seen:
                 accepted.append(a.run_id)

@@ -90,6 +90,7 @@ class WorkItem:
     idempotency_key: str
     scheduled_at: int
     options: str
+    boot_id: str
 
     @property
     def timeout_us(self) -> int:
@@ -111,7 +112,7 @@ _RUN_COLS = (
 # SQLite uses a partial index only when the query's WHERE contains its WHERE.
 _WORK_COLS = (
     "r.run_id, r.attempt, r.job_id, r.state, COALESCE(r.node_id, ''), j.type, j.payload, j.name,"
-    " COALESCE(j.idempotency_key, ''), r.scheduled_at, j.options"
+    " COALESCE(j.idempotency_key, ''), r.scheduled_at, j.options, COALESCE(r.boot_id, '')"
 )
 
 

@@ -84,6 +84,7 @@ CREATE TABLE IF NOT EXISTS runs (
     not_before INTEGER,               -- a retry waits for its backoff until then
     failures_before INTEGER NOT NULL DEFAULT 0,
     waiting TEXT,                     -- why no executor takes it (tags no live node has)
+    boot_id TEXT,                     -- the executor process it was assigned to
     PRIMARY KEY (run_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job_id);

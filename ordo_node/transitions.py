@@ -396,8 +396,8 @@ class Transitions:
                 continue
             self.db.execute(
                 "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
-                " waiting = NULL WHERE run_id = ? AND attempt = ?",
-                (a.node_id, cmd.at, cmd.lease_until or None, a.run_id, a.attempt),
+                " waiting = NULL, boot_id = ? WHERE run_id = ? AND attempt = ?",
+                (a.node_id, cmd.at, cmd.lease_until or None, a.boot_id or None, a.run_id, a.attempt),
             )
             self.event(row[0], "ASSIGNED", cmd.at, a.node_id, (a.run_id, a.attempt), f"by {cmd.node}")
             self.settle(row[0], cmd.at, "TRIGGERED")

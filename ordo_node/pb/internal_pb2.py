@@ -26,7 +26,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ordo/v1/internal.proto\x12\x07ordo.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xba\x02\n\nAssignment\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\'\n\x07payload\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\'\n\x0fidempotency_key\x18\x07 \x01(\tR\x0eidempotencyKey\x12=\n\x0cscheduled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bscheduledAt\x12\x1d\n\ntimeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12!\n\x0clong_running\x18\n \x01(\x08R\x0blongRunning\"d\n\rAssignRequest\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12(\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32\x13.ordo.v1.Assignment\"\"\n\x0e\x41ssignResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\"\x17\n\x15\x45xecutorStatusRequest\"\xea\x01\n\x0b\x45xecutorRun\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x39\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt\x12\x41\n\x0elast_heartbeat\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rlastHeartbeat\x12\x10\n\x08progress\x18\x07 \x01(\t\"\xe0\x01\n\x0e\x45xecutorStatus\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12%\n\x07running\x18\x04 \x03(\x0b\x32\x14.ordo.v1.ExecutorRun\x12#\n\rapplied_index\x18\x05 \x01(\x03R\x0c\x61ppliedIndex\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x17\n\x07\x62oot_id\x18\x08 \x01(\tR\x06\x62ootId\x12\x10\n\x08handlers\x18\t \x03(\t2\x96\x01\n\x0bPeerService\x12\x39\n\x06\x41ssign\x12\x16.ordo.v1.AssignRequest\x1a\x17.ordo.v1.AssignResponse\x12L\n\x11GetExecutorStatus\x12\x1e.ordo.v1.ExecutorStatusRequest\x1a\x17.ordo.v1.ExecutorStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ordo/v1/internal.proto\x12\x07ordo.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x02\n\nAssignment\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\'\n\x07payload\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\'\n\x0fidempotency_key\x18\x07 \x01(\tR\x0eidempotencyKey\x12=\n\x0cscheduled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bscheduledAt\x12\x1d\n\ntimeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12!\n\x0clong_running\x18\n \x01(\x08R\x0blongRunning\x12\x17\n\x07\x62oot_id\x18\x0b \x01(\tR\x06\x62ootId\"d\n\rAssignRequest\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12(\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32\x13.ordo.v1.Assignment\"\"\n\x0e\x41ssignResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\"\x17\n\x15\x45xecutorStatusRequest\"\xea\x01\n\x0b\x45xecutorRun\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x39\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt\x12\x41\n\x0elast_heartbeat\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rlastHeartbeat\x12\x10\n\x08progress\x18\x07 \x01(\t\"\xe0\x01\n\x0e\x45xecutorStatus\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12%\n\x07running\x18\x04 \x03(\x0b\x32\x14.ordo.v1.ExecutorRun\x12#\n\rapplied_index\x18\x05 \x01(\x03R\x0c\x61ppliedIndex\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x17\n\x07\x62oot_id\x18\x08 \x01(\tR\x06\x62ootId\x12\x10\n\x08handlers\x18\t \x03(\t2\x96\x01\n\x0bPeerService\x12\x39\n\x06\x41ssign\x12\x16.ordo.v1.AssignRequest\x1a\x17.ordo.v1.AssignResponse\x12L\n\x11GetExecutorStatus\x12\x1e.ordo.v1.ExecutorStatusRequest\x1a\x17.ordo.v1.ExecutorStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,17 +34,17 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ordo.v1.internal_pb2', _glo
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ASSIGNMENT']._serialized_start=99
-  _globals['_ASSIGNMENT']._serialized_end=413
-  _globals['_ASSIGNREQUEST']._serialized_start=415
-  _globals['_ASSIGNREQUEST']._serialized_end=515
-  _globals['_ASSIGNRESPONSE']._serialized_start=517
-  _globals['_ASSIGNRESPONSE']._serialized_end=551
-  _globals['_EXECUTORSTATUSREQUEST']._serialized_start=553
-  _globals['_EXECUTORSTATUSREQUEST']._serialized_end=576
-  _globals['_EXECUTORRUN']._serialized_start=579
-  _globals['_EXECUTORRUN']._serialized_end=813
-  _globals['_EXECUTORSTATUS']._serialized_start=816
-  _globals['_EXECUTORSTATUS']._serialized_end=1040
-  _globals['_PEERSERVICE']._serialized_start=1043
-  _globals['_PEERSERVICE']._serialized_end=1193
+  _globals['_ASSIGNMENT']._serialized_end=438
+  _globals['_ASSIGNREQUEST']._serialized_start=440
+  _globals['_ASSIGNREQUEST']._serialized_end=540
+  _globals['_ASSIGNRESPONSE']._serialized_start=542
+  _globals['_ASSIGNRESPONSE']._serialized_end=576
+  _globals['_EXECUTORSTATUSREQUEST']._serialized_start=578
+  _globals['_EXECUTORSTATUSREQUEST']._serialized_end=601
+  _globals['_EXECUTORRUN']._serialized_start=604
+  _globals['_EXECUTORRUN']._serialized_end=838
+  _globals['_EXECUTORSTATUS']._serialized_start=841
+  _globals['_EXECUTORSTATUS']._serialized_end=1065
+  _globals['_PEERSERVICE']._serialized_start=1068
+  _globals['_PEERSERVICE']._serialized_end=1218
 # @@protoc_insertion_point(module_scope)

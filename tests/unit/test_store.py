@@ -1219,3 +1219,16 @@ def test_a_grouped_submission_refuses_one_job_and_keeps_the_others(store: Store,
     assert result["errors"][0] is None and result["errors"][2] is None
     assert result["errors"][1]["error"] == "ALREADY_EXISTS"
     assert [r[0] for r in rows(store.path, "SELECT id FROM jobs ORDER BY id")] == [jid(1), jid(2), jid(4)]
+
+
+def test_assignment_records_the_executor_process(store: Store, apply: Log) -> None:
+    apply(submit(spec(1)))
+    apply(trigger(1))
+    cmd = c.AssignRuns(
+        request_id=rid(),
+        at=DUE + 2 * SEC,
+        node=NODE,
+        assignments=(c.Assignment(run_of(1), 1, OTHER, "boot-a"),),
+    )
+    apply(cmd)
+    assert run_row(store.path, 1, 1)["boot_id"] == "boot-a"
