@@ -344,13 +344,18 @@ class Queries:
         rows = await self._all("SELECT COALESCE(MAX(seq), 0) FROM events")
         return int(rows[0][0])
 
-    async def open_runs(self) -> list[WorkItem]:
-        """Every run attempt that is pending, assigned or running."""
+    async def _work(self, rest: str, args: tuple[Any, ...] = (), *, open_only: bool = True) -> list[WorkItem]:
+        """Attempts with what an executor needs; ``rest`` continues the WHERE clause (from "AND ...")."""
+        # The open-runs condition is written out so that SQLite uses the runs_open partial index.
+        where = "r.state IN ('PENDING', 'ASSIGNED', 'RUNNING')" if open_only else "1"
         rows = await self._all(
-            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') ORDER BY r.triggered_at"
+            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE {where} {rest}", args
         )
         return [WorkItem(*r) for r in rows]
+
+    async def open_runs(self) -> list[WorkItem]:
+        """Every run attempt that is pending, assigned or running."""
+        return await self._work("ORDER BY r.triggered_at")
 
     async def work_items(self, keys: list[tuple[str, int]]) -> list[WorkItem]:
         """The given run attempts, with their jobs' type and payload."""
@@ -359,9 +364,7 @@ class Queries:
             chunk = keys[i : i + 400]
             cond = " OR ".join("(r.run_id = ? AND r.attempt = ?)" for _ in chunk)
             args = tuple(x for k in chunk for x in k)
-            sql = f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE {cond}"
-            rows = await self._all(sql, args)
-            items += [WorkItem(*r) for r in rows]
+            items += await self._work(f"AND ({cond})", args, open_only=False)
         return items
 
     async def pending_runs(self, limit: int, now: int) -> list[tuple[str, int, frozenset[str]]]:
@@ -397,33 +400,21 @@ class Queries:
 
     async def assigned_before(self, before: int) -> list[WorkItem]:
         """Attempts assigned at or before ``before`` whose executor has not reported a start."""
-        rows = await self._all(
-            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state = 'ASSIGNED'"
-            " AND r.assigned_at <= ? ORDER BY r.assigned_at",
-            (before,),
+        return await self._work(
+            "AND r.state = 'ASSIGNED' AND r.assigned_at <= ? ORDER BY r.assigned_at", (before,)
         )
-        return [WorkItem(*r) for r in rows]
 
     async def held_by(self, node_id: str, assigned_before: int) -> list[WorkItem]:
         """Open attempts given to ``node_id`` at or before ``assigned_before``."""
-        rows = await self._all(
-            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state != 'PENDING' AND r.node_id = ?"
-            " AND r.assigned_at <= ?",
-            (node_id, assigned_before),
+        return await self._work(
+            "AND r.state != 'PENDING' AND r.node_id = ? AND r.assigned_at <= ?", (node_id, assigned_before)
         )
-        return [WorkItem(*r) for r in rows]
 
     async def expired_leases(self, now: int) -> list[WorkItem]:
         """Attempts assigned or running whose lease ended before ``now``."""
-        rows = await self._all(
-            f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state != 'PENDING'"
-            " AND r.lease_until < ? ORDER BY r.lease_until",
-            (now,),
+        return await self._work(
+            "AND r.state != 'PENDING' AND r.lease_until < ? ORDER BY r.lease_until", (now,)
         )
-        return [WorkItem(*r) for r in rows]
 
     async def members(self) -> list[tuple[str, str, str, str]]:
         """The replicated membership changes: (id, grpc address, raft address, ACTIVE|REMOVED)."""
