@@ -251,14 +251,15 @@ async def test_up_runs_every_config_in_a_folder_and_stops_them_all(tmp_path: Pat
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             assert b"run" in cmdline and b"--config" in cmdline, cmdline
 
-        # and the three nodes form one cluster
-        status = await eventually(lambda: leader_status(addresses), timeout=30, what="a leader")
+        # and the three nodes form one cluster, every node reachable (a node may still be starting
+        # when the first two have elected a leader, so this is polled too)
+        async def all_reachable() -> dict[str, Any] | None:
+            status = await leader_status(addresses)
+            nodes = sorted((n["nodeId"], n.get("reachable", False)) for n in (status or {}).get("nodes", []))
+            return status if nodes == [("node1", True), ("node2", True), ("node3", True)] else None
+
+        status = await eventually(all_reachable, timeout=30, what="a leader and three reachable nodes")
         assert status["leaderId"] in {"node1", "node2", "node3"}
-        assert sorted((n["nodeId"], n["reachable"]) for n in status["nodes"]) == [
-            ("node1", True),
-            ("node2", True),
-            ("node3", True),
-        ]
 
         # When a job is submitted through the CLI with all three addresses
         submitted = await ok_json("submit", "echo", "--payload", '{"via": "up"}', "--address", addresses)
