@@ -127,6 +127,28 @@ class Transitions:
         fx.pending.append(run)
         return run
 
+    def next_attempt(
+        self,
+        run: tuple[str, int],
+        fx: Effects,
+        *,
+        failures: int | None = None,
+        not_before: int | None = None,
+        triggered_at: int | None = None,
+    ) -> tuple[str, int]:
+        """Queue the attempt after ``run``: same job, occurrence and priority; its trigger time and
+        failure count carried over unless given; waiting until ``not_before`` if given."""
+        nxt = (run[0], run[1] + 1)
+        self.db.execute(
+            "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
+            " not_before, failures_before) SELECT run_id, ?, job_id, 'PENDING', scheduled_at,"
+            " COALESCE(?, triggered_at), priority, ?, COALESCE(?, failures_before)"
+            " FROM runs WHERE run_id = ? AND attempt = ?",
+            (nxt[1], triggered_at, not_before, failures, *run),
+        )
+        fx.pending.append(nxt)
+        return nxt
+
     def settle(self, job_id: str, at: int, final: str) -> None:
         """Set the job's state from its open runs and schedule; ``final`` when nothing is left of it."""
         job = self.job(job_id)
@@ -467,15 +489,7 @@ class Transitions:
                 jitter=float(b["jitter"]),
                 key=run[0],
             )
-            nxt = (run[0], run[1] + 1)
-            self.db.execute(
-                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
-                " not_before,"
-                " failures_before) SELECT run_id, ?, job_id, 'PENDING', scheduled_at, triggered_at,"
-                " priority, ?, ?"
-                " FROM runs WHERE run_id = ? AND attempt = ?",
-                (nxt[1], u.at + delay, failures, *run),
-            )
+            nxt = self.next_attempt(run, fx, failures=failures, not_before=u.at + delay)
             self.event(
                 job_id,
                 "RETRIED",
@@ -484,7 +498,6 @@ class Transitions:
                 nxt,
                 f"failure {failures} of {max_attempts}; next attempt after {delay / 1e6:.3f}s",
             )
-            fx.pending.append(nxt)
             fx.retry_at = min(fx.retry_at or u.at + delay, u.at + delay)
             return "RETRYING"
         if max_attempts > 1:
@@ -517,18 +530,11 @@ class Transitions:
             if cmd.check_lease and (lease_until is None or lease_until > cmd.at):
                 continue
             self.end_run(ref.run_id, ref.attempt, "LOST", cmd.at, cmd.reason)
-            nxt = (ref.run_id, ref.attempt + 1)
             # A lost attempt is not a failure of the handler: the new attempt
             # keeps the failure count, and the trigger time, so it is first in line.
-            self.db.execute(
-                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
-                " failures_before) SELECT run_id, ?, job_id, 'PENDING', scheduled_at, triggered_at, priority,"
-                " failures_before FROM runs WHERE run_id = ? AND attempt = ?",
-                (nxt[1], ref.run_id, ref.attempt),
-            )
+            nxt = self.next_attempt((ref.run_id, ref.attempt), fx)
             self.event(job_id, "LOST", cmd.at, node_id, (ref.run_id, ref.attempt), f"{state}: {cmd.reason}")
             self.settle(job_id, cmd.at, "TRIGGERED")
-            fx.pending.append(nxt)
             fx.cancelled_runs.append((ref.run_id, ref.attempt, node_id))
             requeued.append([*nxt])
         return {"requeued": requeued}
@@ -579,15 +585,7 @@ class Transitions:
             )
         if row is None or row[2] != "FAILED":
             raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} has no failed run to retry")
-        nxt = (row[0], row[1] + 1)
-        self.db.execute(
-            "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
-            " failures_before)"
-            " SELECT run_id, ?, job_id, 'PENDING', scheduled_at, ?, priority, 0 FROM runs"
-            " WHERE run_id = ? AND attempt = ?",
-            (nxt[1], cmd.at, *row[:2]),
-        )
-        fx.pending.append(nxt)
+        nxt = self.next_attempt((row[0], row[1]), fx, failures=0, triggered_at=cmd.at)
         self.event(cmd.job_id, "RETRIED", cmd.at, cmd.node, nxt, "retry requested")
         self.settle(cmd.job_id, cmd.at, "TRIGGERED")
         return {"job_id": cmd.job_id, "run": list(nxt)}
