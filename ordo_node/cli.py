@@ -22,10 +22,19 @@ from google.protobuf.message import Message
 from . import __version__, bench, chaos, demo
 from . import config as config_mod
 from .api.convert import from_value
-from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
+from .client import (
+    DEFAULT_ADDRESSES,
+    ENV_ADDRESS,
+    ENV_CA_FILE,
+    ENV_CERT_FILE,
+    ENV_KEY_FILE,
+    ENV_TOKEN,
+    Client,
+)
 from .errors import ConfigError
 from .logs import setup_logging
 from .pb import ordo_pb2
+from .tls import make_certificates
 
 EXIT_CONFIG = 2
 
@@ -252,7 +261,7 @@ async def _watch(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _client_command(args: argparse.Namespace) -> int:
-    async with Client(args.address, timeout=args.timeout) as client:
+    async with Client(args.address, **_security(args)) as client:
         if args.command == "watch":
             return await _watch(client, args)
         out = await FETCH[args.command](client, args)
@@ -332,6 +341,25 @@ def parse_duration(text: str) -> float:
     return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
 
 
+def cmd_certs(args: argparse.Namespace) -> int:
+    """Write test certificates and say how to use them."""
+    names = [n.strip() for n in args.names.split(",") if n.strip()]
+    hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
+    if not names or not hosts or args.days < 1:
+        print("ordo-node: certs: give at least one --names, one --hosts, and --days >= 1", file=sys.stderr)
+        return EXIT_CONFIG
+    folder = Path(args.dir)
+    if (folder / "ca.pem").exists():
+        print(f"ordo-node: certs: {folder / 'ca.pem'} exists; not overwriting", file=sys.stderr)
+        return EXIT_CONFIG
+    issued = make_certificates(folder, names, hosts, days=args.days)
+    print(f"CA: {issued.ca_file}")
+    for name, (cert, key) in issued.certs.items():
+        print(f"{name}: {cert} {key}")
+    print(f"each valid for {', '.join(hosts)}, for {args.days} days")
+    return 0
+
+
 def cmd_client(args: argparse.Namespace) -> int:
     """Run a client subcommand; print gRPC errors as one line."""
     if args.command == "submit" and args.payload:
@@ -359,6 +387,11 @@ def cmd_client(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     args.address = address
     try:
+        Client(address, **_security(args))
+    except (ValueError, OSError) as e:
+        print(f"ordo-node: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    try:
         return asyncio.run(_client_command(args))
     except grpc.aio.AioRpcError as e:
         print(f"ordo-node: {e.code().name}: {e.details()}", file=sys.stderr)
@@ -367,6 +400,28 @@ def cmd_client(args: argparse.Namespace) -> int:
         # The reader went away (``ordo-node list | head``): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+def _security(args: argparse.Namespace) -> dict[str, Any]:
+    """The Client options of the --timeout, --token and TLS flags."""
+    return {
+        "timeout": args.timeout,
+        "token": args.token,
+        "ca_file": args.ca_file,
+        "cert_file": args.cert_file,
+        "key_file": args.key_file,
+        "server_name": args.server_name,
+    }
+
+
+def add_security_flags(c: argparse.ArgumentParser) -> None:
+    """--token and the TLS flags of every client command."""
+    g = c.add_argument_group("secured clusters")
+    g.add_argument("--token", default=None, help=f"bearer token (${ENV_TOKEN})")
+    g.add_argument("--ca-file", default=None, help=f"use TLS, trusting this CA's PEM file (${ENV_CA_FILE})")
+    g.add_argument("--cert-file", default=None, help=f"client certificate for mutual TLS (${ENV_CERT_FILE})")
+    g.add_argument("--key-file", default=None, help=f"its private key (${ENV_KEY_FILE})")
+    g.add_argument("--server-name", default="", help="check the nodes' certificates against this name")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -386,6 +441,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(func=cmd_run)
 
+    certs = sub.add_parser(
+        "certs", help="write a private CA and a certificate per name (for tests and local clusters)"
+    )
+    certs.add_argument("dir", help="folder to write ca.pem, ca.key, NAME.pem, NAME.key into")
+    certs.add_argument("--names", default="node1,node2,node3,client", help="comma-separated")
+    certs.add_argument(
+        "--hosts", default="127.0.0.1,localhost", help="names and IPs every certificate is valid for"
+    )
+    certs.add_argument("--days", type=int, default=365)
+    certs.set_defaults(func=cmd_certs)
+
     up = sub.add_parser("up", help="run every *.toml in DIR as a local cluster")
     up.add_argument("dir", nargs="?", default="cluster-configs")
     up.set_defaults(func=cmd_up)
@@ -399,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         c.add_argument("--json", action="store_true", help="print the reply as JSON")
         c.add_argument("--timeout", type=float, default=15.0, help="seconds, retries included")
+        add_security_flags(c)
         c.set_defaults(func=cmd_client)
         return c
 

@@ -8,6 +8,11 @@ Any node serves any call. When a node answers UNAVAILABLE (no leader yet,
 shutting down) or cannot be reached, the client tries the next address, with
 a short backoff, until its timeout. A submission retried that way is safe
 from duplicates only with an ``idempotency_key``.
+
+Secured clusters: ``token`` (or $ORDO_TOKEN) is sent as ``authorization:
+Bearer <token>``; ``ca_file`` (or $ORDO_CA_FILE) turns on TLS and trusts that
+CA, and ``cert_file``/``key_file`` (or $ORDO_CERT_FILE/$ORDO_KEY_FILE) present
+a client certificate to a node that requires one (mutual TLS).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,9 +31,14 @@ from google.protobuf import duration_pb2
 from .api.convert import value
 from .pb import ordo_pb2, ordo_pb2_grpc
 from .timeutil import format_us, from_datetime
+from .tls import channel_credentials, name_options
 
 DEFAULT_ADDRESSES = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 ENV_ADDRESS = "ORDO_ADDRESS"
+ENV_TOKEN = "ORDO_TOKEN"
+ENV_CA_FILE = "ORDO_CA_FILE"
+ENV_CERT_FILE = "ORDO_CERT_FILE"
+ENV_KEY_FILE = "ORDO_KEY_FILE"
 
 
 Seconds = float | timedelta
@@ -123,7 +134,36 @@ def submit_request(
 class Client:
     """An asyncio client for a cluster, given one or more node addresses."""
 
-    def __init__(self, addresses: str | list[str] | None = None, *, timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        addresses: str | list[str] | None = None,
+        *,
+        timeout: float = 15.0,
+        token: str | None = None,
+        ca_file: str | Path | None = None,
+        cert_file: str | Path | None = None,
+        key_file: str | Path | None = None,
+        server_name: str = "",
+    ) -> None:
+        token = token if token is not None else os.environ.get(ENV_TOKEN, "")
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        ca_file = ca_file or os.environ.get(ENV_CA_FILE) or None
+        cert_file = cert_file or os.environ.get(ENV_CERT_FILE) or None
+        key_file = key_file or os.environ.get(ENV_KEY_FILE) or None
+        if bool(cert_file) != bool(key_file):
+            raise ValueError("give both cert_file and key_file, or neither")
+        if (cert_file or server_name) and not ca_file:
+            raise ValueError("cert_file and server_name need ca_file (TLS)")
+        self._credentials = (
+            channel_credentials(
+                Path(ca_file),
+                Path(cert_file) if cert_file else None,
+                Path(key_file) if key_file else None,
+            )
+            if ca_file
+            else None
+        )
+        self._options = name_options(server_name)
         if addresses is None:
             addresses = os.environ.get(ENV_ADDRESS, DEFAULT_ADDRESSES)
         if isinstance(addresses, str):
@@ -150,7 +190,11 @@ class Client:
     def _channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            ch = self._channels[address] = grpc.aio.insecure_channel(address)
+            if self._credentials is None:
+                ch = grpc.aio.insecure_channel(address, options=self._options)
+            else:
+                ch = grpc.aio.secure_channel(address, self._credentials, options=self._options)
+            self._channels[address] = ch
         return ch
 
     async def _call(self, service: str, method: str, request: Any) -> Any:
@@ -162,7 +206,9 @@ class Client:
             stub = stub_cls(self._channel(address))
             remaining = deadline - time.monotonic()
             try:
-                return await getattr(stub, method)(request, timeout=max(remaining, 0.1))
+                return await getattr(stub, method)(
+                    request, timeout=max(remaining, 0.1), metadata=self._metadata
+                )
             except grpc.aio.AioRpcError as e:
                 if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() + delay >= deadline:
                     raise
@@ -260,7 +306,8 @@ class Client:
         stub = ordo_pb2_grpc.JobServiceStub(
             self._channel(self.addresses[self._current % len(self.addresses)])
         )
-        async for event in stub.WatchJobs(ordo_pb2.WatchJobsRequest(job_id=job_id, after_seq=after_seq)):
+        request = ordo_pb2.WatchJobsRequest(job_id=job_id, after_seq=after_seq)
+        async for event in stub.WatchJobs(request, metadata=self._metadata):
             yield event
 
     async def history(self, job_id: str) -> list[ordo_pb2.Event]:
@@ -295,9 +342,10 @@ class SyncClient:
         job_id = client.submit("echo", {"msg": "hi"}, delay=5)
     """
 
-    def __init__(self, addresses: str | list[str] | None = None, *, timeout: float = 15.0) -> None:
+    def __init__(self, addresses: str | list[str] | None = None, **options: Any) -> None:
+        """``options`` as for :class:`Client`: timeout, token, ca_file, cert_file, key_file, server_name."""
+        self._client = Client(addresses, **options)
         self._loop = asyncio.new_event_loop()
-        self._client = Client(addresses, timeout=timeout)
 
     def __enter__(self) -> SyncClient:
         return self

@@ -52,6 +52,32 @@ class RaftTimings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """TLS for the gRPC port, used both ways: this node's server, and its channels to peers."""
+
+    cert_file: Path
+    key_file: Path
+    # Verifies the peers' certificates (and clients', with require_client_cert).
+    ca_file: Path
+    # Mutual TLS: every client (and peer) must present a certificate signed by ca_file.
+    require_client_cert: bool = False
+    # The name peers' certificates are checked against, when it is not their address's host.
+    server_name: str = ""
+
+
+@dataclass(frozen=True)
+class Token:
+    """A bearer token a client presents; ``read`` tokens may only look."""
+
+    name: str
+    token: str
+    role: str  # "admin" or "read"
+
+
+ROLES = ("admin", "read")
+
+
+@dataclass(frozen=True)
 class Config:
     """Everything one node needs to run; built by :func:`load` or :func:`default`."""
 
@@ -76,6 +102,9 @@ class Config:
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_address: str = ""
+    tls: TlsSettings | None = None
+    # Client authentication: none configured means the public API is open.
+    tokens: tuple[Token, ...] = ()
     source: str = "<embedded default>"
     # Where handler modules are looked for first: the config file's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -205,6 +234,70 @@ def _executor(where: str, ex: _Table) -> tuple[int, list[str], list[str], float]
     return capacity, tags, dangerous, grace
 
 
+def _pem_file(where: str, key: str, value: str, base_dir: Path, marker: str) -> Path:
+    """An existing, readable PEM file holding ``marker`` (e.g. CERTIFICATE)."""
+    path = (base_dir / value).resolve()
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as e:
+        raise ConfigError(f"{where}: {key}: cannot read {path}: {e.strerror or e}") from None
+    if f"-----BEGIN {marker}" not in text and not (
+        marker == "PRIVATE KEY" and re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY", text)
+    ):
+        raise ConfigError(f"{where}: {key}: {path} holds no PEM {marker.lower()}")
+    return path
+
+
+def _tls(where: str, t: _Table, base_dir: Path) -> TlsSettings | None:
+    """The [tls] section; absent means plaintext gRPC."""
+    if not t.data:
+        t.finish()
+        return None
+    settings = TlsSettings(
+        cert_file=_pem_file(where, "tls.cert_file", t.get("cert_file", str), base_dir, "CERTIFICATE"),
+        key_file=_pem_file(where, "tls.key_file", t.get("key_file", str), base_dir, "PRIVATE KEY"),
+        ca_file=_pem_file(where, "tls.ca_file", t.get("ca_file", str), base_dir, "CERTIFICATE"),
+        require_client_cert=t.get("require_client_cert", bool, False),
+        server_name=t.get("server_name", str, ""),
+    )
+    t.finish()
+    return settings
+
+
+def _tokens(where: str, auth: _Table, base_dir: Path) -> tuple[Token, ...]:
+    """The [auth] section: ``tokens = [{ name, role, token | token_file }]``."""
+    raw = auth.get("tokens", list, [])
+    auth.finish()
+    tokens: list[Token] = []
+    for i, item in enumerate(raw):
+        key = f"auth.tokens[{i}]"
+        t = _Table(where, f"{key}.", item)
+        name = t.get("name", str)
+        role = t.get("role", str)
+        if role not in ROLES:
+            raise ConfigError(f"{where}: {key}.role: must be admin or read, not {role!r}")
+        if ("token" in t.data) == ("token_file" in t.data):
+            raise ConfigError(f"{where}: {key}: give token or token_file, not both or neither")
+        if "token" in t.data:
+            value = t.get("token", str)
+        else:
+            path = (base_dir / t.get("token_file", str)).resolve()
+            try:
+                value = path.read_text().strip()
+            except OSError as e:
+                why = e.strerror or e
+                raise ConfigError(f"{where}: {key}.token_file: cannot read {path}: {why}") from None
+        t.finish()
+        if len(value) < 16 or not value.isprintable() or " " in value:
+            raise ConfigError(f"{where}: {key}.token: must be at least 16 printable characters, no spaces")
+        if any(value == other.token for other in tokens):
+            raise ConfigError(f"{where}: {key}.token: the same token is given twice")
+        if any(name == other.name for other in tokens):
+            raise ConfigError(f"{where}: {key}.name: duplicate name {name!r}")
+        tokens.append(Token(name, value, role))
+    return tuple(tokens)
+
+
 def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
     top = _Table(where, "", data)
@@ -249,6 +342,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     prune_interval = _positive(where, "retention.interval", float(ret.get("interval", (int, float), 60.0)))
     ret.finish()
 
+    tls = _tls(where, top.table("tls"), base_dir)
+    tokens = _tokens(where, top.table("auth"), base_dir)
+
     lim = top.table("limits")
     max_payload = lim.get("max_payload_bytes", int, 1024 * 1024)
     _positive(where, "limits.max_payload_bytes", max_payload)
@@ -292,6 +388,8 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         log_level=log_level,
         log_format=log_format,
         metrics_address=metrics_address,
+        tls=tls,
+        tokens=tokens,
         source=where,
         base_dir=base_dir,
     )

@@ -132,7 +132,7 @@ class LocalCluster:
     size: int = 3
     capacity: int = 8
     handlers: list[str] = field(default_factory=list)
-    settings: dict[str, dict[str, float | int | str | bool]] = field(default_factory=dict)
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
     # Per node id, like settings: {"node3": {"executor": {"tags": ["gpu"]}}}
     node_settings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -207,6 +207,8 @@ def _toml(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
     if isinstance(value, str):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return repr(value)

@@ -29,6 +29,7 @@ from . import commands as c
 from .api.cluster import ClusterService
 from .api.jobs import Changes, JobService
 from .api.peer import PeerService
+from .auth import AuthInterceptor, Tokens
 from .config import Config
 from .consensus import Consensus
 from .dispatcher import Dispatcher
@@ -44,6 +45,7 @@ from .queries import Queries
 from .store import Store
 from .timekeeper import Timekeeper
 from .timeutil import now_us
+from .tls import server_credentials
 
 log = logging.getLogger("ordo_node.node")
 
@@ -167,6 +169,14 @@ class Node:
                 cfg.data_dir,
                 ",".join(p.id for p in cfg.peers) or "none",
             )
+            missing = [what for what, given in (("TLS", cfg.tls), ("tokens", cfg.tokens)) if not given]
+            if missing and not _loopback(cfg.grpc_address):
+                log.warning(
+                    "node %s serves gRPC on %s without %s: see README, Security",
+                    cfg.node_id,
+                    cfg.grpc_address,
+                    " or ".join(missing),
+                )
             await self._stop.wait()
             log.info("node %s stopping", cfg.node_id)
         log.info("node %s stopped", cfg.node_id)
@@ -174,7 +184,8 @@ class Node:
     def _server(self) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
         """The gRPC server with every service, bound to the node's address."""
         cfg = self.config
-        server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[CallCounter(self.metrics)])
+        guard = AuthInterceptor(Tokens(cfg.tokens), cfg.secret, self.peers.is_member)
+        server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[CallCounter(self.metrics), guard])
         ordo_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(cfg, self.consensus, self.queries, registry, self.changes), server
         )
@@ -190,7 +201,10 @@ class Node:
             (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
         )
         try:
-            server.add_insecure_port(cfg.grpc_address)
+            if cfg.tls is None:
+                server.add_insecure_port(cfg.grpc_address)
+            else:
+                server.add_secure_port(cfg.grpc_address, server_credentials(cfg.tls))
         except RuntimeError:
             raise ConfigError(
                 f"{cfg.source}: node.grpc_address: cannot listen on {cfg.grpc_address}"
@@ -291,6 +305,12 @@ class Node:
             self.timekeeper = self.dispatcher = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+def _loopback(address: str) -> bool:
+    """True for an address only this machine can reach."""
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -7,10 +7,36 @@ so every node ends up with the same view once it has applied the same log.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
 import grpc
 
+from .auth import PEER_KEY, peer_credential
 from .config import Config, Peer
 from .pb import internal_pb2_grpc
+from .tls import name_options, peer_credentials
+
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+
+
+class _Credential(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+    """Adds this node's member credential to every call to a peer."""
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], Awaitable[Any]],
+        details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()), (PEER_KEY, self.value))
+        details = grpc.aio.ClientCallDetails(
+            details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
+        )
+        return await continuation(details, request)
 
 
 class Peers:
@@ -30,6 +56,10 @@ class Peers:
     def get(self, node_id: str) -> Peer | None:
         """The member with that id, if any."""
         return self._members.get(node_id)
+
+    def is_member(self, node_id: str) -> bool:
+        """True for a current member."""
+        return node_id in self._members
 
     def id_of_raft(self, raft_address: str) -> str | None:
         """The id of the member with that Raft address."""
@@ -51,12 +81,21 @@ class Peers:
         """The PeerService stub of ``node_id`` (KeyError for a stranger)."""
         channel = self._channels.get(node_id)
         if channel is None:
-            channel = grpc.aio.insecure_channel(
-                self._members[node_id].grpc_address,
-                options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)],
-            )
-            self._channels[node_id] = channel
+            channel = self._channels[node_id] = self._open(self._members[node_id].grpc_address)
         return internal_pb2_grpc.PeerServiceStub(channel)
+
+    def _open(self, address: str) -> grpc.aio.Channel:
+        """A channel to a peer: TLS when this node serves TLS, this node's credential on every call."""
+        interceptors = [_Credential(peer_credential(self.config.secret, self.config.node_id))]
+        tls = self.config.tls
+        if tls is None:
+            return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
+        return grpc.aio.secure_channel(
+            address,
+            peer_credentials(tls),
+            options=CHANNEL_OPTIONS + name_options(tls.server_name),
+            interceptors=interceptors,
+        )
 
     async def close(self) -> None:
         """Close every channel."""

@@ -71,10 +71,12 @@ class Cluster(LocalCluster):
     raft: dict[str, float] = field(default_factory=dict)
     lease_timeout: float = 10.0
     shutdown_grace: float = 30.0
+    # Passed to every Client of the tests: token, ca_file, cert_file, key_file.
+    client_options: dict[str, Any] = field(default_factory=dict)
     _clients: dict[str, Client] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.settings = {
+        settings: dict[str, dict[str, Any]] = {
             "raft": dict(self.raft),
             "cluster": {"lease_timeout": self.lease_timeout},
             "executor": {
@@ -82,6 +84,9 @@ class Cluster(LocalCluster):
                 "dangerous_handlers": ["shell", "file_write"],
             },
         }
+        for name, values in self.settings.items():
+            settings.setdefault(name, {}).update(values)
+        self.settings = settings
         super().__post_init__()
 
     async def stop(self) -> None:
@@ -95,12 +100,12 @@ class Cluster(LocalCluster):
         """A client bound to one node only (no fail-over), so tests know who answers."""
         n = self.node(node) if isinstance(node, str) else node
         if n.id not in self._clients:
-            self._clients[n.id] = Client([n.address], timeout=15.0)
+            self._clients[n.id] = Client([n.address], **{"timeout": 15.0, **self.client_options})
         return self._clients[n.id]
 
     def any_client(self) -> Client:
         """A client that fails over across all live nodes."""
-        return Client([n.address for n in self.nodes if n.alive], timeout=30.0)
+        return Client([n.address for n in self.nodes if n.alive], **{"timeout": 30.0, **self.client_options})
 
     async def status(self, node: NodeProc) -> ordo_pb2.ClusterStatus:
         return await self.client(node).cluster()

@@ -1,0 +1,211 @@
+"""A secured cluster: mutual TLS on the gRPC port, bearer tokens, PeerService for members only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from conftest import MakeCluster
+from helpers import Cluster, grpcurl_program, ordo_node_program
+
+from ordo_node.auth import PEER_KEY, peer_credential
+from ordo_node.client import Client
+from ordo_node.localcluster import DEMO_SECRET
+from ordo_node.pb import internal_pb2, internal_pb2_grpc, ordo_pb2
+from ordo_node.tls import Issued, channel_credentials, make_certificates
+
+pytestmark = pytest.mark.cluster
+
+ADMIN = "admin-token-0123456789abcdef"
+READER = "read-token-0123456789abcdef"
+
+
+def secure_settings(certs: Path, *, mutual: bool) -> dict[str, dict[str, Any]]:
+    """[tls] and [auth] for every node; each node uses its own certificate (relative to the cluster root)."""
+    return {
+        "auth": {
+            "tokens": [
+                {"name": "ops", "role": "admin", "token": ADMIN},
+                {"name": "dashboard", "role": "read", "token": READER},
+            ]
+        },
+        "tls": {"ca_file": str(certs / "ca.pem"), "require_client_cert": mutual},
+    }
+
+
+async def secured_cluster(
+    make_cluster: MakeCluster, tmp_path: Path, *, mutual: bool
+) -> tuple[Cluster, Issued]:
+    issued = make_certificates(tmp_path / "certs", ["node1", "node2", "node3", "client"], ["127.0.0.1"])
+    per_node = {
+        name: {"tls": {"cert_file": str(cert), "key_file": str(key)}}
+        for name, (cert, key) in issued.certs.items()
+        if name != "client"
+    }
+    client_cert, client_key = issued.certs["client"]
+    options: dict[str, Any] = {"token": ADMIN, "ca_file": issued.ca_file}
+    if mutual:
+        options |= {"cert_file": client_cert, "key_file": client_key}
+    cluster = await make_cluster(
+        settings=secure_settings(tmp_path / "certs", mutual=mutual),
+        node_settings=per_node,
+        client_options=options,
+    )
+    return cluster, issued
+
+
+async def succeeded(cluster: Cluster, ids: list[str]) -> dict[str, ordo_pb2.Job]:
+    """Wait until every job SUCCEEDED on every live node; the jobs as the first live node sees them."""
+    jobs = {}
+    for job_id in ids:
+        on_nodes = await cluster.wait_for_state(job_id, "SUCCEEDED")
+        jobs[job_id] = next(iter(on_nodes.values()))
+    return jobs
+
+
+async def code_of(call: Any) -> grpc.StatusCode:
+    """The status code a call ends with (OK when it succeeds)."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+async def test_mutual_tls_cluster_with_tokens(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    cluster, issued = await secured_cluster(make_cluster, tmp_path, mutual=True)
+    address = cluster.nodes[0].address
+    client_cert, client_key = issued.certs["client"]
+    admin = cluster.client(cluster.nodes[0])
+
+    # Jobs run end to end; the leader reaches the executors' PeerService over mutual TLS
+    # with its member credential, so runs land on more than one node.
+    ids = [await admin.submit("echo", {"i": i}) for i in range(12)]
+    jobs = await succeeded(cluster, ids)
+    ran_on = {job.runs[-1].node_id for job in jobs.values()}
+    assert len(ran_on) >= 2, ran_on
+    status = await admin.cluster()
+    assert {n.node_id for n in status.nodes if n.reachable} == {"node1", "node2", "node3"}
+
+    tls = {"ca_file": issued.ca_file, "cert_file": client_cert, "key_file": client_key, "timeout": 3.0}
+    async with (
+        Client([address], token=READER, **tls) as reader,
+        Client([address], token="not-a-configured-token", **tls) as stranger,
+        Client([address], token="", **tls) as anonymous,
+    ):
+        # read-only token: reads and watching are allowed, changes are not
+        job = await reader.get(ids[0])
+        assert job.state == ordo_pb2.JOB_STATE_SUCCEEDED
+        assert len((await reader.list_jobs(page_size=100)).jobs) == 12
+        assert (await reader.cluster()).leader_id
+        denied = await code_of(reader.submit("echo", {}))
+        assert denied == grpc.StatusCode.PERMISSION_DENIED
+        assert await code_of(reader.cancel(ids[0])) == grpc.StatusCode.PERMISSION_DENIED
+        assert await code_of(reader.remove_node("node3")) == grpc.StatusCode.PERMISSION_DENIED
+        seen = []
+        async for event in reader.watch(ids[0], after_seq=1):  # replayed: it ran already
+            seen.append(event)
+            if event.type == ordo_pb2.EVENT_TYPE_SUCCEEDED:
+                break
+        assert seen
+
+        # no token, or a wrong one: nothing at all
+        assert await code_of(anonymous.get(ids[0])) == grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(stranger.get(ids[0])) == grpc.StatusCode.UNAUTHENTICATED
+        assert await code_of(stranger.submit("echo", {})) == grpc.StatusCode.UNAUTHENTICATED
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in anonymous.watch(ids[0]):
+                pass
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "Bearer" in (refused.value.details() or "")
+
+    # Without a client certificate, or without TLS, the handshake fails: nothing gets through.
+    async with (
+        Client([address], token=ADMIN, ca_file=issued.ca_file, timeout=2.0) as no_cert,
+        Client([address], token=ADMIN, timeout=2.0) as plaintext,
+    ):
+        assert await code_of(no_cert.get(ids[0])) == grpc.StatusCode.UNAVAILABLE
+        assert await code_of(plaintext.get(ids[0])) == grpc.StatusCode.UNAVAILABLE
+
+    # PeerService: only members, with the cluster secret, even with an admin token.
+    creds = channel_credentials(issued.ca_file, client_cert, client_key)
+    async with grpc.aio.secure_channel(address, creds) as channel:
+        peer = internal_pb2_grpc.PeerServiceStub(channel)
+        request = internal_pb2.ExecutorStatusRequest()
+        auth = ("authorization", f"Bearer {ADMIN}")
+        assert (
+            await code_of(peer.GetExecutorStatus(request, metadata=[auth])) == grpc.StatusCode.UNAUTHENTICATED
+        )
+        forged = peer_credential("some-other-cluster-secret", "node2")
+        bad = [(PEER_KEY, forged)]
+        assert await code_of(peer.GetExecutorStatus(request, metadata=bad)) == grpc.StatusCode.UNAUTHENTICATED
+        outsider = [(PEER_KEY, peer_credential(DEMO_SECRET, "node9"))]
+        code = await code_of(peer.GetExecutorStatus(request, metadata=outsider))
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+        member = [(PEER_KEY, peer_credential(DEMO_SECRET, "node2"))]
+        reply = await peer.GetExecutorStatus(request, metadata=member)
+        assert reply.node_id == "node1"
+
+    # grpcurl, an outside client, through reflection over mutual TLS with a token
+    tls_args = ["-cacert", str(issued.ca_file), "-cert", str(client_cert), "-key", str(client_key)]
+    body = ["-d", json.dumps({"jobId": ids[0]}), address, "ordo.v1.JobService/GetJob"]
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [grpcurl_program(), *tls_args, "-H", f"authorization: Bearer {READER}", *body],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["state"] == "JOB_STATE_SUCCEEDED"
+    out = await asyncio.to_thread(
+        subprocess.run,
+        [grpcurl_program(), *tls_args, *body],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert out.returncode != 0 and "Unauthenticated" in out.stderr, out.stderr
+
+    # The command line takes the same settings from flags
+    flags = ["--address", address, "--ca-file", str(issued.ca_file)]
+    flags += ["--cert-file", str(client_cert), "--key-file", str(client_key)]
+    ok = await asyncio.to_thread(
+        subprocess.run, [*ordo_node_program(), "get", ids[0], *flags, "--token", READER, "--json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["state"] == "JOB_STATE_SUCCEEDED"
+    refused_cli = await asyncio.to_thread(
+        subprocess.run, [*ordo_node_program(), "submit", "echo", *flags, "--token", READER],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert refused_cli.returncode == 1
+    assert refused_cli.stderr.startswith("ordo-node: PERMISSION_DENIED: token 'dashboard' is read-only")
+
+
+async def test_tls_cluster_survives_a_leader_kill(make_cluster: MakeCluster, tmp_path: Path) -> None:
+    """Server-side TLS only (no client certificates): the cluster fails over and runs jobs after it."""
+    cluster, _ = await secured_cluster(make_cluster, tmp_path, mutual=False)
+    leader = await cluster.wait_for_leader()
+    leader.kill()
+    await cluster.wait_for_leader(exclude=leader.id)
+    survivor = next(n for n in cluster.nodes if n.alive)
+    client = cluster.client(survivor)
+    ids = [await client.submit("echo", {"i": i}) for i in range(4)]
+    jobs = await succeeded(cluster, ids)
+    assert all(job.runs[-1].node_id != leader.id for job in jobs.values())
+
+
+async def test_peer_service_refuses_strangers_without_tls(cluster: Cluster) -> None:
+    """Even an open cluster (no tokens, no TLS) keeps PeerService for its members."""
+    async with grpc.aio.insecure_channel(cluster.nodes[1].address) as channel:
+        peer = internal_pb2_grpc.PeerServiceStub(channel)
+        assign = internal_pb2.AssignRequest()
+        assert await code_of(peer.Assign(assign)) == grpc.StatusCode.UNAUTHENTICATED
+    # ...while the leader's own calls get through: jobs run on every node.
+    client = cluster.client(cluster.nodes[0])
+    ids = [await client.submit("echo", {"i": i}) for i in range(12)]
+    jobs = await succeeded(cluster, ids)
+    assert len({job.runs[-1].node_id for job in jobs.values()}) >= 2
