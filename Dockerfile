@@ -21,11 +21,11 @@ USER ordo
 WORKDIR /data
 EXPOSE 7001 7101
 VOLUME ["/data"]
-# The gRPC health service answers SERVING once the node is up.
+# The gRPC health service answers SERVING once the node is up; with a mounted config the check
+# takes the node's address and TLS files from it.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=10s --retries=3 CMD \
-  python -c "import grpc, sys; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; \
-s = g.HealthStub(grpc.insecure_channel('127.0.0.1:7001')).Check(h.HealthCheckRequest(), timeout=3); \
-sys.exit(0 if s.status == h.HealthCheckResponse.SERVING else 1)"
+  if [ -f /etc/ordo/node.toml ]; then ordo-node health --config /etc/ordo/node.toml; \
+  else ordo-node health --address 127.0.0.1:7001; fi
 ENTRYPOINT ["ordo-node"]
 # Without a config: a single node on 0.0.0.0:7001 with its data in /data.
 CMD ["run", "--data-dir", "/data", "--grpc-address", "0.0.0.0:7001", "--raft-address", "127.0.0.1:7101"]

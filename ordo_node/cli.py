@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import __version__, bench, chaos, demo
 from . import config as config_mod
@@ -34,7 +35,7 @@ from .client import (
 from .errors import ConfigError
 from .logs import setup_logging
 from .pb import ordo_pb2
-from .tls import make_certificates
+from .tls import channel_credentials, make_certificates, name_options
 
 EXIT_CONFIG = 2
 
@@ -360,6 +361,54 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Exit 0 when the node answers SERVING on the gRPC health service (for container health checks)."""
+    address = args.address or os.environ.get(ENV_ADDRESS, DEFAULT_ADDRESSES).split(",")[0].strip()
+    ca, cert, key, name = args.ca_file, args.cert_file, args.key_file, args.server_name
+    if args.config:
+        try:
+            cfg = config_mod.load(args.config)
+        except ConfigError as e:
+            print(f"ordo-node: {e}", file=sys.stderr)
+            return EXIT_CONFIG
+        host, _, port = cfg.grpc_address.rpartition(":")
+        address = f"127.0.0.1:{port}" if host in ("0.0.0.0", "[::]") else cfg.grpc_address
+        if cfg.tls:
+            # The node's own certificate is one its peers, and so the node itself, accept.
+            ca, cert, key, name = cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.server_name
+    try:
+        credentials = (
+            channel_credentials(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
+            if ca
+            else None
+        )
+    except OSError as e:
+        print(f"ordo-node: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_health(address, credentials, name, args.timeout))
+
+
+async def _health(
+    address: str, credentials: grpc.ChannelCredentials | None, name: str, timeout: float
+) -> int:
+    opts = name_options(name)
+    channel = (
+        grpc.aio.secure_channel(address, credentials, options=opts)
+        if credentials
+        else grpc.aio.insecure_channel(address, options=opts)
+    )
+    async with channel:
+        try:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout
+            )
+        except grpc.aio.AioRpcError as e:
+            print(f"{address}: {e.code().name}: {e.details()}", file=sys.stderr)
+            return 1
+    print(f"{address}: {health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)}")
+    return 0 if reply.status == health_pb2.HealthCheckResponse.SERVING else 1
+
+
 def cmd_client(args: argparse.Namespace) -> int:
     """Run a client subcommand; print gRPC errors as one line."""
     if args.command == "submit" and args.payload:
@@ -414,10 +463,11 @@ def _security(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def add_security_flags(c: argparse.ArgumentParser) -> None:
+def add_security_flags(c: argparse.ArgumentParser, *, token: bool = True) -> None:
     """--token and the TLS flags of every client command."""
     g = c.add_argument_group("secured clusters")
-    g.add_argument("--token", default=None, help=f"bearer token (${ENV_TOKEN})")
+    if token:
+        g.add_argument("--token", default=None, help=f"bearer token (${ENV_TOKEN})")
     g.add_argument("--ca-file", default=None, help=f"use TLS, trusting this CA's PEM file (${ENV_CA_FILE})")
     g.add_argument("--cert-file", default=None, help=f"client certificate for mutual TLS (${ENV_CERT_FILE})")
     g.add_argument("--key-file", default=None, help=f"its private key (${ENV_KEY_FILE})")
@@ -451,6 +501,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     certs.add_argument("--days", type=int, default=365)
     certs.set_defaults(func=cmd_certs)
+
+    hc = sub.add_parser("health", help="exit 0 when a node's gRPC health service answers SERVING")
+    hc.add_argument(
+        "--address", default=None, help=f"the node (default: the first of ${ENV_ADDRESS}, or 127.0.0.1:7001)"
+    )
+    hc.add_argument("--config", default=None, help="take the address and TLS files from the node's TOML file")
+    hc.add_argument("--timeout", type=float, default=3.0)
+    add_security_flags(hc, token=False)
+    hc.set_defaults(func=cmd_health)
 
     up = sub.add_parser("up", help="run every *.toml in DIR as a local cluster")
     up.add_argument("dir", nargs="?", default="cluster-configs")

@@ -184,6 +184,18 @@ async def test_mutual_tls_cluster_with_tokens(make_cluster: MakeCluster, tmp_pat
     assert refused_cli.returncode == 1
     assert refused_cli.stderr.startswith("ordo-node: PERMISSION_DENIED: token 'dashboard' is read-only")
 
+    # The container health check: address and TLS files from the node's config; plaintext gets nowhere.
+    health = [*ordo_node_program(), "health"]
+    ok = await asyncio.to_thread(
+        subprocess.run, [*health, "--config", str(cluster.nodes[0].config_path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert ok.returncode == 0 and ok.stdout.strip() == f"{address}: SERVING", ok.stderr
+    plain = await asyncio.to_thread(
+        subprocess.run, [*health, "--address", address], capture_output=True, text=True, timeout=60
+    )
+    assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr
+
 
 async def test_tls_cluster_survives_a_leader_kill(make_cluster: MakeCluster, tmp_path: Path) -> None:
     """Server-side TLS only (no client certificates): the cluster fails over and runs jobs after it."""
