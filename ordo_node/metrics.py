@@ -1,9 +1,11 @@
-"""Prometheus metrics on an HTTP port of their own (``[node] metrics_address``).
+"""Prometheus metrics, served at ``/metrics`` on the node's HTTP port (``[node] metrics_address``).
 
 Counters and histograms are updated where things happen (the timekeeper, the
 executor, a gRPC interceptor); gauges of state (jobs by state, occurrences by
 fate, Raft, the executor) are read at scrape time, on the HTTP server's
 thread, from a read-only SQLite connection and a few integers.
+
+The same port serves the read-only dashboard (see ``ordo_node/dashboard``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from .dashboard.server import Allow, App, HttpServer
+
 if TYPE_CHECKING:
     from .consensus import Consensus
+    from .dashboard.data import Dashboard
     from .executor import Executor
 
 ROLES = ("follower", "candidate", "leader")
@@ -56,10 +61,17 @@ class Metrics:
         """Read the node's state at scrape time."""
         self.registry.register(StateCollector(db, consensus, executor))
 
-    def serve(self, address: str) -> None:
-        """Serve ``/metrics`` on ``host:port`` from a daemon thread."""
-        host, _, port = address.rpartition(":")
-        start_http_server(int(port), addr=host.strip("[]"), registry=self.registry)
+    def serve(
+        self, address: str, dashboard: Dashboard | None = None, *, allow: Allow | None = None
+    ) -> HttpServer:
+        """Serve ``/metrics``, and the dashboard if given, on ``host:port`` from a daemon thread.
+
+        ``allow(token)`` decides who may read anything on the port (None: everyone).
+        Raises OSError if the address cannot be bound. The caller closes the server.
+        """
+        server = HttpServer(address, App(self.registry, dashboard, allow))
+        server.start()
+        return server
 
 
 class StateCollector(Collector):

@@ -32,6 +32,7 @@ from .api.peer import PeerService
 from .auth import AuthInterceptor, Tokens
 from .config import Config
 from .consensus import Consensus
+from .dashboard import Dashboard
 from .dispatcher import Dispatcher
 from .effects import Effects
 from .errors import ConfigError, OrdoError
@@ -143,13 +144,16 @@ class Node:
             server, health_servicer = self._server()
             self.metrics.watch(self.store.path, self.consensus, self.executor)
             if cfg.metrics_address:
+                cluster = ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries)
+                dashboard = Dashboard(self.store.path, cluster.status, loop)
                 try:
-                    self.metrics.serve(cfg.metrics_address)
+                    http = self.metrics.serve(cfg.metrics_address, dashboard)
                 except OSError as e:
                     where = f"{cfg.source}: node.metrics_address"
                     raise ConfigError(
                         f"{where}: cannot listen on {cfg.metrics_address}: {e.strerror}"
                     ) from None
+                stack.callback(http.close)
             await server.start()
             stack.push_async_callback(server.stop, 1.0)
             stack.push_async_callback(self.executor.finish_running, cfg.shutdown_grace)

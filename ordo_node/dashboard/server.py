@@ -1,0 +1,345 @@
+"""The node's HTTP port: ``/metrics``, the dashboard page and its read-only JSON API.
+
+Routes (GET and HEAD only; nothing here changes the cluster):
+
+- ``/metrics``: the Prometheus text exposition of the node's registry.
+- ``/``, ``/static/app.js``, ``/static/style.css``: the dashboard, package data.
+- ``/api/cluster``, ``/api/counts``, ``/api/jobs?state=&limit=``,
+  ``/api/runs/recent?limit=``, ``/api/jobs/<id>``: JSON, see :class:`Dashboard`.
+
+Errors are short messages: JSON ``{"error": ...}`` under ``/api/``, plain text
+elsewhere. 400 for a bad parameter, 404 for an unknown path or job, 405 for a
+method other than GET or HEAD, 503 while the node cannot answer, and 500 with
+no detail (the traceback goes to the node's log) for a bug.
+
+Authentication: with ``allow`` set, every request needs a token for which
+``allow(token)`` is true, from ``Authorization: Bearer <token>`` or from the
+``ordo_token`` cookie. Opening ``/?token=<token>`` with a good token sets that
+cookie (HttpOnly, SameSite=Strict) and redirects to ``/``, so a browser can
+use the dashboard; the token does not stay in the address bar or history.
+
+Threading: :class:`HttpServer` serves from a daemon thread and answers each
+request on a thread of its own; :class:`App` keeps no state between requests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from .data import JOB_STATES, Dashboard, Unavailable
+
+log = logging.getLogger("ordo_node.http")
+
+Allow = Callable[[str | None], bool]
+
+COOKIE = "ordo_token"
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+JSON_TYPE = "application/json; charset=utf-8"
+TEXT_TYPE = "text/plain; charset=utf-8"
+STATIC = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/static/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/static/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+# The page loads only its own script and style, and talks only to this server.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:;"
+    " base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+COMMON_HEADERS = (
+    ("Cache-Control", "no-store"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+UNAUTHORIZED = (
+    "401 Unauthorized: this node wants a token.\n"
+    "Send the header 'Authorization: Bearer <token>',\n"
+    "or open /?token=<token> in a browser once (it keeps the token in a cookie).\n"
+)
+API_INDEX = {
+    "endpoints": {
+        "/api/cluster": "leader, term, indexes and every member's role, reachability and load",
+        "/api/counts": "jobs by state",
+        "/api/jobs?state=&limit=": f"the newest jobs, optionally in one state (limit 1..{MAX_LIMIT})",
+        "/api/runs/recent?limit=": "the newest run attempts and the newest failures with their errors",
+        "/api/jobs/<id>": "one job with its attempts, history events and occurrences",
+    }
+}
+
+
+class Headers(Protocol):
+    """A request's headers, looked up by name without regard to case."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
+class HttpError(Exception):
+    """A request the server refuses, with the status and the message to send."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(HttpError):
+    """400: a parameter is missing, repeated, unknown or out of range."""
+
+    status = 400
+
+
+class NotFound(HttpError):
+    """404: no such path or job."""
+
+    status = 404
+
+
+@dataclass(frozen=True)
+class Response:
+    """What one request gets back."""
+
+    status: int
+    body: bytes
+    content_type: str = TEXT_TYPE
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def _text(status: int, message: str, *headers: tuple[str, str]) -> Response:
+    return Response(status, (message.rstrip("\n") + "\n").encode(), TEXT_TYPE, headers)
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(status, json.dumps(value, separators=(",", ":")).encode(), JSON_TYPE)
+
+
+def _params(query: dict[str, list[str]], allowed: tuple[str, ...]) -> dict[str, str]:
+    """The query's parameters, each given at most once and each one this endpoint takes."""
+    for name, values in query.items():
+        if name not in allowed:
+            takes = ", ".join(allowed) if allowed else "no parameters"
+            raise BadRequest(f"unknown parameter {name[:40]!r}: this endpoint takes {takes}")
+        if len(values) > 1:
+            raise BadRequest(f"parameter {name!r} is given {len(values)} times")
+    return {name: values[0] for name, values in query.items()}
+
+
+def _limit(value: str | None) -> int:
+    if value is None or value == "":
+        return DEFAULT_LIMIT
+    if not re.fullmatch(r"[0-9]{1,6}", value) or not 1 <= int(value) <= MAX_LIMIT:
+        raise BadRequest(f"limit: {value[:40]!r} is not a whole number from 1 to {MAX_LIMIT}")
+    return int(value)
+
+
+def _state(value: str) -> str:
+    if value and value not in JOB_STATES:
+        raise BadRequest(f"state: {value[:40]!r} is not a job state; one of {', '.join(JOB_STATES)}")
+    return value
+
+
+def bearer_token(headers: Headers) -> str | None:
+    """The token a request carries: its ``Authorization: Bearer`` header, else its cookie."""
+    auth = headers.get("Authorization")
+    if auth is not None:
+        scheme, _, token = auth.strip().partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    cookie = headers.get("Cookie")
+    if not cookie:
+        return None
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookie)
+    except CookieError:
+        return None
+    morsel = jar.get(COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
+
+
+def token_cookie(token: str) -> str:
+    """The ``Set-Cookie`` value that keeps ``token`` for this server's pages and API."""
+    jar: SimpleCookie = SimpleCookie()
+    jar[COOKIE] = token
+    morsel = jar[COOKIE]
+    morsel["path"] = "/"
+    morsel["httponly"] = True
+    morsel["samesite"] = "Strict"
+    return morsel.OutputString()
+
+
+class App:
+    """Answers one request from its method, target and headers; keeps no state between requests."""
+
+    def __init__(
+        self, registry: CollectorRegistry, dashboard: Dashboard | None = None, allow: Allow | None = None
+    ) -> None:
+        self.registry = registry
+        self.dashboard = dashboard
+        self.allow = allow
+        package = resources.files(__package__ or "ordo_node.dashboard") / "static"
+        self.static = {
+            path: (package.joinpath(name).read_bytes(), ctype) for path, (name, ctype) in STATIC.items()
+        }
+
+    def handle(self, method: str, target: str, headers: Headers) -> Response:
+        """The response to one request; never raises."""
+        url = urlsplit(target)
+        path = url.path
+        api = path == "/api" or path.startswith("/api/")
+        try:
+            if method not in ("GET", "HEAD"):
+                return _text(
+                    405,
+                    f"405 Method Not Allowed: {method[:20]} (this server only reads)",
+                    ("Allow", "GET, HEAD"),
+                )
+            try:
+                query = parse_qs(url.query, keep_blank_values=True, max_num_fields=20)
+            except ValueError:
+                raise BadRequest("the query string has too many parameters") from None
+            if self.allow is not None:
+                refused = self._authenticate(path, query, headers)
+                if refused is not None:
+                    return refused
+            return self._route(path, query, headers)
+        except HttpError as e:
+            return _json({"error": e.message}, e.status) if api else _text(e.status, e.message)
+        except Unavailable as e:
+            return _json({"error": str(e)}, 503) if api else _text(503, str(e))
+        except Exception:
+            log.exception("http %s %s failed", method[:20], path[:200])
+            message = "internal error (the node's log has the details)"
+            return _json({"error": message}, 500) if api else _text(500, message)
+
+    def _authenticate(self, path: str, query: dict[str, list[str]], headers: Headers) -> Response | None:
+        """None if the request may go on; else the 401 or the log-in redirect to send."""
+        assert self.allow is not None
+        if path == "/" and "token" in query:
+            token = query["token"][-1]
+            if token and self.allow(token):
+                return _text(303, "303 See Other: /", ("Location", "/"), ("Set-Cookie", token_cookie(token)))
+            return _text(401, UNAUTHORIZED, ("WWW-Authenticate", 'Bearer realm="ordo-node"'))
+        if self.allow(bearer_token(headers)):
+            return None
+        return _text(401, UNAUTHORIZED, ("WWW-Authenticate", 'Bearer realm="ordo-node"'))
+
+    def _route(self, path: str, query: dict[str, list[str]], headers: Headers) -> Response:
+        if path == "/metrics":
+            # The format Prometheus asks for (text or OpenMetrics), as prometheus_client's own server does.
+            encode, content_type = choose_encoder(headers.get("Accept") or "")
+            return Response(200, encode(self.registry), content_type)
+        if self.dashboard is None:
+            raise NotFound(f"404 Not Found: {path[:200]} (this server has only /metrics)")
+        if path in self.static:
+            body, ctype = self.static[path]
+            policy = (("Content-Security-Policy", CSP),) if ctype.startswith("text/html") else ()
+            return Response(200, body, ctype, policy)
+        if path == "/api" or path.startswith("/api/"):
+            return self._api(path, query)
+        raise NotFound(f"404 Not Found: {path[:200]} (the dashboard is at /, metrics at /metrics)")
+
+    def _api(self, path: str, query: dict[str, list[str]]) -> Response:
+        d = self.dashboard
+        assert d is not None
+        if path in ("/api", "/api/"):
+            _params(query, ())
+            return _json(API_INDEX)
+        if path == "/api/cluster":
+            _params(query, ())
+            return _json(d.cluster())
+        if path == "/api/counts":
+            _params(query, ())
+            return _json(d.counts())
+        if path == "/api/jobs":
+            p = _params(query, ("state", "limit"))
+            return _json(d.jobs(_state(p.get("state", "")), _limit(p.get("limit"))))
+        if path == "/api/runs/recent":
+            p = _params(query, ("limit",))
+            return _json(d.recent(_limit(p.get("limit"))))
+        prefix = "/api/jobs/"
+        if path.startswith(prefix) and len(path) > len(prefix) and "/" not in path[len(prefix) :]:
+            _params(query, ())
+            job_id = unquote(path[len(prefix) :])
+            job = d.job(job_id)
+            if job is None:
+                raise NotFound(f"no job {job_id[:100]!r} on this node")
+            return _json(job)
+        raise NotFound(f"no such endpoint: {path[:200]} (see /api for the list)")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Hands every request to the server's :class:`App` and writes what it answers."""
+
+    server_version = "ordo-node"
+    sys_version = ""
+
+    def _answer(self) -> None:
+        app: App = self.server.app  # type: ignore[attr-defined]
+        response = app.handle(self.command, self.path, self.headers)
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            for name, value in (*COMMON_HEADERS, *response.headers):
+                self.send_header(name, value)
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(response.body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Never the query string: it may hold a token.
+        path = urlsplit(getattr(self, "path", "")).path[:200]
+        log.debug("http %s %s: %s", getattr(self, "command", "-"), path, format % args)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, app: App) -> None:
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.app = app
+        super().__init__((host, port), _Handler)
+
+
+class HttpServer:
+    """Serves an :class:`App` on ``host:port`` from a daemon thread until :meth:`close`."""
+
+    def __init__(self, address: str, app: App) -> None:
+        host, _, port = address.rpartition(":")
+        self._server = _Server(host.strip("[]"), int(port), app)  # binds now: OSError if it cannot
+        self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the real one when the address asked for port 0)."""
+        return int(self._server.server_address[1])
+
+    def start(self) -> None:
+        """Start answering requests."""
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop answering and release the port."""
+        if self._thread.is_alive():
+            self._server.shutdown()
+        self._server.server_close()
