@@ -70,6 +70,10 @@ class Tokens:
                 found = token
         return found
 
+    def can_read(self, presented: str | None) -> bool:
+        """True for any configured token: read and admin tokens may both look."""
+        return self.find(presented) is not None
+
     def allows(self, presented: str | None, method: str) -> bool:
         """True when ``presented`` may call ``method`` (a full gRPC method name)."""
         token = self.find(presented)

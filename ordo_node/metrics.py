@@ -11,6 +11,7 @@ The same port serves the read-only dashboard (see ``ordo_node/dashboard``).
 from __future__ import annotations
 
 import sqlite3
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,14 +63,20 @@ class Metrics:
         self.registry.register(StateCollector(db, consensus, executor))
 
     def serve(
-        self, address: str, dashboard: Dashboard | None = None, *, allow: Allow | None = None
+        self,
+        address: str,
+        dashboard: Dashboard | None = None,
+        *,
+        allow: Allow | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> HttpServer:
         """Serve ``/metrics``, and the dashboard if given, on ``host:port`` from a daemon thread.
 
-        ``allow(token)`` decides who may read anything on the port (None: everyone).
-        Raises OSError if the address cannot be bound. The caller closes the server.
+        ``allow(token)`` decides who may read anything on the port (None: everyone);
+        ``tls`` makes it HTTPS. Raises OSError if the address cannot be bound. The
+        caller closes the server.
         """
-        server = HttpServer(address, App(self.registry, dashboard, allow))
+        server = HttpServer(address, App(self.registry, dashboard, allow, https=tls is not None), tls)
         server.start()
         return server
 

@@ -46,7 +46,7 @@ from .queries import Queries
 from .store import Store
 from .timekeeper import Timekeeper
 from .timeutil import now_us
-from .tls import server_credentials
+from .tls import https_context, server_credentials
 
 log = logging.getLogger("ordo_node.node")
 
@@ -145,9 +145,15 @@ class Node:
             self.metrics.watch(self.store.path, self.consensus, self.executor)
             if cfg.metrics_address:
                 cluster = ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries)
+                tokens = Tokens(cfg.tokens)  # any token, read or admin, may read the port
                 dashboard = Dashboard(self.store.path, cluster.status, loop)
                 try:
-                    http = self.metrics.serve(cfg.metrics_address, dashboard)
+                    http = self.metrics.serve(
+                        cfg.metrics_address,
+                        dashboard,
+                        allow=tokens.can_read if tokens.enabled else None,
+                        tls=https_context(cfg.tls) if cfg.tls else None,
+                    )
                 except OSError as e:
                     where = f"{cfg.source}: node.metrics_address"
                     raise ConfigError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,13 @@ def server_credentials(tls: TlsSettings) -> grpc.ServerCredentials:
         root_certificates=tls.ca_file.read_bytes(),
         require_client_auth=tls.require_client_cert,
     )
+
+
+def https_context(tls: TlsSettings) -> ssl.SSLContext:
+    """The metrics and dashboard port's TLS: the node's certificate, no client certificate asked."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    return context
 
 
 def channel_credentials(

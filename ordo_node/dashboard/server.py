@@ -28,6 +28,7 @@ import json
 import logging
 import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ Allow = Callable[[str | None], bool]
 COOKIE = "ordo_token"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# Seconds a connection may take to finish its TLS handshake, and then to send each request.
+HANDSHAKE_TIMEOUT = 10.0
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 STATIC = {
@@ -172,14 +175,18 @@ def bearer_token(headers: Headers) -> str | None:
     return morsel.value if morsel is not None and morsel.value else None
 
 
-def token_cookie(token: str) -> str:
-    """The ``Set-Cookie`` value that keeps ``token`` for this server's pages and API."""
+def token_cookie(token: str, *, secure: bool = False) -> str:
+    """The ``Set-Cookie`` value that keeps ``token`` for this server's pages and API.
+
+    ``secure`` (on HTTPS) keeps browsers from ever sending it over plain HTTP.
+    """
     jar: SimpleCookie = SimpleCookie()
     jar[COOKIE] = token
     morsel = jar[COOKIE]
     morsel["path"] = "/"
     morsel["httponly"] = True
     morsel["samesite"] = "Strict"
+    morsel["secure"] = secure
     return morsel.OutputString()
 
 
@@ -187,11 +194,17 @@ class App:
     """Answers one request from its method, target and headers; keeps no state between requests."""
 
     def __init__(
-        self, registry: CollectorRegistry, dashboard: Dashboard | None = None, allow: Allow | None = None
+        self,
+        registry: CollectorRegistry,
+        dashboard: Dashboard | None = None,
+        allow: Allow | None = None,
+        *,
+        https: bool = False,
     ) -> None:
         self.registry = registry
         self.dashboard = dashboard
         self.allow = allow
+        self.https = https
         package = resources.files(__package__ or "ordo_node.dashboard") / "static"
         self.static = {
             path: (package.joinpath(name).read_bytes(), ctype) for path, (name, ctype) in STATIC.items()
@@ -233,7 +246,8 @@ class App:
         if path == "/" and "token" in query:
             token = query["token"][-1]
             if token and self.allow(token):
-                return _text(303, "303 See Other: /", ("Location", "/"), ("Set-Cookie", token_cookie(token)))
+                cookie = token_cookie(token, secure=self.https)
+                return _text(303, "303 See Other: /", ("Location", "/"), ("Set-Cookie", cookie))
             return _text(401, UNAUTHORIZED, ("WWW-Authenticate", 'Bearer realm="ordo-node"'))
         if self.allow(bearer_token(headers)):
             return None
@@ -315,18 +329,35 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, host: str, port: int, app: App) -> None:
+    def __init__(self, host: str, port: int, app: App, tls: ssl.SSLContext | None) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.app = app
+        self.tls = tls
         super().__init__((host, port), _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """Answer one connection; with TLS, the handshake happens here, on the connection's own thread."""
+        if self.tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(HANDSHAKE_TIMEOUT)
+        try:
+            wrapped = self.tls.wrap_socket(request, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            log.debug("http: TLS handshake with %s failed: %s", client_address, e)
+            return
+        try:
+            super().finish_request(wrapped, client_address)
+        finally:
+            self.shutdown_request(wrapped)
 
 
 class HttpServer:
     """Serves an :class:`App` on ``host:port`` from a daemon thread until :meth:`close`."""
 
-    def __init__(self, address: str, app: App) -> None:
+    def __init__(self, address: str, app: App, tls: ssl.SSLContext | None = None) -> None:
         host, _, port = address.rpartition(":")
-        self._server = _Server(host.strip("[]"), int(port), app)  # binds now: OSError if it cannot
+        self._server = _Server(host.strip("[]"), int(port), app, tls)  # binds now: OSError if it cannot
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
     @property

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
+import ssl
 import subprocess
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +19,7 @@ from helpers import Cluster, grpcurl_program, ordo_node_program
 
 from ordo_node.auth import PEER_KEY, peer_credential
 from ordo_node.client import Client
-from ordo_node.localcluster import DEMO_SECRET
+from ordo_node.localcluster import DEMO_SECRET, free_ports
 from ordo_node.pb import internal_pb2, internal_pb2_grpc, ordo_pb2
 from ordo_node.tls import Issued, channel_credentials, make_certificates
 
@@ -42,8 +46,12 @@ async def secured_cluster(
     make_cluster: MakeCluster, tmp_path: Path, *, mutual: bool
 ) -> tuple[Cluster, Issued]:
     issued = make_certificates(tmp_path / "certs", ["node1", "node2", "node3", "client"], ["127.0.0.1"])
+    http_ports = iter(free_ports(3))
     per_node = {
-        name: {"tls": {"cert_file": str(cert), "key_file": str(key)}}
+        name: {
+            "tls": {"cert_file": str(cert), "key_file": str(key)},
+            "node": {"metrics_address": f"127.0.0.1:{next(http_ports)}"},
+        }
         for name, (cert, key) in issued.certs.items()
         if name != "client"
     }
@@ -66,6 +74,24 @@ async def succeeded(cluster: Cluster, ids: list[str]) -> dict[str, ordo_pb2.Job]
         on_nodes = await cluster.wait_for_state(job_id, "SUCCEEDED")
         jobs[job_id] = next(iter(on_nodes.values()))
     return jobs
+
+
+def http_get(url: str, ca_file: Path | None, token: str = "") -> tuple[int, dict[str, str], bytes]:
+    """GET ``url`` (HTTPS trusting ``ca_file``), without following redirects: status, headers, body."""
+    context = ssl.create_default_context(cafile=str(ca_file)) if ca_file else None
+    handlers: list[urllib.request.BaseHandler] = [urllib.request.HTTPSHandler(context=context), NoRedirect()]
+    opener = urllib.request.build_opener(*handlers)
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with opener.open(request, timeout=10) as reply:
+            return reply.status, dict(reply.headers), reply.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any) -> None:
+        return None
 
 
 async def code_of(call: Any) -> grpc.StatusCode:
@@ -183,6 +209,22 @@ async def test_mutual_tls_cluster_with_tokens(make_cluster: MakeCluster, tmp_pat
     )  # fmt: skip
     assert refused_cli.returncode == 1
     assert refused_cli.stderr.startswith("ordo-node: PERMISSION_DENIED: token 'dashboard' is read-only")
+
+    # The dashboard and metrics port: HTTPS with the node's certificate, any configured token to read.
+    site = f"https://{cluster.node_settings['node2']['node']['metrics_address']}"
+    status_code, _, body = await asyncio.to_thread(http_get, f"{site}/api/cluster", issued.ca_file, READER)
+    assert status_code == 200 and json.loads(body)["leader_id"] == status.leader_id
+    status_code, _, body = await asyncio.to_thread(http_get, f"{site}/metrics", issued.ca_file, ADMIN)
+    assert status_code == 200 and b"ordo_raft_term" in body
+    for token in ("", "not-a-configured-token"):
+        status_code, _, _ = await asyncio.to_thread(http_get, f"{site}/api/cluster", issued.ca_file, token)
+        assert status_code == 401
+    status_code, headers, _ = await asyncio.to_thread(http_get, f"{site}/?token={READER}", issued.ca_file)
+    assert status_code == 303
+    cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Strict" in cookie
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        await asyncio.to_thread(http_get, site.replace("https:", "http:") + "/api/cluster", None, READER)
 
     # The container health check: address and TLS files from the node's config; plaintext gets nowhere.
     health = [*ordo_node_program(), "health"]
