@@ -9,14 +9,15 @@ import uuid
 import grpc
 
 from .. import commands as c
-from ..config import NODE_ID, Config, check_address
+from ..config import Config
 from ..consensus import Consensus
-from ..errors import AlreadyExists, ConfigError, FailedPrecondition, InvalidArgument, NotFound
+from ..errors import AlreadyExists, FailedPrecondition, NotFound
 from ..executor import Executor
 from ..pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
 from ..peers import Peers
 from ..queries import Queries
 from ..timeutil import now_us
+from . import validate as v
 from .errors import raise_refusal, rpc
 from .peer import executor_status
 
@@ -101,11 +102,9 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
         self, request: ordo_pb2.AddNodeRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.ClusterStatus:
         """Add a member: record its addresses for every node, then add it to the Raft group."""
-        node_id = request.node_id
-        if not NODE_ID.match(node_id):
-            raise InvalidArgument("nodeId", f"{node_id[:80]!r} is not a node id (letters, digits, _ . -)")
-        grpc_address = _address("grpcAddress", request.grpc_address)
-        raft_address = _address("raftAddress", request.raft_address)
+        node_id = v.node_id(request.node_id)
+        grpc_address = v.address(request.grpc_address, "grpcAddress")
+        raft_address = v.address(request.raft_address, "raftAddress")
         if self.peers.get(node_id) is not None:
             raise AlreadyExists(f"nodeId: {node_id} is a member already")
         for m in self.peers.members():
@@ -124,9 +123,9 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
         self, request: ordo_pb2.RemoveNodeRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.ClusterStatus:
         """Remove a member that does not lead; its runs move by lease."""
-        member = self.peers.get(request.node_id)
+        member = self.peers.get(v.node_id(request.node_id))
         if member is None:
-            raise NotFound(f"nodeId: no member {request.node_id[:80]}")
+            raise NotFound(f"nodeId: no member {request.node_id}")
         if member.id == self.consensus.leader_id():
             raise FailedPrecondition(
                 f"{member.id} leads the cluster: stop it with SIGTERM first (it hands leadership over)"
@@ -154,10 +153,3 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
         )
         raise_refusal(await self.consensus.propose(cmd))
         self.peers.sync(await self.queries.members())
-
-
-def _address(field: str, value: str) -> str:
-    try:
-        return check_address("request", field, value)
-    except ConfigError:
-        raise InvalidArgument(field, f"{value[:80]!r} is not a 'host:port' address") from None

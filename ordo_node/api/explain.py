@@ -6,8 +6,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..queries import JobRow, OccurrenceRow, Queries
-from ..schedule import Schedule, from_options, nominal_after, preview
+from ..schedule import MAX_PREVIEW, Schedule, fire_time, from_options, next_occurrence, nominal_after
 from ..timeutil import format_us, to_datetime
+from .validate import MAX_TIME_US
 
 OUTCOMES = {
     "SUCCEEDED": "succeeded",
@@ -26,9 +27,20 @@ def job_schedule(job: JobRow) -> Schedule | None:
 
 
 def local(s: Schedule | None, us: int) -> str:
-    """A time as the schedule's wall clock (UTC for a one-off job)."""
+    """A time as the schedule's wall clock (UTC for a one-off job, or past the end of 9999 there)."""
     zone = ZoneInfo(s.timezone) if s is not None else ZoneInfo("UTC")
-    return to_datetime(us).astimezone(zone).isoformat(timespec="seconds")
+    try:
+        return to_datetime(us).astimezone(zone).isoformat(timespec="seconds")
+    except OverflowError:
+        return to_datetime(us).isoformat(timespec="seconds")
+
+
+def _after(s: Schedule, us: int) -> int | None:
+    """The schedule's first nominal time after ``us``; None also where the calendar ends (9999)."""
+    try:
+        return nominal_after(s, us)
+    except (ValueError, OverflowError):
+        return None
 
 
 def describe(occ: OccurrenceRow, s: Schedule | None) -> str:
@@ -56,7 +68,7 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
     s = job_schedule(job)
     occ = await queries.occurrence_at(job.job_id, at)
     if occ is not None:
-        following = nominal_after(s, occ.nominal) if s is not None else None
+        following = _after(s, occ.nominal) if s is not None else None
         if following is None or at < following:
             return occ, describe(occ, s)
     if at < job.created_at:
@@ -72,7 +84,7 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
             f"The job is a one-off job due at {format_us(job.run_at)}; {local(s, at)} is not its time.",
         )
     previous = occ.nominal if occ is not None else None
-    nxt = nominal_after(s, at - 1)
+    nxt = _after(s, at - 1)
     if nxt is not None and nxt == at and at > now:
         return (
             None,
@@ -91,9 +103,23 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
 
 
 def preview_times(s: Schedule, after: int, count: int) -> list[tuple[int, int, str]]:
-    """The next ``count`` (nominal, fire time, wall-clock time) of a schedule."""
+    """The next ``count`` (at most 1000) (nominal, fire time, wall-clock time) of a fresh job's schedule.
+
+    Fewer when the schedule ends, or when the calendar does (9999-12-31T23:59:59Z).
+    """
     zone = ZoneInfo(s.timezone)
-    return [
-        (nominal, fire, datetime.fromtimestamp(nominal / 1e6, zone).isoformat(timespec="seconds"))
-        for nominal, fire in preview(s, after, count)
-    ]
+    times: list[tuple[int, int, str]] = []
+    for fired in range(min(count, MAX_PREVIEW)):
+        try:
+            nominal = next_occurrence(s, after, fired)
+            if nominal is None:
+                break
+            fire = fire_time(s, nominal)
+            wall = datetime.fromtimestamp(nominal / 1e6, zone).isoformat(timespec="seconds")
+        except (ValueError, OverflowError):
+            break
+        if fire > MAX_TIME_US:
+            break
+        times.append((nominal, fire, wall))
+        after = nominal
+    return times

@@ -16,19 +16,17 @@ from ..consensus import Consensus
 from ..errors import InvalidArgument, NotFound
 from ..handlers import Registry
 from ..pb import ordo_pb2, ordo_pb2_grpc
-from ..queries import MAX_PAGE, JobRow, Queries
-from ..schedule import MAX_PREVIEW, parse_schedule
+from ..queries import JobRow, Queries, encode_token
+from ..schedule import parse_schedule
 from ..timeutil import format_us, now_us
-from . import validate
+from . import validate as v
 from .batcher import SubmitBatcher
 from .convert import event_message, job_message, occurrence_message, ts
 from .errors import raise_refusal, rpc, rpc_stream
 from .explain import explain, preview_times
-from .options import DAY_US, duration, time_field
+from .submission import job_spec
 
 log = logging.getLogger("ordo_node.jobs")
-
-MAX_BATCH = 10_000
 
 
 class Changes:
@@ -75,7 +73,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         return list(result["job_ids"])
 
     def _spec(self, req: ordo_pb2.SubmitJobRequest, now: int, prefix: str = "") -> c.JobSpec:
-        return validate.job_spec(
+        return job_spec(
             req,
             registry=self.registry,
             now=now,
@@ -107,10 +105,15 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         """Schedule many jobs in one command: all or none."""
         if not request.jobs:
             raise InvalidArgument("jobs", "is empty")
-        if len(request.jobs) > MAX_BATCH:
-            raise InvalidArgument("jobs", f"has {len(request.jobs)} jobs; the limit is {MAX_BATCH}")
+        if len(request.jobs) > v.MAX_BATCH:
+            raise InvalidArgument("jobs", f"has {len(request.jobs)} jobs; the limit is {v.MAX_BATCH}")
         now = now_us()
         specs = [self._spec(r, now, f"jobs[{i}].") for i, r in enumerate(request.jobs)]
+        # One batch is one Raft command: bound it, yet always let one job of the largest payload through.
+        total = sum(len(s.payload.encode()) for s in specs)
+        limit = max(v.MAX_BATCH_PAYLOAD_BYTES, self.config.max_payload_bytes)
+        if total > limit:
+            raise InvalidArgument("jobs", f"the payloads add up to {total} bytes; the limit is {limit}")
         keys = [s.idempotency_key for s in specs if s.idempotency_key]
         if len(keys) != len(set(keys)):
             raise InvalidArgument("jobs", "two jobs in one batch share an idempotencyKey")
@@ -125,7 +128,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """One job with its runs."""
-        job_id = validate.job_id(request.job_id)
+        job_id = v.job_id(request.job_id)
         await self._barrier(request.consistent)
         job = await self.queries.get_job(job_id)
         if job is None:
@@ -137,21 +140,21 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.ListJobsRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.ListJobsResponse:
         """A page of jobs, newest first, optionally of one state or type."""
-        if request.page_size < 0 or request.page_size > MAX_PAGE:
-            raise InvalidArgument("pageSize", f"must be between 0 and {MAX_PAGE}")
-        state = ""
-        if request.state:
-            name = (
-                ordo_pb2.JobState.Name(request.state) if request.state in ordo_pb2.JobState.values() else ""
-            )
-            if not name:
-                raise InvalidArgument("state", f"{request.state} is not a JobState")
-            state = name.removeprefix("JOB_STATE_")
+        v.count(request.page_size, "pageSize", v.MAX_PAGE)
+        state = v.enum(ordo_pb2.JobState, request.state, "state").removeprefix("JOB_STATE_")
+        v.text(request.type, "type", v.MAX_TYPE)
+        v.page_token(request.page_token)
         await self._barrier(request.consistent)
         jobs, token = await self.queries.list_jobs(
             state=state, type_=request.type, page_size=request.page_size, page_token=request.page_token
         )
-        return ordo_pb2.ListJobsResponse(jobs=[job_message(j) for j in jobs], next_page_token=token)
+        messages = [job_message(j) for j in jobs]
+        # Jobs with large payloads end the page early, so that a client with gRPC's default
+        # 4 MiB receive limit can read every page.
+        fits = v.fit([m.ByteSize() for m in messages], v.MAX_PAGE_BYTES)
+        if fits < len(messages):
+            token = encode_token(jobs[fits - 1].created_at, jobs[fits - 1].job_id)
+        return ordo_pb2.ListJobsResponse(jobs=messages[:fits], next_page_token=token)
 
     async def _change(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob) -> ordo_pb2.Job:
         raise_refusal(await self.consensus.propose(cmd))
@@ -165,7 +168,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """Cancel a job: a scheduled one, a recurring schedule, or its running attempts."""
-        job_id = validate.job_id(request.job_id)
+        job_id = v.job_id(request.job_id)
         job = await self._change(
             c.CancelJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
         )
@@ -177,20 +180,19 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.RetryJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """Run a failed job's last run again, with a fresh attempt budget."""
-        job_id = validate.job_id(request.job_id)
+        job_id = v.job_id(request.job_id)
         return await self._change(
             c.RetryJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
         )
 
     async def _pause(self, job_id: str, note: str, pause: bool) -> ordo_pb2.Job:
-        if len(note) > validate.MAX_NAME:
-            raise InvalidArgument("note", f"is longer than {validate.MAX_NAME} characters")
+        v.text(note, "note", v.MAX_NOTE)
         return await self._change(
             c.PauseJob(
                 request_id=uuid.uuid4().hex,
                 at=now_us(),
                 node=self.config.node_id,
-                job_id=validate.job_id(job_id),
+                job_id=v.job_id(job_id),
                 pause=pause,
                 note=note,
             )
@@ -211,7 +213,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         return await self._pause(request.job_id, request.note, False)
 
     async def _job(self, job_id: str) -> JobRow:
-        job = await self.queries.get_job(validate.job_id(job_id))
+        job = await self.queries.get_job(v.job_id(job_id))
         if job is None:
             raise NotFound(f"jobId: no job {job_id}")
         return job
@@ -222,17 +224,13 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
     ) -> ordo_pb2.ListOccurrencesResponse:
         """The job's occurrences, newest first, with their fates."""
         job = await self._job(request.job_id)
-        if request.page_size < 0 or request.page_size > MAX_PAGE:
-            raise InvalidArgument("pageSize", f"must be between 0 and {MAX_PAGE}")
-        fate = ""
-        if request.fate:
-            if request.fate not in ordo_pb2.Fate.values():
-                raise InvalidArgument("fate", f"{request.fate} is not a Fate")
-            fate = ordo_pb2.Fate.Name(request.fate).removeprefix("FATE_")
+        v.count(request.page_size, "pageSize", v.MAX_PAGE)
+        fate = v.enum(ordo_pb2.Fate, request.fate, "fate").removeprefix("FATE_")
+        v.page_token(request.page_token)
         items, token = await self.queries.occurrences(
             job.job_id,
-            since=time_field(getattr(request, "from"), "from"),
-            until=time_field(request.to, "to"),
+            since=v.time_field(getattr(request, "from"), "from"),
+            until=v.time_field(request.to, "to"),
             fate=fate,
             page_size=request.page_size,
             page_token=request.page_token,
@@ -247,7 +245,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
     ) -> ordo_pb2.Explanation:
         """What happened at a time of the job's schedule, and why."""
         job = await self._job(request.job_id)
-        at = time_field(request.time, "time")
+        at = v.time_field(request.time, "time")
         if at is None:
             raise InvalidArgument("time", "is required (RFC 3339)")
         occ, text = await explain(self.queries, job, at, now_us())
@@ -261,22 +259,20 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.PreviewScheduleRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.PreviewScheduleResponse:
         """The next fire times of a schedule, without creating anything."""
-        if not request.cron:
-            raise InvalidArgument("cron", "is required")
-        if request.count < 0 or request.count > MAX_PREVIEW:
-            raise InvalidArgument("count", f"must be between 0 and {MAX_PREVIEW}")
+        v.text(request.cron, "cron", v.MAX_CRON, required=True)
+        v.count(request.count, "count", v.MAX_PREVIEW)
         if request.max_runs < 0:
             raise InvalidArgument("maxRuns", "must not be negative")
         schedule = parse_schedule(
             request.cron,
-            timezone=request.timezone or "UTC",
-            start_at=time_field(request.start_at, "startAt"),
-            end_at=time_field(request.end_at, "endAt"),
+            timezone=v.timezone(request.timezone, "timezone"),
+            start_at=v.time_field(request.start_at, "startAt"),
+            end_at=v.time_field(request.end_at, "endAt"),
             max_runs=request.max_runs,
-            jitter=duration(request.jitter, "jitter", maximum=DAY_US),
+            jitter=v.duration(request.jitter, "jitter", maximum=v.MAX_JITTER_US),
             key="preview",
         )
-        after = time_field(request.after, "after") or now_us()
+        after = v.time_field(request.after, "after") or now_us()
         times = preview_times(schedule, after, request.count or 10)
         return ordo_pb2.PreviewScheduleResponse(
             times=[
@@ -290,7 +286,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ordo_pb2.Event]:
         """Stream the events applied on this node, of one job or all, as they come."""
-        job_id = validate.job_id(request.job_id) if request.job_id else ""
+        job_id = v.job_id(request.job_id) if request.job_id else ""
         if request.after_seq < 0:
             raise InvalidArgument("afterSeq", "must not be negative")
         seq = request.after_seq or await self.queries.last_event_seq()
@@ -307,7 +303,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.GetJobHistoryRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.GetJobHistoryResponse:
         """The job's events, oldest first."""
-        job_id = validate.job_id(request.job_id)
+        job_id = v.job_id(request.job_id)
         await self._barrier(request.consistent)
         events = await self.queries.history(job_id)
         if events is None:

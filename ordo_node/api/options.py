@@ -1,7 +1,7 @@
 """Schedules and policies of a submission: validated, and stored as the job's options (JSON).
 
 Field names in errors are the wire's (lowerCamelCase). Stored keys are
-snake_case; durations are microseconds.
+snake_case; durations are microseconds. The limits are in validate.py.
 """
 
 from __future__ import annotations
@@ -9,45 +9,17 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from google.protobuf import duration_pb2
-
 from ..errors import InvalidArgument
 from ..pb import ordo_pb2
 from ..schedule import fire_time, from_options, next_occurrence
-from ..timeutil import parse_rfc3339
-
-MAX_ATTEMPTS = 100
-MAX_PRIORITY = 1000
-DAY_US = 86_400_000_000
+from . import validate as v
 
 
-def duration(msg: duration_pb2.Duration, field: str, *, maximum: int = 365 * DAY_US) -> int:
-    """A Duration in microseconds, not negative and not absurd."""
-    us = int(msg.ToMicroseconds())
-    if us < 0:
-        raise InvalidArgument(field, "must not be negative")
-    if us > maximum:
-        raise InvalidArgument(field, f"must be at most {maximum // 1_000_000}s")
-    return us
-
-
-def time_field(text: str, field: str) -> int | None:
-    """An optional RFC 3339 time."""
-    if not text:
-        return None
-    try:
-        return parse_rfc3339(text)
-    except (ValueError, OverflowError) as e:
-        raise InvalidArgument(field, f"'{text[:80]}' is not an RFC 3339 time: {e}") from None
-
-
-def enum_name(enum: Any, value: int, field: str, default: str) -> str:
+def policy_name(enum: Any, value: int, field: str, default: str) -> str:
     """The policy name of an enum value ("ONE" for CATCH_UP_ONE); the default for UNSPECIFIED."""
-    if value == 0:
+    name = v.enum(enum, value, field)
+    if not name:
         return default
-    if value not in enum.values():
-        raise InvalidArgument(field, f"{value} is not one of {', '.join(enum.keys()[1:])}")
-    name: str = enum.Name(value)
     return name.split("_", 2)[-1] if name.startswith("CATCH_UP_") else name.removeprefix("OVERLAP_")
 
 
@@ -64,17 +36,18 @@ def schedule_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, A
             if present:
                 raise InvalidArgument(prefix + name, "applies only to a recurring job (set cron)")
         return {}
+    v.text(req.cron, prefix + "cron", v.MAX_CRON)
     if req.run_at or req.HasField("delay"):
         raise InvalidArgument(prefix + "cron", "a recurring job takes startAt, not runAt or delay")
     if req.max_runs < 0:
         raise InvalidArgument(prefix + "maxRuns", "must not be negative")
     return {
         "cron": req.cron.strip(),
-        "timezone": req.timezone or "UTC",
-        "start_at": time_field(req.start_at, prefix + "startAt"),
-        "end_at": time_field(req.end_at, prefix + "endAt"),
+        "timezone": v.timezone(req.timezone, prefix + "timezone"),
+        "start_at": v.time_field(req.start_at, prefix + "startAt"),
+        "end_at": v.time_field(req.end_at, prefix + "endAt"),
         "max_runs": req.max_runs,
-        "jitter": duration(req.jitter, prefix + "jitter", maximum=DAY_US),
+        "jitter": v.duration(req.jitter, prefix + "jitter", maximum=v.MAX_JITTER_US),
     }
 
 
@@ -82,12 +55,16 @@ def backoff_options(b: ordo_pb2.Backoff, prefix: str) -> dict[str, Any]:
     """The backoff fields that were set, checked."""
     backoff: dict[str, Any] = {}
     if b.HasField("initial"):
-        backoff["initial"] = duration(b.initial, prefix + "backoff.initial", maximum=DAY_US)
+        backoff["initial"] = v.duration(
+            b.initial, prefix + "backoff.initial", maximum=v.MAX_BACKOFF_INITIAL_US
+        )
     if b.HasField("max"):
-        backoff["max"] = duration(b.max, prefix + "backoff.max", maximum=7 * DAY_US)
+        backoff["max"] = v.duration(b.max, prefix + "backoff.max", maximum=v.MAX_BACKOFF_US)
     if b.multiplier:
-        if not math.isfinite(b.multiplier) or not 1 <= b.multiplier <= 100:
-            raise InvalidArgument(prefix + "backoff.multiplier", "must be between 1 and 100")
+        if not math.isfinite(b.multiplier) or not 1 <= b.multiplier <= v.MAX_MULTIPLIER:
+            raise InvalidArgument(
+                prefix + "backoff.multiplier", f"must be between 1 and {v.MAX_MULTIPLIER:g}"
+            )
         backoff["multiplier"] = b.multiplier
     if b.jitter:
         if not math.isfinite(b.jitter) or not 0 <= b.jitter <= 1:
@@ -99,24 +76,24 @@ def backoff_options(b: ordo_pb2.Backoff, prefix: str) -> dict[str, Any]:
 def policy_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
     """Attempts, backoff, timeout, priority, catch-up and overlap."""
     out: dict[str, Any] = {}
-    if req.max_attempts < 0 or req.max_attempts > MAX_ATTEMPTS:
-        raise InvalidArgument(prefix + "maxAttempts", f"must be between 1 and {MAX_ATTEMPTS}")
+    if req.max_attempts < 0 or req.max_attempts > v.MAX_ATTEMPTS:
+        raise InvalidArgument(prefix + "maxAttempts", f"must be between 1 and {v.MAX_ATTEMPTS}")
     if req.max_attempts > 1:
         out["max_attempts"] = req.max_attempts
     if req.HasField("backoff"):
         out["backoff"] = backoff_options(req.backoff, prefix)
     if req.HasField("timeout"):
-        timeout = duration(req.timeout, prefix + "timeout", maximum=7 * DAY_US)
+        timeout = v.duration(req.timeout, prefix + "timeout", maximum=v.MAX_TIMEOUT_US)
         if timeout == 0:
             raise InvalidArgument(prefix + "timeout", "must be positive")
         out["timeout"] = timeout
-    if abs(req.priority) > MAX_PRIORITY:
-        raise InvalidArgument(prefix + "priority", f"must be between -{MAX_PRIORITY} and {MAX_PRIORITY}")
+    if abs(req.priority) > v.MAX_PRIORITY:
+        raise InvalidArgument(prefix + "priority", f"must be between -{v.MAX_PRIORITY} and {v.MAX_PRIORITY}")
     if req.priority:
         out["priority"] = req.priority
-    catch_up = enum_name(ordo_pb2.CatchUp, req.catch_up, prefix + "catchUp", "ONE")
-    overlap = enum_name(ordo_pb2.Overlap, req.overlap, prefix + "overlap", "ALLOW")
-    window = duration(req.catch_up_window, prefix + "catchUpWindow")
+    catch_up = policy_name(ordo_pb2.CatchUp, req.catch_up, prefix + "catchUp", "ONE")
+    overlap = policy_name(ordo_pb2.Overlap, req.overlap, prefix + "overlap", "ALLOW")
+    window = v.duration(req.catch_up_window, prefix + "catchUpWindow", maximum=v.MAX_CATCH_UP_WINDOW_US)
     if req.cron:
         out.update(catch_up=catch_up, catch_up_window=window, overlap=overlap)
     elif req.catch_up or req.overlap or window:
@@ -125,22 +102,11 @@ def policy_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any
     return out
 
 
-MAX_TAGS = 16
-MAX_TAG = 64
-
-
 def placement_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
     """Required executor tags, and long-running jobs."""
     out: dict[str, Any] = {}
     if req.tags:
-        if len(req.tags) > MAX_TAGS:
-            raise InvalidArgument(prefix + "tags", f"has {len(req.tags)} tags; the limit is {MAX_TAGS}")
-        for tag in req.tags:
-            if not tag or len(tag) > MAX_TAG or not tag.isprintable():
-                raise InvalidArgument(
-                    prefix + "tags", f"{tag[:80]!r} is not a tag (1 to {MAX_TAG} printable characters)"
-                )
-        out["tags"] = sorted(set(req.tags))
+        out["tags"] = v.tags(req.tags, prefix + "tags")
     if req.long_running:
         if req.cron:
             raise InvalidArgument(prefix + "longRunning", "a long-running job cannot be recurring")
@@ -167,7 +133,14 @@ def job_options(
         schedule = from_options(options, job_id)
     except InvalidArgument as e:
         raise InvalidArgument(prefix + e.field, e.reason) from None
-    first = next_occurrence(schedule, now, 0)
-    if first is None:
-        raise InvalidArgument(prefix + "cron", "the schedule has no fire time after now (see endAt, maxRuns)")
-    return options, first, fire_time(schedule, first)
+    try:
+        first = next_occurrence(schedule, now, 0)
+        fire = fire_time(schedule, first) if first is not None else None
+    except (ValueError, OverflowError):  # the calendar ends in 9999
+        first = fire = None
+    if first is None or fire is None or fire > v.MAX_TIME_US:
+        raise InvalidArgument(
+            prefix + "cron",
+            "the schedule has no fire time between now and 9999 (see startAt, endAt, maxRuns)",
+        )
+    return options, first, fire

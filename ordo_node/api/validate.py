@@ -1,118 +1,232 @@
-"""Checks of client input; each failure names the field as it is spelled on the wire."""
+"""Limits on client input, and the checks that enforce them.
+
+Every limit a public request meets is a constant here; each check raises
+InvalidArgument naming the field as it is spelled on the wire (lowerCamelCase,
+``jobs[3].`` before the fields of a batch item). The payload's size limit is
+the node's ``[limits] max_payload_bytes``; gRPC's own limit on a whole message
+is the server's ``grpc.max_receive_message_length`` (node.py).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import uuid
+from collections.abc import Sequence
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ..commands import JobSpec
-from ..errors import InvalidArgument
-from ..handlers import Registry
-from ..pb import ordo_pb2
+from google.protobuf import duration_pb2, struct_pb2
+
+from .. import queries, schedule
+from ..config import NODE_ID, check_address
+from ..errors import ConfigError, InvalidArgument
 from ..timeutil import parse_rfc3339
 from .convert import from_value
-from .options import job_options
 
+# --- text -----------------------------------------------------------------------------------------------
+MAX_JOB_ID = 36  # a UUID in canonical form
+MAX_TYPE = 100  # a handler's name
 MAX_NAME = 200
-MAX_KEY = 200
-MAX_DELAY_US = 100 * 365 * 86400 * 1_000_000
-MIN_TIME_US = 0
+MAX_KEY = 200  # idempotencyKey
+MAX_NOTE = 200  # the note of PauseJob and ResumeJob
+MAX_CRON = 200
+MAX_TIMEZONE = 64  # the longest IANA name is 32 characters
+MAX_TIME_TEXT = 64  # an RFC 3339 time
+MAX_TAGS = 16
+MAX_TAG = 64
+MAX_NODE_ID = 63  # config.NODE_ID
+MAX_ADDRESS = 255
+MAX_PAGE_TOKEN = 200
+# What a status message may carry (UTF-8 bytes): gRPC clients refuse trailers over 8 KiB,
+# and the message travels percent-encoded, up to three times its size.
+MAX_MESSAGE_BYTES = 1024
+# --- payload --------------------------------------------------------------------------------------------
+MAX_PAYLOAD_DEPTH = 32  # nested lists and objects; protobuf itself stops at 100 messages
+# --- counts ---------------------------------------------------------------------------------------------
+MAX_BATCH = 10_000  # jobs in one SubmitJobs
+MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024  # the payloads of one SubmitJobs (one Raft command) together
+MAX_PAGE = queries.MAX_PAGE  # pageSize of ListJobs and ListOccurrences
+MAX_PAGE_BYTES = 3 * 1024 * 1024  # a ListJobs page stops short of gRPC clients' default 4 MiB
+MAX_PREVIEW = schedule.MAX_PREVIEW  # count of PreviewSchedule
+MAX_ATTEMPTS = 100
+MAX_PRIORITY = 1000  # priority lies in [-MAX_PRIORITY, MAX_PRIORITY]
+MAX_MULTIPLIER = 100.0  # backoff.multiplier lies in [1, MAX_MULTIPLIER]
+# --- durations and times (microseconds) -----------------------------------------------------------------
+DAY_US = 86_400_000_000
+MAX_DELAY_US = 100 * 365 * DAY_US
+MAX_JITTER_US = DAY_US
+MAX_BACKOFF_INITIAL_US = DAY_US
+MAX_BACKOFF_US = 7 * DAY_US
+MAX_TIMEOUT_US = 7 * DAY_US
+MAX_CATCH_UP_WINDOW_US = 365 * DAY_US
+MIN_TIME_US = 0  # 1970-01-01T00:00:00Z
 MAX_TIME_US = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z, the end of protobuf's Timestamp
+_MAX_DURATION_SECONDS = 315_576_000_000  # protobuf's Duration: about 10,000 years
 
 
-def job_id(text: str, field: str = "jobId") -> str:
-    """A job id in canonical UUID form."""
-    if not text:
+def text(value: str, field: str, maximum: int, *, required: bool = False) -> str:
+    """A string of at most ``maximum`` characters (and not empty if ``required``)."""
+    if required and not value:
+        raise InvalidArgument(field, "is required")
+    if len(value) > maximum:
+        raise InvalidArgument(field, f"is {len(value)} characters long; the limit is {maximum}")
+    return value
+
+
+def job_id(value: str, field: str = "jobId") -> str:
+    """A job id in canonical UUID form (upper case is accepted and lowered)."""
+    if not value:
         raise InvalidArgument(field, "is required")
     try:
-        canonical = str(uuid.UUID(text))
+        if len(value) > MAX_JOB_ID:
+            raise ValueError(value)
+        canonical = str(uuid.UUID(value))
     except ValueError:
-        raise InvalidArgument(field, f"'{text[:80]}' is not a job id (a UUID)") from None
-    if canonical != text.lower():
-        raise InvalidArgument(field, f"'{text[:80]}' is not a job id in canonical UUID form")
+        raise InvalidArgument(field, f"{value[:80]!r} is not a job id (a UUID)") from None
+    if canonical != value.lower():
+        raise InvalidArgument(field, f"{value[:80]!r} is not a job id in canonical UUID form")
     return canonical
 
 
-def _finite(obj: Any) -> bool:
-    if isinstance(obj, float):
-        return math.isfinite(obj)
-    if isinstance(obj, dict):
-        return all(_finite(v) for v in obj.values())
-    if isinstance(obj, list):
-        return all(_finite(v) for v in obj)
-    return True
-
-
-def _run_at(req: ordo_pb2.SubmitJobRequest, now: int, prefix: str) -> int:
-    """When the job is due: runAt, or now plus delay, or now."""
-    if req.run_at and req.HasField("delay"):
-        raise InvalidArgument(f"{prefix}runAt", "give runAt or delay, not both")
-    if req.run_at:
-        try:
-            run_at = parse_rfc3339(req.run_at)
-            if not MIN_TIME_US <= run_at <= MAX_TIME_US:
-                raise ValueError("it must lie between years 1970 and 9999 (UTC)")
-        except (ValueError, OverflowError) as e:
-            raise InvalidArgument(
-                f"{prefix}runAt", f"'{req.run_at[:80]}' is not an RFC 3339 time: {e}"
-            ) from None
-    elif req.HasField("delay"):
-        delay = req.delay.ToMicroseconds()
-        if delay < 0:
-            raise InvalidArgument(f"{prefix}delay", "must not be negative")
-        if delay > MAX_DELAY_US:
-            raise InvalidArgument(f"{prefix}delay", "must be under 100 years")
-        run_at = now + delay
-    else:
-        run_at = now
-    return run_at
-
-
-def job_spec(
-    req: ordo_pb2.SubmitJobRequest,
-    *,
-    registry: Registry,
-    now: int,
-    max_payload_bytes: int,
-    prefix: str = "",
-) -> JobSpec:
-    """A validated JobSpec with a fresh job id; InvalidArgument names the first bad field."""
-    if not req.type:
-        raise InvalidArgument(f"{prefix}type", "is required (e.g. 'echo')")
-    payload = from_value(req.payload) if req.HasField("payload") else None
-    if not _finite(payload):
-        raise InvalidArgument(f"{prefix}payload", "numbers must be finite")
-    payload_json = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
-    size = len(payload_json.encode())
-    if size > max_payload_bytes:
-        raise InvalidArgument(f"{prefix}payload", f"is {size} bytes; the limit is {max_payload_bytes}")
+def time_field(value: str, field: str) -> int | None:
+    """An optional RFC 3339 time between 1970 and the end of 9999 (UTC), in microseconds."""
+    if not value:
+        return None
     try:
-        registry.validate(req.type, payload)
-    except InvalidArgument as e:
-        raise InvalidArgument(prefix + e.field, e.reason) from None
-    job_id = str(uuid.uuid4())
-    options, first_nominal, first_fire = job_options(req, job_id=job_id, now=now, prefix=prefix)
-    run_at = first_fire if first_fire is not None else _run_at(req, now, prefix)
-    if len(req.name) > MAX_NAME:
-        raise InvalidArgument(f"{prefix}name", f"is longer than {MAX_NAME} characters")
-    if len(req.idempotency_key) > MAX_KEY:
-        raise InvalidArgument(f"{prefix}idempotencyKey", f"is longer than {MAX_KEY} characters")
-    # What the client asked for, not what it resolved to: a retry with the
-    # same delay is the same job even though "now" moved on.
-    options_json = json.dumps(options, sort_keys=True) if options else ""
-    definition = [req.type, payload_json, req.run_at, req.delay.ToMicroseconds(), req.name, options_json]
-    spec_hash = hashlib.sha256(json.dumps(definition).encode()).hexdigest()
-    return JobSpec(
-        job_id=job_id,
-        type=req.type,
-        payload=payload_json,
-        run_at=run_at,
-        name=req.name,
-        idempotency_key=req.idempotency_key,
-        spec_hash=spec_hash,
-        options=options_json,
-        first_nominal=first_nominal,
-    )
+        if len(value) > MAX_TIME_TEXT:
+            raise ValueError(f"longer than {MAX_TIME_TEXT} characters")
+        us = parse_rfc3339(value)
+        if not MIN_TIME_US <= us <= MAX_TIME_US:
+            raise ValueError("it must lie between years 1970 and 9999 (UTC)")
+    except (ValueError, OverflowError) as e:
+        raise InvalidArgument(field, f"{value[:80]!r} is not an RFC 3339 time: {e}") from None
+    return us
+
+
+def duration(msg: duration_pb2.Duration, field: str, *, maximum: int) -> int:
+    """A well-formed Duration between 0 and ``maximum`` microseconds."""
+    seconds, nanos = msg.seconds, msg.nanos
+    if (
+        abs(seconds) > _MAX_DURATION_SECONDS
+        or abs(nanos) > 999_999_999
+        or (seconds > 0 and nanos < 0)
+        or (seconds < 0 and nanos > 0)
+    ):
+        raise InvalidArgument(
+            field, "is not a valid Duration (nanos must be within a second, of seconds' sign)"
+        )
+    us = int(msg.ToMicroseconds())
+    if us < 0:
+        raise InvalidArgument(field, "must not be negative")
+    if us > maximum:
+        raise InvalidArgument(field, f"must be at most {maximum // 1_000_000}s")
+    return us
+
+
+def timezone(value: str, field: str) -> str:
+    """An IANA time zone name ("UTC" when empty)."""
+    if not value:
+        return "UTC"
+    text(value, field, MAX_TIMEZONE)
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a directory such as "America"
+        raise InvalidArgument(field, f"{value[:80]!r} is not an IANA time zone") from None
+    return value
+
+
+def enum(enum_type: Any, value: int, field: str) -> str:
+    """The name of an enum value ("" for 0, UNSPECIFIED); InvalidArgument if there is no such value."""
+    if value == 0:
+        return ""
+    if value not in enum_type.values():
+        raise InvalidArgument(field, f"{value} is not one of {', '.join(enum_type.keys()[1:])}")
+    name: str = enum_type.Name(value)
+    return name
+
+
+def count(value: int, field: str, maximum: int) -> int:
+    """A count between 0 and ``maximum``."""
+    if not 0 <= value <= maximum:
+        raise InvalidArgument(field, f"must be between 0 and {maximum}")
+    return value
+
+
+def page_token(value: str, field: str = "pageToken") -> str:
+    """A page token this server issued (checked only for its form: the page it names may be gone)."""
+    if value:
+        try:
+            if len(value) > MAX_PAGE_TOKEN:
+                raise ValueError(value)
+            position, _ = queries.decode_token(value)
+            if not -(2**63) <= position < 2**63:  # what SQLite can compare
+                raise ValueError(value)
+        except (ValueError, InvalidArgument):
+            raise InvalidArgument(field, "not a token this server issued") from None
+    return value
+
+
+def fit(sizes: Sequence[int], budget: int) -> int:
+    """How many of the leading items, of these serialized sizes, fit in ``budget`` bytes (at least one)."""
+    total = 0
+    for n, size in enumerate(sizes):
+        total += size
+        if n and total > budget:
+            return n
+    return len(sizes)
+
+
+def _walk(v: struct_pb2.Value, field: str, depth: int) -> None:
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise InvalidArgument(field, f"nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    kind = v.WhichOneof("kind")
+    if kind == "number_value" and not math.isfinite(v.number_value):
+        raise InvalidArgument(field, "numbers must be finite")
+    if kind == "list_value":
+        for item in v.list_value.values:
+            _walk(item, field, depth + 1)
+    elif kind == "struct_value":
+        for item in v.struct_value.fields.values():
+            _walk(item, field, depth + 1)
+
+
+def payload(v: struct_pb2.Value | None, field: str, max_bytes: int) -> tuple[Any, str]:
+    """The payload as a JSON value and as canonical JSON text: finite, not too deep, not too large."""
+    if v is None:
+        return None, "null"
+    _walk(v, field, 1)
+    obj = from_value(v)
+    canonical = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    size = len(canonical.encode())
+    if size > max_bytes:
+        raise InvalidArgument(field, f"is {size} bytes; the limit is {max_bytes}")
+    return obj, canonical
+
+
+def tags(values: Sequence[str], field: str) -> list[str]:
+    """Executor tags: at most MAX_TAGS, each 1 to MAX_TAG printable characters; sorted, without repeats."""
+    if len(values) > MAX_TAGS:
+        raise InvalidArgument(field, f"has {len(values)} tags; the limit is {MAX_TAGS}")
+    for tag in values:
+        if not tag or len(tag) > MAX_TAG or not tag.isprintable():
+            raise InvalidArgument(field, f"{tag[:80]!r} is not a tag (1 to {MAX_TAG} printable characters)")
+    return sorted(set(values))
+
+
+def node_id(value: str, field: str = "nodeId") -> str:
+    """A node id as a config file spells it: letters, digits, ``_ . -``, at most MAX_NODE_ID."""
+    if not NODE_ID.fullmatch(value):  # fullmatch: NODE_ID ends in "$", which lets "id\n" through
+        raise InvalidArgument(field, f"{value[:80]!r} is not a node id (letters, digits, _ . -)")
+    return value
+
+
+def address(value: str, field: str) -> str:
+    """A ``host:port`` address of at most MAX_ADDRESS characters."""
+    try:
+        # ASCII first: check_address takes "²" and "١٢" for digits (config.py).
+        if len(value) > MAX_ADDRESS or not value.isascii():
+            raise ConfigError(value)
+        return check_address("request", field, value)
+    except ConfigError:
+        raise InvalidArgument(field, f"{value[:80]!r} is not a 'host:port' address") from None

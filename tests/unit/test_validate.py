@@ -1,19 +1,23 @@
-"""Tests for client input checks: ``validate.job_spec`` with the real handler registry, and ``job_id``."""
+"""Tests for client input checks: ``submission.job_spec`` with the real handler registry, and the limits."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import uuid
 from typing import Any
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
 
-from ordo_node.api import validate
+from ordo_node.api import submission, validate
 from ordo_node.api.convert import value
+from ordo_node.api.explain import local, preview_times
 from ordo_node.errors import InvalidArgument
 from ordo_node.handlers import registry
 from ordo_node.pb import ordo_pb2
+from ordo_node.schedule import parse_schedule
 from ordo_node.timeutil import parse_rfc3339
 
 NOW = parse_rfc3339("2030-01-01T00:00:00Z")
@@ -31,7 +35,7 @@ def request(payload: Any = ..., **fields: Any) -> ordo_pb2.SubmitJobRequest:
 
 
 def spec_of(req: ordo_pb2.SubmitJobRequest, *, now: int = NOW, prefix: str = "", limit: int = LIMIT) -> Any:
-    return validate.job_spec(req, registry=registry, now=now, max_payload_bytes=limit, prefix=prefix)
+    return submission.job_spec(req, registry=registry, now=now, max_payload_bytes=limit, prefix=prefix)
 
 
 def invalid_field(req: ordo_pb2.SubmitJobRequest, **kwargs: Any) -> str:
@@ -228,3 +232,232 @@ def test_job_id_field_name_can_be_changed() -> None:
         validate.job_id("abc", field="runs[0].jobId")
 
     assert info.value.field == "runs[0].jobId"
+
+
+# --- limits: every field of a submission ------------------------------------------------
+
+
+def nested(depth: int) -> Any:
+    """A JSON value ``depth`` levels deep: lists in lists around a string."""
+    obj: Any = "bottom"
+    for _ in range(depth - 1):
+        obj = [obj]
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"type": "t" * (validate.MAX_TYPE + 1)}, "type"),
+        ({"name": "n" * (validate.MAX_NAME + 1)}, "name"),
+        ({"idempotency_key": "k" * (validate.MAX_KEY + 1)}, "idempotencyKey"),
+        ({"cron": "* " * 101}, "cron"),
+        ({"cron": "@daily", "timezone": "Z" * (validate.MAX_TIMEZONE + 1)}, "timezone"),
+        ({"cron": "@daily", "start_at": "1969-12-31T23:59:59Z"}, "startAt"),
+        ({"cron": "@daily", "end_at": "2030-01-01T00:00:00Z" + " " * 60}, "endAt"),
+        ({"run_at": "2030-01-01T00:00:00Z" + " " * 60}, "runAt"),
+        ({"tags": [f"t{i}" for i in range(validate.MAX_TAGS + 1)]}, "tags"),
+        ({"tags": ["t" * (validate.MAX_TAG + 1)]}, "tags"),
+        ({"tags": ["line\nbreak"]}, "tags"),
+        ({"max_attempts": validate.MAX_ATTEMPTS + 1}, "maxAttempts"),
+        ({"priority": -validate.MAX_PRIORITY - 1}, "priority"),
+        ({"cron": "@daily", "jitter": delay(86_401)}, "jitter"),
+        ({"timeout": delay(7 * 86_400 + 1)}, "timeout"),
+        ({"cron": "@daily", "catch_up_window": delay(366 * 86_400)}, "catchUpWindow"),
+        ({"backoff": ordo_pb2.Backoff(multiplier=101)}, "backoff.multiplier"),
+        ({"backoff": ordo_pb2.Backoff(multiplier=float("nan"))}, "backoff.multiplier"),
+        ({"backoff": ordo_pb2.Backoff(jitter=1.5)}, "backoff.jitter"),
+        ({"backoff": ordo_pb2.Backoff(initial=delay(86_401))}, "backoff.initial"),
+        ({"backoff": ordo_pb2.Backoff(max=delay(8 * 86_400))}, "backoff.max"),
+        ({"cron": "@daily", "catch_up": 99}, "catchUp"),
+        ({"cron": "@daily", "overlap": -1}, "overlap"),
+    ],
+    ids=lambda x: x if isinstance(x, str) else "",
+)
+def test_each_limit_names_its_field(fields: dict[str, Any], field: str) -> None:
+    assert invalid_field(request(**fields)) == field
+
+
+def test_a_refusal_quotes_no_more_than_a_little_of_a_huge_value() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        spec_of(request(type="x" * 1_000_000))
+
+    assert str(validate.MAX_TYPE) in info.value.reason
+    assert len(str(info.value)) < 200
+
+
+def test_payload_nesting_at_the_limit_is_accepted_and_one_deeper_refused() -> None:
+    assert spec_of(request(nested(validate.MAX_PAYLOAD_DEPTH), type="echo"), limit=10_000)
+
+    with pytest.raises(InvalidArgument) as info:
+        spec_of(request(nested(validate.MAX_PAYLOAD_DEPTH + 1), type="echo"), limit=10_000)
+
+    assert info.value.field == "payload"
+    assert "deeper" in info.value.reason
+
+
+@pytest.mark.parametrize("number", [math.nan, math.inf, -math.inf], ids=["nan", "inf", "-inf"])
+def test_a_payload_number_that_is_not_finite_is_refused(number: float) -> None:
+    # Regression: a NaN inside a list answered INTERNAL (json_format refuses it).
+    req = ordo_pb2.SubmitJobRequest(type="echo")
+    req.payload.list_value.values.add().struct_value.fields["x"].number_value = number
+
+    assert invalid_field(req) == "payload"
+
+
+@pytest.mark.parametrize(
+    "d",
+    [delay(1, -5), delay(-1, 5), delay(0, 1_000_000_000), delay(315_576_000_001)],
+    ids=["nanos-sign", "seconds-sign", "nanos-range", "seconds-range"],
+)
+def test_an_ill_formed_duration_is_refused(d: Duration) -> None:
+    assert invalid_field(request(delay=d)) == "delay"
+
+
+@pytest.mark.parametrize("zone", ["America", "Etc", "../etc/passwd", "a\x00b", "Not/AZone"])
+def test_a_time_zone_that_is_no_zone_is_refused(zone: str) -> None:
+    # Regression: "America" (a directory of the tz database) answered INTERNAL.
+    assert invalid_field(request(cron="@daily", timezone=zone)) == "timezone"
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"cron": "@yearly", "start_at": "9999-06-01T00:00:00Z"},
+        {"cron": "@yearly", "start_at": "9999-12-31T00:00:00+14:00", "timezone": "Pacific/Kiritimati"},
+        {"cron": "59 59 23 31 12 *", "start_at": "9999-12-31T00:00:00Z", "jitter": delay(86_400)},
+    ],
+    ids=["next-year-10000", "zone-ahead", "jitter-past-9999"],
+)
+def test_a_schedule_whose_first_fire_is_past_9999_is_refused(fields: dict[str, Any]) -> None:
+    # Regression: croniter's "year 10000 is out of range" answered INTERNAL.
+    assert invalid_field(request(**fields)) == "cron"
+
+
+def test_a_schedule_ending_in_9999_is_accepted() -> None:
+    spec = spec_of(request(cron="0 0 1 1 *", start_at="9999-01-01T00:00:00Z"))
+
+    assert spec.run_at == parse_rfc3339("9999-01-01T00:00:00Z")
+
+
+# --- limits: the other requests' fields ---------------------------------------------------
+
+
+def test_text_limit_counts_characters() -> None:
+    assert validate.text("é" * 5, "note", 5) == "é" * 5
+    with pytest.raises(InvalidArgument) as info:
+        validate.text("é" * 6, "note", 5)
+
+    assert (info.value.field, info.value.reason) == ("note", "is 6 characters long; the limit is 5")
+
+
+def test_required_text_must_not_be_empty() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate.text("", "cron", 5, required=True)
+
+    assert info.value.reason == "is required"
+
+
+def test_job_id_longer_than_a_uuid_is_refused() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate.job_id(str(uuid.uuid4()) + " " * 10_000)
+
+    assert info.value.field == "jobId"
+    assert len(info.value.reason) < 200
+
+
+@pytest.mark.parametrize("n", [-1, validate.MAX_PAGE + 1, 2**31 - 1])
+def test_counts_out_of_range_are_refused(n: int) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        validate.count(n, "pageSize", validate.MAX_PAGE)
+
+    assert info.value.field == "pageSize"
+
+
+def test_enum_names_a_known_value_and_refuses_an_unknown_one() -> None:
+    assert validate.enum(ordo_pb2.JobState, 0, "state") == ""
+    assert validate.enum(ordo_pb2.JobState, ordo_pb2.JOB_STATE_PAUSED, "state") == "JOB_STATE_PAUSED"
+    with pytest.raises(InvalidArgument) as info:
+        validate.enum(ordo_pb2.JobState, 4242, "state")
+
+    assert info.value.field == "state"
+
+
+def token(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def test_a_page_token_of_ours_is_accepted() -> None:
+    assert validate.page_token(token(f"{NOW}:{uuid.uuid4()}")) != ""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [token("9" * 30 + ":x"), token("-" + "9" * 30 + ":x"), token("x:y"), "%%%", token("1:" + "x" * 300)],
+    ids=["huge", "huge-negative", "not-a-number", "not-base64", "too-long"],
+)
+def test_a_page_token_not_of_ours_is_refused(text: str) -> None:
+    # Regression: a position past SQLite's 64 bits answered INTERNAL.
+    with pytest.raises(InvalidArgument) as info:
+        validate.page_token(text)
+
+    assert info.value.field == "pageToken"
+
+
+def test_fit_keeps_a_page_within_its_budget_but_never_empty() -> None:
+    assert validate.fit([10, 10, 10], 25) == 2
+    assert validate.fit([10, 10, 10], 30) == 3
+    assert validate.fit([100, 1], 10) == 1
+    assert validate.fit([], 10) == 0
+
+
+def test_timezone_defaults_to_utc() -> None:
+    assert validate.timezone("", "timezone") == "UTC"
+    assert validate.timezone("Asia/Kathmandu", "timezone") == "Asia/Kathmandu"
+
+
+@pytest.mark.parametrize("text", ["node1\n", "", "-node", "n" * 64, "nöde"])
+def test_a_node_id_not_as_a_config_spells_it_is_refused(text: str) -> None:
+    # Regression: "node1\n" passed NODE_ID.match and was added as a second member.
+    with pytest.raises(InvalidArgument) as info:
+        validate.node_id(text)
+
+    assert info.value.field == "nodeId"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["host:\u00b2", "host:\u0661\u0662", "h" * 251 + ":7001", "host:0", "host", "a b:1"],
+    ids=["superscript-port", "arabic-digits", "too-long", "port-0", "no-port", "space"],
+)
+def test_an_address_that_is_no_host_port_is_refused(text: str) -> None:
+    # Regression: a port of "²" raised ValueError (INTERNAL) in config.check_address.
+    with pytest.raises(InvalidArgument) as info:
+        validate.address(text, "raftAddress")
+
+    assert info.value.field == "raftAddress"
+
+
+def test_an_address_is_accepted() -> None:
+    assert validate.address("10.0.0.7:7101", "raftAddress") == "10.0.0.7:7101"
+    assert validate.address("[::1]:7101", "raftAddress") == "[::1]:7101"
+
+
+# --- schedules near the end of the calendar -------------------------------------------------
+
+
+def test_preview_stops_where_the_calendar_ends() -> None:
+    # Regression: a preview running into year 10000 answered INTERNAL.
+    s = parse_schedule("@yearly", timezone="Pacific/Kiritimati")
+
+    times = preview_times(s, parse_rfc3339("9995-06-01T00:00:00Z"), 10)
+
+    assert 1 <= len(times) < 10
+    assert all(fire <= validate.MAX_TIME_US for _, fire, _ in times)
+
+
+def test_a_time_at_the_end_of_9999_reads_in_a_zone_ahead_of_utc() -> None:
+    # Regression: ExplainOccurrence at 9999-12-31T23:59:59Z in +14:00 answered INTERNAL.
+    s = parse_schedule("* * * * *", timezone="Pacific/Kiritimati")
+
+    assert local(s, validate.MAX_TIME_US) == "9999-12-31T23:59:59+00:00"

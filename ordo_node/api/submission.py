@@ -1,0 +1,66 @@
+"""A SubmitJobRequest, checked field by field, as the JobSpec a SubmitJobs command carries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+from ..commands import JobSpec
+from ..errors import InvalidArgument
+from ..handlers import Registry
+from ..pb import ordo_pb2
+from . import validate as v
+from .options import job_options
+
+
+def _run_at(req: ordo_pb2.SubmitJobRequest, now: int, prefix: str) -> int:
+    """When the job is due: runAt, or now plus delay, or now."""
+    if req.run_at and req.HasField("delay"):
+        raise InvalidArgument(f"{prefix}runAt", "give runAt or delay, not both")
+    run_at = v.time_field(req.run_at, f"{prefix}runAt")
+    if run_at is not None:
+        return run_at
+    if req.HasField("delay"):
+        return now + v.duration(req.delay, f"{prefix}delay", maximum=v.MAX_DELAY_US)
+    return now
+
+
+def job_spec(
+    req: ordo_pb2.SubmitJobRequest,
+    *,
+    registry: Registry,
+    now: int,
+    max_payload_bytes: int,
+    prefix: str = "",
+) -> JobSpec:
+    """A validated JobSpec with a fresh job id; InvalidArgument names the first bad field."""
+    v.text(req.type, f"{prefix}type", v.MAX_TYPE, required=True)
+    payload, payload_json = v.payload(
+        req.payload if req.HasField("payload") else None, f"{prefix}payload", max_payload_bytes
+    )
+    try:
+        registry.validate(req.type, payload)
+    except InvalidArgument as e:
+        raise InvalidArgument(prefix + e.field, e.reason) from None
+    v.text(req.name, f"{prefix}name", v.MAX_NAME)
+    v.text(req.idempotency_key, f"{prefix}idempotencyKey", v.MAX_KEY)
+    job_id = str(uuid.uuid4())
+    options, first_nominal, first_fire = job_options(req, job_id=job_id, now=now, prefix=prefix)
+    run_at = first_fire if first_fire is not None else _run_at(req, now, prefix)
+    # What the client asked for, not what it resolved to: a retry with the
+    # same delay is the same job even though "now" moved on.
+    options_json = json.dumps(options, sort_keys=True) if options else ""
+    definition = [req.type, payload_json, req.run_at, req.delay.ToMicroseconds(), req.name, options_json]
+    spec_hash = hashlib.sha256(json.dumps(definition).encode()).hexdigest()
+    return JobSpec(
+        job_id=job_id,
+        type=req.type,
+        payload=payload_json,
+        run_at=run_at,
+        name=req.name,
+        idempotency_key=req.idempotency_key,
+        spec_hash=spec_hash,
+        options=options_json,
+        first_nominal=first_nominal,
+    )
