@@ -152,19 +152,20 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
 
 def _refuse(handler: grpc.RpcMethodHandler, code: grpc.StatusCode, message: str) -> grpc.RpcMethodHandler:
-    """A handler of the same shape as ``handler`` that aborts with ``code``."""
+    """A handler that aborts with ``code`` without reading the request.
 
-    async def abort(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    It takes the request as a stream it never iterates, whatever the method's
+    shape, so a refused caller cannot make the node buffer and decode a large
+    message first.
+    """
+
+    async def abort(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
 
-    async def abort_stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def abort_stream(requests: Any, context: grpc.aio.ServicerContext) -> Any:
         await context.abort(code, message)
         yield  # pragma: no cover - abort raises
 
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(abort_stream)
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(abort)
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(abort)
-    return grpc.stream_stream_rpc_method_handler(abort_stream)
+    if handler.unary_stream is not None or handler.stream_stream is not None:
+        return grpc.stream_stream_rpc_method_handler(abort_stream)
+    return grpc.stream_unary_rpc_method_handler(abort)

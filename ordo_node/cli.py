@@ -345,19 +345,24 @@ def parse_duration(text: str) -> float:
 def cmd_certs(args: argparse.Namespace) -> int:
     """Write test certificates and say how to use them."""
     names = [n.strip() for n in args.names.split(",") if n.strip()]
+    clients = [n.strip() for n in args.clients.split(",") if n.strip()]
     hosts = [h.strip() for h in args.hosts.split(",") if h.strip()]
     if not names or not hosts or args.days < 1:
         print("ordo-node: certs: give at least one --names, one --hosts, and --days >= 1", file=sys.stderr)
         return EXIT_CONFIG
     folder = Path(args.dir)
-    if (folder / "ca.pem").exists():
-        print(f"ordo-node: certs: {folder / 'ca.pem'} exists; not overwriting", file=sys.stderr)
+    taken = [
+        str(folder / f"{n}.{ext}") for n in ["ca", *names, *clients] for ext in ("pem", "key")
+        if (folder / f"{n}.{ext}").exists()
+    ]  # fmt: skip
+    if taken:
+        print(f"ordo-node: certs: {taken[0]} exists; not overwriting", file=sys.stderr)
         return EXIT_CONFIG
-    issued = make_certificates(folder, names, hosts, days=args.days)
-    print(f"CA: {issued.ca_file}")
+    issued = make_certificates(folder, names, hosts, clients=clients, days=args.days)
+    print(f"CA: {issued.ca_file} (its key, ca.key, signs certificates: keep it off the nodes)")
     for name, (cert, key) in issued.certs.items():
-        print(f"{name}: {cert} {key}")
-    print(f"each valid for {', '.join(hosts)}, for {args.days} days")
+        print(f"{'client' if name in clients else 'node'} {name}: {cert} {key}")
+    print(f"node certificates are valid for {', '.join(hosts)}; all for {args.days} days")
     return 0
 
 
@@ -495,7 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
         "certs", help="write a private CA and a certificate per name (for tests and local clusters)"
     )
     certs.add_argument("dir", help="folder to write ca.pem, ca.key, NAME.pem, NAME.key into")
-    certs.add_argument("--names", default="node1,node2,node3,client", help="comma-separated")
+    certs.add_argument("--names", default="node1,node2,node3", help="nodes, comma-separated")
+    certs.add_argument(
+        "--clients", default="client", help="client-only certificates (no host names), comma-separated"
+    )
     certs.add_argument(
         "--hosts", default="127.0.0.1,localhost", help="names and IPs every certificate is valid for"
     )

@@ -18,6 +18,7 @@ a client certificate to a node that requires one (mutual TLS).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import time
 from collections.abc import AsyncIterator
@@ -29,6 +30,7 @@ import grpc
 from google.protobuf import duration_pb2
 
 from .api.convert import value
+from .config import is_loopback
 from .pb import ordo_pb2, ordo_pb2_grpc
 from .timeutil import format_us, from_datetime
 from .tls import channel_credentials, name_options
@@ -42,6 +44,7 @@ ENV_KEY_FILE = "ORDO_KEY_FILE"
 
 
 Seconds = float | timedelta
+log = logging.getLogger("ordo_node.client")
 
 
 def _duration(value: Seconds) -> duration_pb2.Duration:
@@ -170,6 +173,8 @@ class Client:
             addresses = [a.strip() for a in addresses.split(",") if a.strip()]
         if not addresses:
             raise ValueError("no address given")
+        if token and self._credentials is None and not all(map(is_loopback, addresses)):
+            log.warning("sending a bearer token without TLS (no ca_file): anyone on the path can read it")
         self.addresses = addresses
         self.timeout = timeout
         self._channels: dict[str, grpc.aio.Channel] = {}

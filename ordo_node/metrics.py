@@ -10,6 +10,7 @@ The same port serves the read-only dashboard (see ``ordo_node/dashboard``).
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import ssl
 from collections.abc import Awaitable, Callable, Iterator
@@ -76,7 +77,10 @@ class Metrics:
         ``tls`` makes it HTTPS. Raises OSError if the address cannot be bound. The
         caller closes the server.
         """
-        server = HttpServer(address, App(self.registry, dashboard, allow, https=tls is not None), tls)
+        host = address.rpartition(":")[0].strip("[]").lower()
+        names = frozenset({host, socket.gethostname().lower()})
+        app = App(self.registry, dashboard, allow, https=tls is not None, names=names)
+        server = HttpServer(address, app, tls)
         server.start()
         return server
 

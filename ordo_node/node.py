@@ -30,7 +30,7 @@ from .api.cluster import ClusterService
 from .api.jobs import Changes, JobService
 from .api.peer import PeerService
 from .auth import AuthInterceptor, Tokens
-from .config import Config
+from .config import Config, is_loopback
 from .consensus import Consensus
 from .dashboard import Dashboard
 from .dispatcher import Dispatcher
@@ -180,12 +180,18 @@ class Node:
                 ",".join(p.id for p in cfg.peers) or "none",
             )
             missing = [what for what, given in (("TLS", cfg.tls), ("tokens", cfg.tokens)) if not given]
-            if missing and not _loopback(cfg.grpc_address):
+            if missing and not is_loopback(cfg.grpc_address):
                 log.warning(
                     "node %s serves gRPC on %s without %s: see README, Security",
                     cfg.node_id,
                     cfg.grpc_address,
                     " or ".join(missing),
+                )
+            if cfg.metrics_address and not cfg.tokens and not is_loopback(cfg.metrics_address):
+                log.warning(
+                    "node %s serves its dashboard and metrics on %s with no tokens: see README, Security",
+                    cfg.node_id,
+                    cfg.metrics_address,
                 )
             await self._stop.wait()
             log.info("node %s stopping", cfg.node_id)
@@ -315,12 +321,6 @@ class Node:
             self.timekeeper = self.dispatcher = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
-
-
-def _loopback(address: str) -> bool:
-    """True for an address only this machine can reach."""
-    host = address.rpartition(":")[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import os
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,16 +71,20 @@ class Issued:
     certs: dict[str, tuple[Path, Path]]  # name -> (certificate, key)
 
 
-def make_certificates(folder: Path, names: list[str], hosts: list[str], *, days: int = 365) -> Issued:
-    """A private CA and one certificate per name, each valid for every host in ``hosts``.
+def make_certificates(
+    folder: Path, names: Sequence[str], hosts: Sequence[str], *, clients: Sequence[str] = (), days: int = 365
+) -> Issued:
+    """A private CA, a node certificate per name in ``names``, a client certificate per name in ``clients``.
 
-    Each certificate serves as server and client certificate; keys are P-256
-    and written with mode 0600.
+    Node certificates serve as server and client certificates and are valid for
+    every host in ``hosts``; client certificates can only authenticate a client.
+    Keys are P-256, written with mode 0600 to files that must not exist yet.
     """
     folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ordo_node test CA")])
+    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
@@ -88,25 +94,13 @@ def make_certificates(folder: Path, names: list[str], hosts: list[str], *, days:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(_usage(key_cert_sign=True), critical=True)
+        .add_extension(ca_ski, critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    _write_key(folder / "ca.key", ca_key)
     ca_file = folder / "ca.pem"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(folder / "ca.key", ca_key)
     alt_names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -114,9 +108,11 @@ def make_certificates(folder: Path, names: list[str], hosts: list[str], *, days:
         except ValueError:
             alt_names.append(x509.DNSName(host))
     certs: dict[str, tuple[Path, Path]] = {}
-    for name in names:
+    for name in [*names, *clients]:
+        node = name in names
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
+        purposes = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH] if node else []
+        builder = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
             .issuer_name(ca_name)
@@ -124,25 +120,44 @@ def make_certificates(folder: Path, names: list[str], hosts: list[str], *, days:
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=days))
-            .add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(_usage(), critical=True)
             .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False,
+                x509.ExtendedKeyUsage(purposes or [ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
             )
-            .sign(ca_key, hashes.SHA256())
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski), critical=False
+            )
         )
+        if node:
+            builder = builder.add_extension(x509.SubjectAlternativeName(alt_names), critical=False)
         cert_file, key_file = folder / f"{name}.pem", folder / f"{name}.key"
-        cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         _write_key(key_file, key)
+        cert_file.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
         certs[name] = (cert_file, key_file)
     return Issued(ca_file, certs)
 
 
+def _usage(*, key_cert_sign: bool = False) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=key_cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
+    """Write a key to a new file, readable by its owner only (never through a symlink)."""
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_bytes(data)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)

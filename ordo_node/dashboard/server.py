@@ -24,6 +24,7 @@ request on a thread of its own; :class:`App` keeps no state between requests.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -50,8 +51,11 @@ Allow = Callable[[str | None], bool]
 COOKIE = "ordo_token"
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-# Seconds a connection may take to finish its TLS handshake, and then to send each request.
+# Seconds a connection may take to finish its TLS handshake, and then to send each part of a request.
 HANDSHAKE_TIMEOUT = 10.0
+REQUEST_TIMEOUT = 10.0
+# Connections answered at once (a thread each); more are closed as they arrive.
+MAX_CONNECTIONS = 64
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 STATIC = {
@@ -69,6 +73,10 @@ COMMON_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("Referrer-Policy", "no-referrer"),
     ("X-Frame-Options", "DENY"),
+)
+FOREIGN_HOST = (
+    "403 Forbidden: this port has no tokens, so it answers only to the node's IP address and names "
+    "(a guard against DNS rebinding); use those, or configure [auth] tokens\n"
 )
 UNAUTHORIZED = (
     "401 Unauthorized: this node wants a token.\n"
@@ -200,11 +208,14 @@ class App:
         allow: Allow | None = None,
         *,
         https: bool = False,
+        names: frozenset[str] = frozenset(),
     ) -> None:
         self.registry = registry
         self.dashboard = dashboard
         self.allow = allow
         self.https = https
+        # Host names an open port (no tokens) answers to, beside IP addresses and localhost.
+        self.names = names | {"localhost"}
         package = resources.files(__package__ or "ordo_node.dashboard") / "static"
         self.static = {
             path: (package.joinpath(name).read_bytes(), ctype) for path, (name, ctype) in STATIC.items()
@@ -230,6 +241,8 @@ class App:
                 refused = self._authenticate(path, query, headers)
                 if refused is not None:
                     return refused
+            elif not self._known_host(headers.get("Host")):
+                return _text(403, FOREIGN_HOST)
             return self._route(path, query, headers)
         except HttpError as e:
             return _json({"error": e.message}, e.status) if api else _text(e.status, e.message)
@@ -239,6 +252,24 @@ class App:
             log.exception("http %s %s failed", method[:20], path[:200])
             message = "internal error (the node's log has the details)"
             return _json({"error": message}, 500) if api else _text(500, message)
+
+    def _known_host(self, host: str | None) -> bool:
+        """True for a Host header naming this node: an IP address, or one of its names.
+
+        An open port refuses other names: a web page whose own name resolves to
+        this node (DNS rebinding) must not read it from a visitor's browser.
+        """
+        if not host:
+            return True  # HTTP/1.0 clients such as scripts; browsers always send Host
+        name = host.strip().lower()
+        name = name[1 : name.find("]")] if name.startswith("[") else name.rpartition(":")[0] or name
+        if name in self.names:
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def _authenticate(self, path: str, query: dict[str, list[str]], headers: Headers) -> Response | None:
         """None if the request may go on; else the 401 or the log-in redirect to send."""
@@ -302,6 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     server_version = "ordo-node"
     sys_version = ""
+    timeout = REQUEST_TIMEOUT  # per read: an idle or stalled connection is dropped
 
     def _answer(self) -> None:
         app: App = self.server.app  # type: ignore[attr-defined]
@@ -320,20 +352,45 @@ class _Handler(BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
 
-    def log_message(self, format: str, *args: Any) -> None:
-        # Never the query string: it may hold a token.
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Never the request line: its query string may hold a token.
         path = urlsplit(getattr(self, "path", "")).path[:200]
-        log.debug("http %s %s: %s", getattr(self, "command", "-"), path, format % args)
+        log.debug("http %s %s: %s", getattr(self, "command", "-")[:20], path, code)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        path = urlsplit(getattr(self, "path", "")).path[:200]
+        text = (format % args).replace(getattr(self, "requestline", "") or "\0", "<request line>")
+        log.debug("http %s %s: %s", getattr(self, "command", "-")[:20], path, text[:300])
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the listen backlog
 
     def __init__(self, host: str, port: int, app: App, tls: ssl.SSLContext | None) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.app = app
         self.tls = tls
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """A thread per connection, at most MAX_CONNECTIONS at once; the rest are closed at once."""
+        if not self.slots.acquire(blocking=False):
+            log.warning("http: %d connections open; refusing %s", MAX_CONNECTIONS, client_address[0])
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         """Answer one connection; with TLS, the handshake happens here, on the connection's own thread."""

@@ -45,7 +45,9 @@ def secure_settings(certs: Path, *, mutual: bool) -> dict[str, dict[str, Any]]:
 async def secured_cluster(
     make_cluster: MakeCluster, tmp_path: Path, *, mutual: bool
 ) -> tuple[Cluster, Issued]:
-    issued = make_certificates(tmp_path / "certs", ["node1", "node2", "node3", "client"], ["127.0.0.1"])
+    issued = make_certificates(
+        tmp_path / "certs", ["node1", "node2", "node3"], ["127.0.0.1"], clients=["client"]
+    )
     http_ports = iter(free_ports(3))
     per_node = {
         name: {
@@ -144,6 +146,9 @@ async def test_mutual_tls_cluster_with_tokens(make_cluster: MakeCluster, tmp_pat
         assert await code_of(anonymous.get(ids[0])) == grpc.StatusCode.UNAUTHENTICATED
         assert await code_of(stranger.get(ids[0])) == grpc.StatusCode.UNAUTHENTICATED
         assert await code_of(stranger.submit("echo", {})) == grpc.StatusCode.UNAUTHENTICATED
+        # a large request is refused without being read (the node does not buffer it first)
+        big = {"blob": "x" * 8_000_000}
+        assert await code_of(anonymous.submit("echo", big)) == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.aio.AioRpcError) as refused:
             async for _ in anonymous.watch(ids[0]):
                 pass

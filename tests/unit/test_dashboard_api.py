@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
+import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -18,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import eventually
 
 from ordo_node import commands as c
 from ordo_node.dashboard import Dashboard
+from ordo_node.dashboard import server as server_mod
 from ordo_node.dashboard.server import Allow, HttpServer, bearer_token, token_cookie
 from ordo_node.metrics import Metrics
 from ordo_node.pb import ordo_pb2
@@ -393,3 +397,71 @@ def test_a_token_survives_the_cookie_round_trip() -> None:
     assert bearer_token({"Authorization": "Bearer "}) is None
     assert bearer_token({"Cookie": 'ordo_token="unterminated'}) is None
     assert bearer_token({}) is None
+
+
+async def test_an_open_port_answers_only_to_its_own_names(serve: ServeFn) -> None:
+    # Given a port with no tokens
+    node = serve()
+    # When a page on another name that resolves here (DNS rebinding) asks
+    foreign = await node.get("/api/cluster", {"Host": "attacker.example:7201"})
+    # Then it is refused, and the node's addresses and names still work
+    assert foreign.status == 403 and "DNS rebinding" in foreign.text
+    for host in (f"127.0.0.1:{node.server.port}", "localhost", "[::1]:80", socket.gethostname()):
+        assert (await node.get("/api/cluster", {"Host": host})).status == 200, host
+
+
+async def test_with_tokens_any_host_name_may_ask(serve: ServeFn) -> None:
+    node = serve(allow=lambda token: token == "t" * 20)
+    reply = await node.get(
+        "/api/cluster", {"Host": "scheduler.internal", "Authorization": "Bearer " + "t" * 20}
+    )
+    assert reply.status == 200
+
+
+async def test_connections_beyond_the_cap_are_closed_and_idle_ones_time_out(
+    serve: ServeFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_mod._Handler, "timeout", 3.0)
+    node = serve()
+    # Given every slot held by a connection that sends nothing
+    idle = [
+        socket.create_connection(("127.0.0.1", node.server.port)) for _ in range(server_mod.MAX_CONNECTIONS)
+    ]
+    try:
+
+        def refused_at_once() -> bool:
+            extra = socket.create_connection(("127.0.0.1", node.server.port), timeout=5)
+            try:
+                extra.sendall(b"GET /api HTTP/1.0\r\n\r\n")
+                return extra.recv(100) == b""  # closed without an answer
+            except ConnectionResetError:
+                return True
+            finally:
+                extra.close()
+
+        # Then one more is closed without an answer
+        assert await eventually(
+            lambda: asyncio.to_thread(refused_at_once), timeout=5, what="a refused connection"
+        )
+        # And once the idle ones time out, the port answers again
+        reply = await eventually(lambda: _try_get(node), timeout=10, what="the port answering again")
+        assert reply.status == 200
+    finally:
+        for s in idle:
+            s.close()
+
+
+async def _try_get(node: Served) -> Reply | None:
+    try:
+        return await node.get("/api")
+    except (ConnectionError, http.client.HTTPException):
+        return None
+
+
+async def test_the_log_never_holds_a_token(serve: ServeFn, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="ordo_node.http")
+    node = serve(allow=lambda token: token == "good-token-0123456789")
+    await node.get("/?token=wrong-secret-0123456789")
+    await node.get("/?token=good-token-0123456789")
+    assert caplog.records, "requests are logged at DEBUG"
+    assert "0123456789" not in caplog.text

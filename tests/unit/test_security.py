@@ -21,7 +21,7 @@ SECRET = "0123456789abcdef-secret"
 
 @pytest.fixture
 def certs(tmp_path: Path) -> Path:
-    make_certificates(tmp_path / "certs", ["alpha"], ["127.0.0.1", "localhost"])
+    make_certificates(tmp_path / "certs", ["alpha"], ["127.0.0.1", "localhost"], clients=["cli"])
     return tmp_path / "certs"
 
 
@@ -34,6 +34,34 @@ def test_certificates_name_every_host_and_keys_are_private(certs: Path) -> None:
     cert.verify_directly_issued_by(ca)
     assert (certs / "alpha.key").stat().st_mode & 0o077 == 0
     assert (certs / "ca.key").stat().st_mode & 0o077 == 0
+    # strict X.509 checks (Python 3.13's default, openssl -x509_strict) want key identifiers
+    aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    assert aki.key_identifier == ski.digest
+    strict = subprocess.run(
+        ["openssl", "verify", "-x509_strict", "-CAfile", str(certs / "ca.pem"), str(certs / "alpha.pem")],
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 0, strict.stderr
+
+
+def test_a_client_certificate_cannot_serve(certs: Path) -> None:
+    cert = x509.load_pem_x509_certificate((certs / "cli.pem").read_bytes())
+    usage = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usage) == [x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH]
+    with pytest.raises(x509.ExtensionNotFound):
+        cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+
+
+def test_certs_command_never_overwrites(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "ordo_node", "certs", str(tmp_path / "c"), "--names", "n1"]
+    first = subprocess.run(run, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    key = (tmp_path / "c" / "n1.key").read_bytes()
+    again = subprocess.run([*run, "--clients", ""], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "exists; not overwriting" in again.stderr
+    assert (tmp_path / "c" / "n1.key").read_bytes() == key
 
 
 def test_tls_and_auth_sections_load(tmp_path: Path, certs: Path) -> None:
