@@ -3,8 +3,8 @@
 Every limit a public request meets is a constant here; each check raises
 InvalidArgument naming the field as it is spelled on the wire (lowerCamelCase,
 ``jobs[3].`` before the fields of a batch item). The payload's size limit is
-the node's ``[limits] max_payload_bytes``; gRPC's own limit on a whole message
-is the server's ``grpc.max_receive_message_length`` (node.py).
+the node's ``[limits] max_payload_bytes``; gRPC's own limit on a whole request
+(``grpc.max_receive_message_length``, set in node.py) is :func:`max_request_bytes`.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ MAX_PAYLOAD_DEPTH = 32  # nested lists and objects; protobuf itself stops at 100
 # --- counts ---------------------------------------------------------------------------------------------
 MAX_BATCH = 10_000  # jobs in one SubmitJobs
 MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024  # the payloads of one SubmitJobs (one Raft command) together
+MAX_REQUEST_BYTES = 32 * 1024 * 1024  # one request, serialized (see max_request_bytes)
 MAX_PAGE = queries.MAX_PAGE  # pageSize of ListJobs and ListOccurrences
 MAX_PAGE_BYTES = 3 * 1024 * 1024  # a ListJobs page stops short of gRPC clients' default 4 MiB
 MAX_PREVIEW = schedule.MAX_PREVIEW  # count of PreviewSchedule
@@ -63,6 +64,12 @@ MAX_CATCH_UP_WINDOW_US = 365 * DAY_US
 MIN_TIME_US = 0  # 1970-01-01T00:00:00Z
 MAX_TIME_US = 253_402_300_799_000_000  # 9999-12-31T23:59:59Z, the end of protobuf's Timestamp
 _MAX_DURATION_SECONDS = 315_576_000_000  # protobuf's Duration: about 10,000 years
+
+
+def max_request_bytes(max_payload_bytes: int) -> int:
+    """The largest request the gRPC server should take: MAX_REQUEST_BYTES, or room for two
+    payloads of the configured largest size (protobuf spells numbers longer than JSON)."""
+    return max(MAX_REQUEST_BYTES, 2 * max_payload_bytes + 1024 * 1024)
 
 
 def text(value: str, field: str, maximum: int, *, required: bool = False) -> str:

@@ -854,6 +854,22 @@ def test_pages_of_large_jobs_reach_a_client_with_default_limits(node: Node) -> N
     assert set(node.acked) <= set(seen)
 
 
+def test_a_batch_whose_payloads_pass_the_batch_limit_is_refused(node: Node) -> None:
+    # Given: 17 jobs of almost 1 MiB each: every payload within its limit, together over 16 MiB
+    big = struct_pb2.Value(string_value="x" * (1024 * 1024 - 100))
+    batch = ordo_pb2.SubmitJobsRequest(jobs=[ordo_pb2.SubmitJobRequest(type="echo", payload=big)] * 17)
+    before = len(all_jobs(node))
+
+    # When: they are submitted as one batch
+    with pytest.raises(grpc.RpcError) as info:
+        node.jobs.SubmitJobs(batch, timeout=CALL_TIMEOUT)
+
+    # Then: the batch is refused as a whole, naming the field, and nothing was created
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (info.value.details() or "").startswith("jobs: the payloads add up to")
+    assert len(all_jobs(node)) == before
+
+
 # --- afterwards: one consistent state ----------------------------------------------------------------------
 
 

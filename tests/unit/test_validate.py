@@ -461,3 +461,9 @@ def test_a_time_at_the_end_of_9999_reads_in_a_zone_ahead_of_utc() -> None:
     s = parse_schedule("* * * * *", timezone="Pacific/Kiritimati")
 
     assert local(s, validate.MAX_TIME_US) == "9999-12-31T23:59:59+00:00"
+
+
+def test_max_request_bytes_holds_a_batch_and_grows_with_the_payload_limit() -> None:
+    assert validate.max_request_bytes(1024 * 1024) == validate.MAX_REQUEST_BYTES
+    assert validate.max_request_bytes(1024 * 1024) > validate.MAX_BATCH_PAYLOAD_BYTES
+    assert validate.max_request_bytes(64 * 1024 * 1024) == 129 * 1024 * 1024
