@@ -198,7 +198,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
 INT32 = st.integers(-(2**31), 2**31 - 1)
 INT64 = st.integers(-(2**63), 2**63 - 1)
 # Every kind of text: unicode, NULs and control characters, and some of it huge.
-huge_text = st.builds(lambda c, n: c * n, st.characters(), st.integers(300, 200_000))
+huge_text = st.builds(lambda c, n: c * n, st.characters(codec="utf-8"), st.integers(300, 200_000))
 any_text = st.one_of(
     st.text(max_size=40),
     st.text(st.characters(max_codepoint=0x1F), max_size=10),
@@ -793,6 +793,21 @@ REGRESSIONS: list[tuple[str, Message, grpc.StatusCode]] = [
         "ExplainOccurrence",
         ordo_pb2.ExplainOccurrenceRequest(job_id=EVERY_2S, time="9999-12-31T23:59:59Z"),
         OK,
+    ),
+    (
+        "ExplainOccurrence",
+        ordo_pb2.ExplainOccurrenceRequest(job_id=EVERY_2S, time="0001-01-01T00:00:00+14:00"),
+        INVALID,
+    ),
+    ("PreviewSchedule", ordo_pb2.PreviewScheduleRequest(cron="every 10000000000000000000d"), OK),
+    ("SubmitJob", ordo_pb2.SubmitJobRequest(type="echo", cron="every 10000000000000000000d"), INVALID),
+    (
+        "SubmitJob",
+        ordo_pb2.SubmitJobRequest(
+            type="sleep",
+            payload=struct_pb2.Value(struct_value=struct_pb2.Struct(fields={"seconds": num(math.inf)})),
+        ),
+        INVALID,
     ),
     (
         "AddNode",

@@ -467,3 +467,11 @@ def test_max_request_bytes_holds_a_batch_and_grows_with_the_payload_limit() -> N
     assert validate.max_request_bytes(1024 * 1024) == validate.MAX_REQUEST_BYTES
     assert validate.max_request_bytes(1024 * 1024) > validate.MAX_BATCH_PAYLOAD_BYTES
     assert validate.max_request_bytes(64 * 1024 * 1024) == 129 * 1024 * 1024
+
+
+def test_an_interval_longer_than_the_calendar_has_no_fire_time() -> None:
+    # Regression: "every 10000000000000000000d" answered INTERNAL in SubmitJob and PreviewSchedule.
+    expression = "every 10000000000000000000d"
+
+    assert invalid_field(request(cron=expression)) == "cron"
+    assert preview_times(parse_schedule(expression), NOW, 10) == []
