@@ -34,6 +34,8 @@ from .transitions import Refused, Transitions
 log = logging.getLogger("ordo_node.store")
 
 SCHEMA_VERSION = 2
+# The write connection's page cache, in KiB.
+CACHE_KIB = 64 * 1024
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -138,6 +140,9 @@ class Store:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        # Apply touches index pages all over the tables (job and run ids are
+        # random); the default 2 MiB page cache re-reads them from the file.
+        self._db.execute(f"PRAGMA cache_size={-CACHE_KIB}")
         self._db.executescript(SCHEMA)
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_applied', '0')")
