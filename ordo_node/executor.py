@@ -9,6 +9,13 @@ process dies, the attempt's lease (see the dispatcher) brings the run back.
 An assignment may arrive twice (the leader re-sends what it has not seen
 start); attempts are remembered by their fencing token (run id, attempt), so
 the second copy does not run again.
+
+Accepted attempts are *held* until they may start: until their scheduled
+time (the leader triggers and assigns one-off jobs slightly ahead of it), and
+until one of the ``capacity`` slots is free (the leader keeps a short queue
+here, so that a slot is refilled at once when a handler returns instead of
+after the outcome's commit and the next assignment's). A held attempt's lease
+is renewed like a running one's; a cancelled one never starts.
 """
 
 from __future__ import annotations
@@ -81,7 +88,9 @@ class Reporter:
         self.node_id = node_id
         self.consensus = consensus
         self.batch = batch
-        self._queue: list[c.RunUpdate] = []
+        # Queued updates in order, by (run id, attempt, kind): an outcome finds its
+        # queued "started" in one look-up, not a scan (thousands queue up in a burst).
+        self._queue: OrderedDict[tuple[str, int, str], c.RunUpdate] = OrderedDict()
         self._busy = 0
         self._ready = asyncio.Event()
 
@@ -92,15 +101,10 @@ class Reporter:
         start time): a short job costs one update, not two.
         """
         if update.kind != "started":
-            for i, queued in enumerate(self._queue):
-                if queued.kind == "started" and (queued.run_id, queued.attempt) == (
-                    update.run_id,
-                    update.attempt,
-                ):
-                    del self._queue[i]
-                    update = replace(update, started_at=queued.at)
-                    break
-        self._queue.append(update)
+            queued = self._queue.pop((update.run_id, update.attempt, "started"), None)
+            if queued is not None:
+                update = replace(update, started_at=queued.at)
+        self._queue[update.run_id, update.attempt, update.kind] = update
         self._ready.set()
 
     async def run(self) -> None:
@@ -112,7 +116,9 @@ class Reporter:
             await asyncio.sleep(LINGER)
             self._ready.clear()
             while self._queue:
-                updates, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                updates = [
+                    self._queue.popitem(last=False)[1] for _ in range(min(self.batch, len(self._queue)))
+                ]
                 self._busy = len(updates)
                 try:
                     await self._commit(tuple(updates))
@@ -165,6 +171,9 @@ class Executor:
         self.reporter = reporter
         self.consensus = consensus
         self.running: dict[tuple[str, int], Running] = {}
+        # Accepted, not started yet: waiting for their scheduled time or a free slot.
+        self.held: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(config.capacity)
         self.draining = False
         self.boot_id = uuid.uuid4().hex
         self._hurry = asyncio.Event()
@@ -184,8 +193,8 @@ class Executor:
                 log.warning("lease renewal not committed: %s", e)
 
     async def renew_leases(self) -> None:
-        """Extend the lease of every attempt held here; stop those the cluster took back."""
-        refs = tuple(c.RunRef(r.run_id, r.attempt) for r in self.running.values())
+        """Extend the lease of every attempt held or running here; stop those the cluster took back."""
+        refs = tuple(c.RunRef(*key) for key in (*self.running, *self.held))
         if not refs:
             return
         at = now_us()
@@ -198,7 +207,7 @@ class Executor:
         )
         result = await self.consensus.propose(cmd, timeout=self.config.lease_timeout / 3)
         for run_id, attempt in result.get("lost", []):
-            if (run_id, attempt) in self.running:
+            if (run_id, attempt) in self.running or (run_id, attempt) in self.held:
                 log.warning("run=%s attempt=%d is no longer ours; stopping it", run_id, attempt)
                 self.cancel(run_id, attempt)
 
@@ -212,7 +221,10 @@ class Executor:
         return self.config.capacity
 
     def assign(self, assignments: list[internal_pb2.Assignment]) -> list[str]:
-        """Start what fits; return the run ids taken (or already known)."""
+        """Take the attempts this node can run; return the run ids taken (or already known).
+
+        Each starts at its scheduled time, once a slot is free.
+        """
         accepted: list[str] = []
         if self.draining:
             return accepted
@@ -229,14 +241,31 @@ class Executor:
             if key in self._seen:
                 accepted.append(a.run_id)
                 continue
-            if len(self.running) >= self.capacity:
-                continue
             self._remember(key)
-            running = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), a.long_running)
-            self.running[key] = running
-            running.task = asyncio.create_task(self._run(a, running), name=f"run {a.run_id}#{a.attempt}")
+            self.held[key] = asyncio.create_task(self._hold(a), name=f"run {a.run_id}#{a.attempt}")
             accepted.append(a.run_id)
         return accepted
+
+    async def _hold(self, a: internal_pb2.Assignment) -> None:
+        """Wait for the attempt's scheduled time and a free slot, then run it."""
+        key = (a.run_id, a.attempt)
+        try:
+            delay = (a.scheduled_at.ToMicroseconds() - now_us()) / 1e6
+            if delay > 0:
+                await asyncio.sleep(delay)
+            async with self._slots:
+                if self.draining:
+                    # Never started: its lease, no longer renewed, brings it back elsewhere.
+                    return
+                del self.held[key]
+                running = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), a.long_running)
+                task = asyncio.current_task()
+                assert task is not None
+                running.task = task
+                self.running[key] = running
+                await self._run(a, running)
+        finally:
+            self.held.pop(key, None)
 
     def _remember(self, key: tuple[str, int]) -> None:
         self._seen[key] = None
@@ -250,6 +279,10 @@ class Executor:
         gets CANCEL_GRACE seconds to return by itself; any other is cancelled
         at once (a shell command then gets SIGTERM, and SIGKILL after a grace).
         """
+        held = self.held.pop((run_id, attempt), None)
+        if held is not None:  # not started: it never will
+            held.cancel()
+            return
         running = self.running.get((run_id, attempt))
         if running is None:
             return
@@ -350,7 +383,7 @@ class Executor:
             self._renewer.cancel()
             with suppress(asyncio.CancelledError):
                 await self._renewer
-        tasks = [r.task for r in self.running.values()]
+        tasks = [*self.held.values(), *(r.task for r in self.running.values())]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

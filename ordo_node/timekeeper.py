@@ -6,6 +6,14 @@ everything due, in batches. It never scans the job table. Exactly-once comes
 from the state machine: each trigger is guarded by the job's expected state
 and due time, so a trigger proposed twice (a retry, a deposed leader) is a
 no-op the second time.
+
+One-off jobs are triggered up to LOOKAHEAD ahead of their due time, and the
+same command assigns their runs (the dispatcher chooses the executors): the
+executor holds each run until its scheduled time, so that thousands of jobs
+due in the same second start on time instead of queueing behind their
+triggers' and assignments' commits. A cancellation before the due time still
+stops the held run. Recurring jobs are triggered at their fire time: their
+occurrences' fates (catch-up, overlap, pause) are decided then.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from contextlib import suppress
 
 from . import commands as c
 from .consensus import Consensus
+from .dispatcher import Dispatcher, Pending
 from .errors import OrdoError
 from .metrics import Metrics
 from .queries import DueJob, Queries
@@ -33,6 +42,9 @@ MAX_OCCURRENCES = 1000
 # Even with nothing due, look again this often: a safety net against a missed
 # wake-up, and cheap (one index seek).
 MAX_SLEEP = 5.0
+# One-off jobs due within this many microseconds are triggered (and assigned) now:
+# enough for the commits of about 10,000 triggers on a busy 2-core machine.
+LOOKAHEAD = 2_000_000
 
 
 class Timekeeper:
@@ -46,8 +58,12 @@ class Timekeeper:
         metrics: Metrics | None = None,
         *,
         batch: int = 2000,
+        dispatcher: Dispatcher | None = None,
+        lookahead: int = LOOKAHEAD,
     ) -> None:
         self.metrics = metrics
+        self.dispatcher = dispatcher
+        self.lookahead = lookahead
         self.node_id = node_id
         self.consensus = consensus
         self.queries = queries
@@ -57,7 +73,7 @@ class Timekeeper:
 
     def notify_due(self, due_at: int) -> None:
         """A job due at ``due_at`` was scheduled; wake up if that is sooner than planned."""
-        if self._sleeping_until is None or due_at < self._sleeping_until:
+        if self._sleeping_until is None or due_at - self.lookahead < self._sleeping_until:
             self._wake.set()
 
     async def run(self) -> None:
@@ -67,8 +83,13 @@ class Timekeeper:
             if await self.trigger_due():
                 continue
             nxt = await self.queries.next_due()
-            self._sleeping_until = nxt
-            delay = MAX_SLEEP if nxt is None else min(MAX_SLEEP, max(0.0, (nxt - now_us()) / 1e6))
+            wake_at = None if nxt is None else nxt - self.lookahead
+            if nxt is not None and wake_at is not None and wake_at <= now_us():
+                # Nothing is due within the look-ahead, so the earliest job is a
+                # recurring one: it is triggered at its fire time.
+                wake_at = nxt
+            self._sleeping_until = wake_at
+            delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, max(0.0, (wake_at - now_us()) / 1e6))
             if delay > 0:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -77,19 +98,40 @@ class Timekeeper:
     async def trigger_due(self) -> bool:
         """Propose triggers for one batch of due jobs; True if it found any."""
         now = now_us()
-        due = await self.queries.due_jobs(now, self.batch)
+        due = await self.queries.due_jobs(now, self.batch, one_offs_until=now + self.lookahead)
         if not due:
             return False
         triggers = tuple(
             recurring_trigger(d, now) if d.options.get("cron") else c.Trigger(d.job_id, d.due_at) for d in due
         )
-        cmd = c.TriggerJobs(request_id=uuid.uuid4().hex, at=now_us(), node=self.node_id, triggers=triggers)
+        assignments: list[c.Assignment] = []
+        if self.dispatcher is not None:
+            # The one run a one-off job's trigger creates is "<job id>:1", attempt 1.
+            runs = [(d, (f"{d.job_id}:1", 1, d.needs)) for d in due if not d.options.get("cron")]
+            now_due: list[Pending] = [r for d, r in runs if d.due_at <= now]
+            ahead: list[Pending] = [r for d, r in runs if d.due_at > now]
+            assignments, _ = await self.dispatcher.place(now_due, ahead)
+        at = now_us()
+        lease_until = at + self.dispatcher.lease_us if self.dispatcher is not None and assignments else 0
+        cmd = c.TriggerJobs(
+            request_id=uuid.uuid4().hex,
+            at=at,
+            node=self.node_id,
+            triggers=triggers,
+            assignments=tuple(assignments),
+            lease_until=lease_until,
+        )
         try:
             result = await self.consensus.propose(cmd)
         except OrdoError as e:
             log.warning("trigger batch not committed (%d jobs): %s", len(due), e)
             await asyncio.sleep(0.2)
             return True
+        finally:
+            if self.dispatcher is not None:
+                self.dispatcher.release(assignments)
+        if self.dispatcher is not None and assignments:
+            self.dispatcher.placed(assignments, result.get("assigned", []))
         if self.metrics is not None:
             due_at = {t.job_id: t.due_at for t in triggers}
             for job_id in result.get("triggered", []):
