@@ -27,13 +27,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from . import commands as c
-from .api.convert import from_value
 from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
@@ -47,6 +49,10 @@ job_log = logging.getLogger("ordo_node.jobs")
 
 MAX_RESULT_BYTES = 256 * 1024
 LINGER = 0.005
+# While runs wait here for a slot, outcomes gather up to this long before they are
+# proposed: starting runs comes first, and a bigger batch costs less per update
+# on every replica.
+MAX_LINGER = 0.25
 # Seconds a long-running handler has to return after ctx.cancelled is set.
 CANCEL_GRACE = 10.0
 REMEMBERED_ATTEMPTS = 100_000
@@ -73,6 +79,24 @@ class Running:
         self.progress = note[:200]
 
 
+def payload_of(v: struct_pb2.Value) -> Any:
+    """A protobuf Value as a JSON value, as ``api.convert.from_value`` gives it (whole numbers
+    as ints), read directly: json_format.MessageToDict cost more than the echo handler."""
+    kind = v.WhichOneof("kind")
+    if kind == "struct_value":
+        return {k: payload_of(x) for k, x in v.struct_value.fields.items()}
+    if kind == "list_value":
+        return [payload_of(x) for x in v.list_value.values]
+    if kind == "number_value":
+        n = v.number_value
+        return int(n) if n.is_integer() and abs(n) <= 2**53 else n
+    if kind == "string_value":
+        return v.string_value
+    if kind == "bool_value":
+        return v.bool_value
+    return None
+
+
 def encode_result(value: Any) -> str:
     """A handler's return value as JSON text, bounded in size."""
     text = json.dumps(value, default=str, ensure_ascii=False)
@@ -93,6 +117,8 @@ class Reporter:
         self._queue: OrderedDict[tuple[str, int, str], c.RunUpdate] = OrderedDict()
         self._busy = 0
         self._ready = asyncio.Event()
+        # How many runs wait for a slot on this node (the executor sets it).
+        self.backlog: Callable[[], int] = lambda: 0
 
     def report(self, update: c.RunUpdate) -> None:
         """Queue one update; it is committed soon, with others.
@@ -114,6 +140,10 @@ class Reporter:
             # Linger a moment: more updates join the batch, and a fast job's
             # outcome can replace its "started".
             await asyncio.sleep(LINGER)
+            waited = LINGER
+            while self.backlog() and len(self._queue) < self.batch and waited < MAX_LINGER:
+                await asyncio.sleep(LINGER)
+                waited += LINGER
             self._ready.clear()
             while self._queue:
                 updates = [
@@ -174,6 +204,9 @@ class Executor:
         # Accepted, not started yet: waiting for their scheduled time or a free slot.
         self.held: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.capacity)
+        self._waiting = 0  # held runs whose time has come, waiting for a slot
+        self._data_dir = Path(config.data_dir)
+        reporter.backlog = lambda: self._waiting
         self.draining = False
         self.boot_id = uuid.uuid4().hex
         self._hurry = asyncio.Event()
@@ -253,7 +286,12 @@ class Executor:
             delay = (a.scheduled_at.ToMicroseconds() - now_us()) / 1e6
             if delay > 0:
                 await asyncio.sleep(delay)
-            async with self._slots:
+            self._waiting += 1
+            try:
+                await self._slots.acquire()
+            finally:
+                self._waiting -= 1
+            try:
                 if self.draining:
                     # Never started: its lease, no longer renewed, brings it back elsewhere.
                     return
@@ -264,6 +302,8 @@ class Executor:
                 running.task = task
                 self.running[key] = running
                 await self._run(a, running)
+            finally:
+                self._slots.release()
         finally:
             self.held.pop(key, None)
 
@@ -309,12 +349,12 @@ class Executor:
             idempotency_key=a.idempotency_key,
             scheduled_at=to_datetime(a.scheduled_at.ToMicroseconds()),
             node_id=self.config.node_id,
-            data_dir=Path(self.config.data_dir),
+            data_dir=self._data_dir,
             logger=job_log,
             cancelled=running.cancelled,
             heartbeat=running.heartbeat,
         )
-        payload = from_value(a.payload) if a.HasField("payload") else None
+        payload = payload_of(a.payload) if a.HasField("payload") else None
         try:
             if a.timeout_ms > 0:
                 try:

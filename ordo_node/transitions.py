@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from typing import Any
 
 from . import commands as c
@@ -23,6 +24,10 @@ from .timeutil import format_us
 OPEN = ("PENDING", "ASSIGNED", "RUNNING")
 FINAL = ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED")
 DEFAULT_BACKOFF = {"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}
+
+
+# A batch of jobs is often due at a few distinct times: format each once.
+_due_text = lru_cache(maxsize=1024)(format_us)
 
 
 class Refused(Exception):
@@ -199,15 +204,16 @@ class Transitions:
         ids: list[str | None] = []
         created: list[bool] = []
         errors: list[dict[str, str] | None] = []
+        taken = self.existing_ids([spec.job_id for spec in cmd.jobs])
         for spec in cmd.jobs:
             if cmd.atomic:
-                job_id, new = self.submit_one(spec, cmd, fx)
+                job_id, new = self.submit_one(spec, cmd, fx, taken)
                 errors.append(None)
             else:
                 self.flush_events()
                 self.db.execute("SAVEPOINT job")
                 try:
-                    job_id, new = self.submit_one(spec, cmd, fx)
+                    job_id, new = self.submit_one(spec, cmd, fx, taken)
                     errors.append(None)
                 except Refused as refusal:
                     self._events.clear()  # the refused job's entries go with its rows
@@ -222,8 +228,23 @@ class Transitions:
             result["errors"] = errors
         return result
 
-    def submit_one(self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects) -> tuple[str, bool]:
-        """Create one job (or find it by its idempotency key); (job id, created)."""
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of these job ids exist (one query per 500)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk))
+        return found
+
+    def submit_one(
+        self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects, taken: set[str] | None = None
+    ) -> tuple[str, bool]:
+        """Create one job (or find it by its idempotency key); (job id, created).
+
+        ``taken``: the job ids known to exist (read in bulk by :meth:`submit`); a
+        job created here is added to it.
+        """
         if spec.idempotency_key:
             row = self.db.execute(
                 "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
@@ -236,7 +257,12 @@ class Transitions:
                         " with a different definition",
                     )
                 return row[0], False
-        if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
+        exists = (
+            spec.job_id in taken
+            if taken is not None
+            else self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone()
+        )
+        if exists:
             raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
         if spec.options and options_of(spec.options).get("long_running"):
             self.one_long_running_per_name(spec)
@@ -260,7 +286,9 @@ class Transitions:
                 spec.options,
             ),
         )
-        self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {format_us(spec.run_at)}")
+        self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {_due_text(spec.run_at)}")
+        if taken is not None:
+            taken.add(spec.job_id)
         fx.scheduled.append((spec.job_id, spec.run_at))
         if fx.earliest_due is None or spec.run_at < fx.earliest_due:
             fx.earliest_due = spec.run_at
@@ -482,25 +510,44 @@ class Transitions:
 
     def assign(self, cmd: c.AssignRuns, fx: Effects) -> Any:
         accepted: list[list[Any]] = []
+        rows = self.runs_by_key([(a.run_id, a.attempt) for a in cmd.assignments])
         for a in cmd.assignments:
-            if self.assign_one(a, cmd.at, cmd.lease_until, cmd.node, fx):
+            if self.assign_one(a, cmd.at, cmd.lease_until, cmd.node, fx, rows):
                 accepted.append([a.run_id, a.attempt, a.node_id])
         return {"assigned": accepted}
 
-    def assign_one(self, a: c.Assignment, at: int, lease_until: int, by: str, fx: Effects) -> bool:
-        """Give one pending attempt to ``a.node_id``; False if it is not pending (any more)."""
-        row = self.db.execute(
-            "SELECT job_id, state FROM runs WHERE run_id = ? AND attempt = ?", (a.run_id, a.attempt)
-        ).fetchone()
+    def assign_one(
+        self,
+        a: c.Assignment,
+        at: int,
+        lease_until: int,
+        by: str,
+        fx: Effects,
+        rows: dict[tuple[str, int], tuple[Any, ...]] | None = None,
+    ) -> bool:
+        """Give one pending attempt to ``a.node_id``; False if it is not pending (any more).
+
+        ``rows`` are the attempts as :meth:`runs_by_key` read them before this
+        command changed anything; an attempt is looked up again once it was
+        assigned here (a command may name it twice).
+        """
+        key = (a.run_id, a.attempt)
+        row = rows.pop(key, None) if rows is not None else None
+        if row is None:
+            row = self.runs_by_key([key]).get(key)
         if row is None or row[1] != "PENDING":
             return False
+        job_id, options = row[0], row[4]
         self.db.execute(
             "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
             " waiting = NULL, boot_id = ? WHERE run_id = ? AND attempt = ?",
             (a.node_id, at, lease_until or None, a.boot_id or None, a.run_id, a.attempt),
         )
-        self.event(row[0], "ASSIGNED", at, a.node_id, (a.run_id, a.attempt), f"by {by}")
-        self.settle(row[0], at, "TRIGGERED")
+        self.event(job_id, "ASSIGNED", at, a.node_id, key, f"by {by}")
+        if options == "":
+            self.set_plain_job_state(job_id, "TRIGGERED", at)
+        else:
+            self.settle(job_id, at, "TRIGGERED")
         fx.assigned.append((a.run_id, a.attempt, a.node_id))
         return True
 
