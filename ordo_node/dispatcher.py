@@ -309,9 +309,13 @@ class Dispatcher:
     async def dispatch_once(self) -> int:
         """Assign one batch of pending runs; return how many were assigned."""
         room_due, _ = await self.room(now_us())
-        if sum(room_due.values()) == 0:
+        room = sum(room_due.values())
+        if room == 0:
             return 0
-        pending = await self.queries.pending_runs(self.batch, now_us())
+        # As many as there is room for, plus the reserved ones (skipped) and those
+        # known to wait for tags no live node has (they would hide the others).
+        limit = min(self.batch, room + len(self._reserved) + len(self._waiting))
+        pending = await self.queries.pending_runs(limit, now_us())
         pending = [p for p in pending if (p[0], p[1]) not in self._reserved]
         if not pending:
             return 0

@@ -401,11 +401,12 @@ class Queries:
 
         Highest priority first, then the oldest trigger.
         """
+        # The jobs are joined only to the attempts chosen, not to every pending one.
         rows = await self._all(
-            "SELECT r.run_id, r.attempt, j.options, j.type FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state = 'PENDING'"
-            " AND (r.not_before IS NULL OR r.not_before <= ?)"
-            " ORDER BY r.priority DESC, r.triggered_at LIMIT ?",
+            "SELECT r.run_id, r.attempt, j.options, j.type FROM (SELECT run_id, attempt, job_id, priority,"
+            " triggered_at FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND state = 'PENDING'"
+            " AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, triggered_at LIMIT ?) r"
+            " JOIN jobs j ON j.id = r.job_id ORDER BY r.priority DESC, r.triggered_at",
             (now, limit),
         )
         return [(r[0], r[1], _needs(r[2], r[3])) for r in rows]
