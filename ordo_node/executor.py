@@ -56,6 +56,9 @@ MAX_LINGER = 0.25
 # Seconds a long-running handler has to return after ctx.cancelled is set.
 CANCEL_GRACE = 10.0
 REMEMBERED_ATTEMPTS = 100_000
+# A held run whose time has come gives itself back (a new attempt runs elsewhere)
+# if no slot here has freed for this long: the slots are taken by long runs.
+SLOT_WAIT = 5.0
 
 
 @dataclass
@@ -204,18 +207,37 @@ class Executor:
         # Accepted, not started yet: waiting for their scheduled time or a free slot.
         self.held: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.capacity)
-        self._waiting = 0  # held runs whose time has come, waiting for a slot
+        # Held runs whose time has come, waiting for a slot; and when a slot last
+        # freed (or the wait began).
+        self._queued: set[tuple[str, int]] = set()
+        self._slot_freed = time.monotonic()
         self._data_dir = Path(config.data_dir)
-        reporter.backlog = lambda: self._waiting
+        reporter.backlog = lambda: len(self._queued)
         self.draining = False
         self.boot_id = uuid.uuid4().hex
         self._hurry = asyncio.Event()
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._renewer: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start renewing leases."""
+        """Start renewing leases, and watching for runs stuck behind long ones."""
         self._renewer = asyncio.create_task(self._renew_loop(), name="lease renewer")
+        self._watcher = asyncio.create_task(self._slot_watch(), name="slot watcher")
+
+    async def _slot_watch(self) -> None:
+        """Give back the runs waiting for a slot when none has freed for SLOT_WAIT seconds.
+
+        The leader queues runs here only behind slots whose runs are young, but
+        a young run may turn out to be a long one (a stream, a long-running
+        job); the runs queued behind it then go to another node.
+        """
+        while True:
+            await asyncio.sleep(SLOT_WAIT / 5)
+            if self._queued and not self.draining and time.monotonic() - self._slot_freed >= SLOT_WAIT:
+                await self.give_back(
+                    list(self._queued), f"no slot freed on {self.config.node_id} for {SLOT_WAIT:g}s"
+                )
 
     async def _renew_loop(self) -> None:
         while True:
@@ -286,14 +308,16 @@ class Executor:
             delay = (a.scheduled_at.ToMicroseconds() - now_us()) / 1e6
             if delay > 0:
                 await asyncio.sleep(delay)
-            self._waiting += 1
+            if not self._queued:
+                self._slot_freed = time.monotonic()  # the wait for a slot starts now
+            self._queued.add(key)
             try:
                 await self._slots.acquire()
             finally:
-                self._waiting -= 1
+                self._queued.discard(key)
             try:
                 if self.draining:
-                    # Never started: its lease, no longer renewed, brings it back elsewhere.
+                    # Never started: finish_running gives it back.
                     return
                 del self.held[key]
                 running = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), a.long_running)
@@ -304,6 +328,7 @@ class Executor:
                 await self._run(a, running)
             finally:
                 self._slots.release()
+                self._slot_freed = time.monotonic()
         finally:
             self.held.pop(key, None)
 
@@ -398,9 +423,34 @@ class Executor:
         """Stop waiting for running attempts (a second Ctrl-C)."""
         self._hurry.set()
 
+    async def give_back(self, keys: list[tuple[str, int]], reason: str) -> None:
+        """Hand attempts held here and never started back to the cluster: each gets a new attempt,
+        which the leader places on another node (ExpireRuns, as for a lost executor)."""
+        current = asyncio.current_task()
+        for key in keys:
+            task = self.held.pop(key, None)
+            if task is not None and task is not current:
+                task.cancel()
+        if not keys:
+            return
+        log.warning("giving back %d attempts not started: %s", len(keys), reason)
+        cmd = c.ExpireRuns(
+            request_id=uuid.uuid4().hex,
+            at=now_us(),
+            node=self.config.node_id,
+            runs=tuple(c.RunRef(*key) for key in keys),
+            reason=reason,
+        )
+        try:
+            await self.consensus.propose(cmd, timeout=self.config.lease_timeout / 3)
+        except OrdoError as e:  # no longer renewed here: their leases run out instead
+            log.warning("giving back %d attempts not committed: %s", len(keys), e)
+
     async def finish_running(self, grace: float) -> None:
-        """Take no new work and give running attempts up to ``grace`` seconds to end."""
+        """Take no new work, give back what was not started, and give running attempts up to
+        ``grace`` seconds to end."""
         self.draining = True
+        await self.give_back(list(self.held), f"node {self.config.node_id} is shutting down")
         tasks = [r.task for r in self.running.values()]
         if not tasks or grace <= 0:
             return
@@ -419,10 +469,11 @@ class Executor:
 
     async def stop(self) -> None:
         """Cancel every running attempt; their leases bring them back elsewhere."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._renewer
+        for loop_task in (self._renewer, self._watcher):
+            if loop_task is not None:
+                loop_task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await loop_task
         tasks = [*self.held.values(), *(r.task for r in self.running.values())]
         for task in tasks:
             task.cancel()

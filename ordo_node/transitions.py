@@ -51,13 +51,34 @@ class Transitions:
         # History entries of the command being applied, written together (one
         # executemany) in the order they were made; see :meth:`flush_events`.
         self._events: list[tuple[Any, ...]] = []
+        # Writes of the plain one-off jobs' fast paths, by statement, written with one
+        # executemany each; see :meth:`later`.
+        self._writes: dict[str, list[tuple[Any, ...]]] = {}
 
     def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
         """Apply ``cmd``; return its result."""
-        self._events.clear()  # what a refused command left behind was rolled back
+        # What a refused command left behind was rolled back with it.
+        self._events.clear()
+        self._writes.clear()
         result = self._dispatch(cmd, fx)
+        self.flush_writes()
         self.flush_events()
         return result
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Run ``sql`` with ``params`` at the next :meth:`flush_writes`, grouped with the same statement.
+
+        Only for rows that nothing reads before the flush: the fast paths of
+        plain one-off jobs use it, and every other path of the same command
+        flushes first.
+        """
+        self._writes.setdefault(sql, []).append(params)
+
+    def flush_writes(self) -> None:
+        """Run the writes :meth:`later` kept, statement by statement."""
+        for sql, rows in self._writes.items():
+            self.db.executemany(sql, rows)
+        self._writes.clear()
 
     def flush_events(self) -> None:
         """Write the history entries made so far, in order (their ``seq`` follows the order of the calls)."""
@@ -314,6 +335,8 @@ class Transitions:
         seen: set[str] = set()
         for t in cmd.triggers:
             # A job named twice in one command is read again: the first trigger changed it.
+            if t.job_id in seen:
+                self.flush_writes()
             job = self.job(t.job_id) if t.job_id in seen else jobs.get(t.job_id)
             seen.add(t.job_id)
             if job is None:
@@ -330,6 +353,7 @@ class Transitions:
                 if a is not None:
                     assigned.append([a.run_id, a.attempt, a.node_id])
                 continue
+            self.flush_writes()
             occurrences = t.occurrences or (c.Occurrence(t.due_at, t.due_at, "run"),)
             ran = self.occurrences(job, occurrences, cmd, fx)
             armed = t.next_due is not None
@@ -346,6 +370,7 @@ class Transitions:
                 fx.triggered.append(t.job_id)
         # The other assignments (runs of jobs with options, or of triggers skipped
         # above) take the general path, guarded like AssignRuns.
+        self.flush_writes()
         for a in given.values():
             if self.assign_one(a, cmd.at, cmd.lease_until, cmd.node, fx):
                 assigned.append([a.run_id, a.attempt, a.node_id])
@@ -366,13 +391,13 @@ class Transitions:
         """
         run = (f"{job['id']}:1", 1)
         if a is None:
-            self.db.execute(
+            self.later(
                 "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at,"
                 " failures_before) VALUES (?, 1, ?, 'PENDING', ?, ?, 0)",
                 (run[0], job["id"], t.due_at, cmd.at),
             )
         else:
-            self.db.execute(
+            self.later(
                 "INSERT INTO runs (run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at,"
                 " assigned_at, lease_until, boot_id, failures_before)"
                 " VALUES (?, 1, ?, 'ASSIGNED', ?, ?, ?, ?, ?, ?, 0)",
@@ -387,12 +412,12 @@ class Transitions:
                     a.boot_id or None,
                 ),
             )
-        self.db.execute(
+        self.later(
             "INSERT INTO occurrences (job_id, nominal, fire_at, fate, reason, run_id, decided_at, ordinal)"
             " VALUES (?, ?, ?, 'TRIGGERED', '', ?, ?, 1)",
             (job["id"], t.due_at, t.due_at, run[0], cmd.at),
         )
-        self.db.execute(
+        self.later(
             "UPDATE jobs SET state = 'TRIGGERED', due_at = NULL, armed = 0, occurrences = 1, updated_at = ?"
             " WHERE id = ?",
             (cmd.at, job["id"]),
@@ -534,11 +559,14 @@ class Transitions:
         key = (a.run_id, a.attempt)
         row = rows.pop(key, None) if rows is not None else None
         if row is None:
+            self.flush_writes()
             row = self.runs_by_key([key]).get(key)
         if row is None or row[1] != "PENDING":
             return False
         job_id, options = row[0], row[4]
-        self.db.execute(
+        if options != "":
+            self.flush_writes()
+        self.later(
             "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
             " waiting = NULL, boot_id = ? WHERE run_id = ? AND attempt = ?",
             (a.node_id, at, lease_until or None, a.boot_id or None, a.run_id, a.attempt),
@@ -547,6 +575,7 @@ class Transitions:
         if options == "":
             self.set_plain_job_state(job_id, "TRIGGERED", at)
         else:
+            self.flush_writes()
             self.settle(job_id, at, "TRIGGERED")
         fx.assigned.append((a.run_id, a.attempt, a.node_id))
         return True
@@ -575,6 +604,8 @@ class Transitions:
         for u in cmd.updates:
             run = (u.run_id, u.attempt)
             # An attempt named twice in one command is read again: the first update changed it.
+            if run in seen:
+                self.flush_writes()
             row = self.runs_by_key([run]).get(run) if run in seen else rows.get(run)
             seen.add(run)
             if row is None or row[2] != cmd.node:
@@ -585,8 +616,10 @@ class Transitions:
             # schedule and no policies: that attempt's state is the job's, which is
             # what settle() would find, without reading the job and its runs again.
             plain = options == ""
+            if not plain:
+                self.flush_writes()
             if u.kind == "started" and state == "ASSIGNED":
-                self.db.execute(
+                self.later(
                     "UPDATE runs SET state = 'RUNNING', started_at = ? WHERE run_id = ? AND attempt = ?",
                     (u.at, *run),
                 )
@@ -599,7 +632,7 @@ class Transitions:
                 final = "SUCCEEDED" if u.kind == "succeeded" else "FAILED"
                 if state == "ASSIGNED":  # its start was reported with the outcome
                     self.event(job_id, "STARTED", u.started_at or u.at, cmd.node, run)
-                self.db.execute(
+                self.later(
                     "UPDATE runs SET state = ?, started_at = COALESCE(started_at, NULLIF(?, 0), ?),"
                     " finished_at = ?, result = ?, error = ? WHERE run_id = ? AND attempt = ?",
                     (final, u.started_at, u.at, u.at, u.result or None, u.error or None, *run),
@@ -609,6 +642,7 @@ class Transitions:
                 if plain and final == "SUCCEEDED":
                     self.set_plain_job_state(job_id, final, u.at)
                     continue
+                self.flush_writes()
                 outcome = (
                     final if final == "SUCCEEDED" else self.after_failure(job_id, run, failures_before, u, fx)
                 )
@@ -624,7 +658,7 @@ class Transitions:
 
     def set_plain_job_state(self, job_id: str, state: str, at: int) -> None:
         """A plain one-off job takes the state of its one open attempt (settle's answer for it)."""
-        self.db.execute(
+        self.later(
             "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state NOT IN ('CANCELLED', 'PAUSED')",
             (state, at, job_id),
         )
