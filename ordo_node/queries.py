@@ -318,6 +318,15 @@ class Queries:
             DueJob(r[0], r[1], r[2], json.loads(r[3]) if r[3] else {}, r[4], r[5], r[6], r[7]) for r in rows
         ]
 
+    async def count_one_offs_due(self, by: int, limit: int) -> int:
+        """How many armed one-off jobs are due at or before ``by`` (counting stops at ``limit``)."""
+        rows = await self._all(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE armed = 1 AND due_at <= ?"
+            " AND next_nominal IS NULL LIMIT ?)",
+            (by, limit),
+        )
+        return int(rows[0][0])
+
     async def occurrences(
         self, job_id: str, *, since: int | None, until: int | None, fate: str, page_size: int, page_token: str
     ) -> tuple[list[OccurrenceRow], str]:

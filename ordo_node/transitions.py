@@ -198,7 +198,7 @@ class Transitions:
         if job is None or job["state"] in ("CANCELLED", "PAUSED"):
             return
         rows = self.db.execute(
-            "SELECT state, not_before, waiting FROM runs"
+            "SELECT state, not_before, waiting, scheduled_at FROM runs"
             " WHERE job_id = ? AND state IN ('PENDING', 'ASSIGNED', 'RUNNING')",
             (job_id,),
         ).fetchall()
@@ -208,6 +208,10 @@ class Transitions:
             state = "RUNNING"
         elif ready and "ASSIGNED" not in states and all(r[2] for r in ready):
             state = "WAITING"
+        elif rows and all(r[3] > at for r in rows):
+            # Triggered ahead of its time (a one-off job): to its users the job is
+            # still scheduled, its run assigned and held until then.
+            state = "SCHEDULED"
         elif "ASSIGNED" in states or ready:
             state = "TRIGGERED"
         elif states:
@@ -385,9 +389,10 @@ class Transitions:
         """The common case, kept short: a plain one-off job's one occurrence becomes its one run.
 
         It has no policies, so the outcome is what :meth:`occurrences` and
-        :meth:`settle` would decide: the run is pending and the job TRIGGERED.
+        :meth:`settle` would decide: the run is pending and the job TRIGGERED
+        (SCHEDULED while the trigger is ahead of the due time).
         With an assignment ``a`` the run is created assigned, as :meth:`assign_one`
-        would leave it (the job stays TRIGGERED).
+        would leave it.
         """
         run = (f"{job['id']}:1", 1)
         if a is None:
@@ -417,10 +422,11 @@ class Transitions:
             " VALUES (?, ?, ?, 'TRIGGERED', '', ?, ?, 1)",
             (job["id"], t.due_at, t.due_at, run[0], cmd.at),
         )
+        # Triggered ahead of its time, the job still shows SCHEDULED (as settle() has it).
         self.later(
-            "UPDATE jobs SET state = 'TRIGGERED', due_at = NULL, armed = 0, occurrences = 1, updated_at = ?"
+            "UPDATE jobs SET state = ?, due_at = NULL, armed = 0, occurrences = 1, updated_at = ?"
             " WHERE id = ?",
-            (cmd.at, job["id"]),
+            ("SCHEDULED" if t.due_at > cmd.at else "TRIGGERED", cmd.at, job["id"]),
         )
         self.event(
             job["id"], "TRIGGERED", cmd.at, cmd.node, run, f"lateness_ms={(cmd.at - t.due_at) / 1000:.1f}"
@@ -573,7 +579,7 @@ class Transitions:
         )
         self.event(job_id, "ASSIGNED", at, a.node_id, key, f"by {by}")
         if options == "":
-            self.set_plain_job_state(job_id, "TRIGGERED", at)
+            self.set_plain_job_state(job_id, "SCHEDULED" if row[5] > at else "TRIGGERED", at)
         else:
             self.flush_writes()
             self.settle(job_id, at, "TRIGGERED")
@@ -581,7 +587,8 @@ class Transitions:
         return True
 
     def runs_by_key(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, ...]]:
-        """(job id, state, node, failures before, the job's options or None) of these attempts, by key."""
+        """(job id, state, node, failures before, the job's options or None, scheduled time) of these
+        attempts, by key."""
         wanted = set(keys)
         ids = sorted({k[0] for k in keys})
         out: dict[tuple[str, int], tuple[Any, ...]] = {}
@@ -589,7 +596,8 @@ class Transitions:
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
-                "SELECT r.run_id, r.attempt, r.job_id, r.state, r.node_id, r.failures_before, j.options"
+                "SELECT r.run_id, r.attempt, r.job_id, r.state, r.node_id, r.failures_before, j.options,"
+                " r.scheduled_at"
                 f" FROM runs r LEFT JOIN jobs j ON j.id = r.job_id WHERE r.run_id IN ({marks})",
                 chunk,
             ):
@@ -611,7 +619,7 @@ class Transitions:
             if row is None or row[2] != cmd.node:
                 stale.append([u.run_id, u.attempt, "not assigned to this node"])
                 continue
-            job_id, state, _, failures_before, options = row
+            job_id, state, _, failures_before, options, _ = row
             # A plain one-off job (no options) has one open attempt at a time, no
             # schedule and no policies: that attempt's state is the job's, which is
             # what settle() would find, without reading the job and its runs again.
