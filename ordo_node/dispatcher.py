@@ -10,6 +10,16 @@ attempt and the other leader sends nothing for it.
 The load of each node is read from SQLite (attempts assigned or running), so
 it is right after a leader change without any hand-over. Capacity and
 liveness come from polling each executor's status.
+
+An executor runs at most its capacity at once, but holds more: up to
+QUEUE_PER_SLOT attempts per slot wait there for a slot (so a slot is refilled
+as soon as a handler returns, not after the outcome's commit and the next
+assignment's round trip), and up to HOLD_PER_SLOT per slot assigned ahead of
+their scheduled time wait for it (the timekeeper triggers one-off jobs a
+little early and assigns them in the same command, through :meth:`place`).
+Nothing is queued behind slots taken by runs that have run for long.
+Assignments proposed but not committed yet are reserved, so that the
+timekeeper and the dispatch loop never give out the same room twice.
 """
 
 from __future__ import annotations
@@ -19,11 +29,13 @@ import json
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import suppress
 from dataclasses import replace
+from typing import Any
 
 import grpc
+from google.protobuf import struct_pb2
 
 from . import commands as c
 from .api.convert import ts, value
@@ -32,13 +44,42 @@ from .consensus import Consensus
 from .errors import OrdoError
 from .pb import internal_pb2
 from .peers import Peers
-from .queries import Queries, WorkItem
+from .queries import NodeLoad, Queries, WorkItem
 from .timeutil import now_us
 
 log = logging.getLogger("ordo_node.dispatcher")
 
 POLL_INTERVAL = 1.0
 RESEND_AFTER_US = 5_000_000
+# Attempts queued on an executor per slot, beyond those running.
+QUEUE_PER_SLOT = 2
+# Attempts assigned ahead of their scheduled time that an executor holds, per slot.
+HOLD_PER_SLOT = 100
+# A run that has been running this long keeps its slot a while: nothing queues behind it.
+SLOW_US = 1_000_000
+
+
+def payload_value(obj: Any) -> struct_pb2.Value:
+    """A JSON value as a protobuf Value: what ``api.convert.value`` gives, built directly
+    (json_format.ParseDict was a fifth of the leader's cost of sending an assignment)."""
+    v = struct_pb2.Value()
+    if isinstance(obj, dict):
+        v.struct_value.SetInParent()  # an empty object is still an object
+        v.struct_value.update(obj)
+    elif isinstance(obj, list):
+        v.list_value.SetInParent()
+        v.list_value.extend(obj)
+    elif obj is None:
+        v.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(obj, bool):
+        v.bool_value = obj
+    elif isinstance(obj, int | float):
+        v.number_value = obj
+    elif isinstance(obj, str):
+        v.string_value = obj
+    else:
+        return value(obj)
+    return v
 
 
 def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
@@ -48,7 +89,7 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
         attempt=item.attempt,
         job_id=item.job_id,
         type=item.type,
-        payload=value(json.loads(item.payload)),
+        payload=payload_value(json.loads(item.payload)),
         name=item.name,
         idempotency_key=item.idempotency_key,
         scheduled_at=ts(item.scheduled_at),
@@ -122,6 +163,8 @@ class Dispatcher:
         self._turn = 0
         self._started = now_us()
         self._sends: set[asyncio.Task[None]] = set()
+        # Proposed, not committed: attempt -> (node, ahead of its time)
+        self._reserved: dict[tuple[str, int], tuple[str, bool]] = {}
 
     def wake(self) -> None:
         """Something changed (a run became pending, or one finished): look again."""
@@ -202,30 +245,84 @@ class Dispatcher:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def free_slots(self) -> dict[str, int]:
-        """Free executor slots per reachable node."""
-        load = await self.queries.load_by_node()
-        return {
-            n: max(0, cap - load.get(n, 0))
-            for n, cap in self.capacity.items()
-            if self.reachable.get(n) and cap > 0
-        }
+    async def room(self, now: int) -> tuple[dict[str, int], dict[str, int]]:
+        """Places per reachable node: for attempts due now (its slots and a short queue), and for
+        attempts assigned ahead of their scheduled time; minus what is reserved."""
+        load = await self.queries.node_load(now, now - SLOW_US)
+        reserved: dict[tuple[str, bool], int] = defaultdict(int)
+        for node_id, ahead in self._reserved.values():
+            reserved[node_id, ahead] += 1
+        due: dict[str, int] = {}
+        early: dict[str, int] = {}
+        for n, cap in self.capacity.items():
+            if not self.reachable.get(n) or cap <= 0:
+                continue
+            held = load.get(n, NodeLoad(0, 0, 0))
+            free = max(0, cap - held.slow)  # slots not taken by long runs
+            due[n] = max(0, cap + free * QUEUE_PER_SLOT - (held.held - held.ahead) - reserved[n, False])
+            early[n] = max(0, (HOLD_PER_SLOT * cap if free else 0) - held.ahead - reserved[n, True])
+        return due, early
+
+    async def place(
+        self, due: list[Pending], ahead: Sequence[Pending] = ()
+    ) -> tuple[list[c.Assignment], list[Pending]]:
+        """Choose executors for pending attempts (``ahead``: scheduled after now) and reserve the room.
+
+        Returns the assignments, and the attempts no live node could ever take
+        (their tags). The caller proposes the assignments, then calls
+        :meth:`placed` with the committed result, or :meth:`release` if the
+        command did not commit. Attempts that find no room stay pending for
+        the dispatch loop.
+        """
+        room_due, room_ahead = await self.room(now_us())
+        out: list[c.Assignment] = []
+        unplaceable: list[Pending] = []
+        for runs, room, early in ((due, room_due, False), (list(ahead), room_ahead, True)):
+            if not runs:
+                continue
+            chosen, unfit = choose_nodes(runs, room, self.tags, self._turn)
+            unplaceable += unfit
+            self._turn += len(chosen)
+            for a in chosen:
+                self._reserved[a.run_id, a.attempt] = (a.node_id, early)
+                out.append(replace(a, boot_id=self.boots.get(a.node_id, ("", 0))[0]))
+        return out, unplaceable
+
+    def release(self, assignments: Iterable[c.Assignment]) -> None:
+        """Forget the reservations of these assignments (committed, or given up)."""
+        for a in assignments:
+            self._reserved.pop((a.run_id, a.attempt), None)
+
+    def placed(self, assignments: Iterable[c.Assignment], accepted: list[list[Any]]) -> None:
+        """These assignments were proposed; ``accepted`` ([run id, attempt, node]) committed: send them
+        (in the background: the caller goes on with its next batch)."""
+        self.release(assignments)
+        by_node: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for run_id, attempt, node_id in accepted:
+            by_node[node_id].append((run_id, attempt))
+        for node_id, keys in by_node.items():
+            self._track(asyncio.create_task(self._read_and_send(node_id, keys)))
+
+    async def _read_and_send(self, node_id: str, keys: list[tuple[str, int]]) -> None:
+        await self._send(node_id, await self.queries.work_items(keys))
 
     async def dispatch_once(self) -> int:
         """Assign one batch of pending runs; return how many were assigned."""
-        free = await self.free_slots()
-        room = sum(free.values())
+        room_due, _ = await self.room(now_us())
+        room = sum(room_due.values())
         if room == 0:
             return 0
-        pending = await self.queries.pending_runs(self.batch, now_us())
+        # As many as there is room for, plus the reserved ones (skipped) and those
+        # known to wait for tags no live node has (they would hide the others).
+        limit = min(self.batch, room + len(self._reserved) + len(self._waiting))
+        pending = await self.queries.pending_runs(limit, now_us())
+        pending = [p for p in pending if (p[0], p[1]) not in self._reserved]
         if not pending:
             return 0
-        chosen, unplaceable = choose_nodes(pending, free, self.tags, self._turn)
-        chosen = [replace(a, boot_id=self.boots.get(a.node_id, ("", 0))[0]) for a in chosen]
+        chosen, unplaceable = await self.place(pending)
         await self.mark_waiting(unplaceable)
         if not chosen:
             return 0
-        self._turn += len(chosen)
         at = now_us()
         cmd = c.AssignRuns(
             request_id=uuid.uuid4().hex,
@@ -240,12 +337,10 @@ class Dispatcher:
             log.warning("assignment batch not committed (%d runs): %s", len(chosen), e)
             await asyncio.sleep(0.2)
             return 0
-        accepted = [(r[0], r[1], r[2]) for r in result.get("assigned", [])]
-        by_node: dict[str, list[tuple[str, int]]] = defaultdict(list)
-        for run_id, attempt, node_id in accepted:
-            by_node[node_id].append((run_id, attempt))
-        for node_id, keys in by_node.items():
-            self._send_later(node_id, await self.queries.work_items(keys))
+        finally:
+            self.release(chosen)
+        accepted = result.get("assigned", [])
+        self.placed(chosen, accepted)
         return len(accepted)
 
     async def mark_waiting(self, runs: list[Pending]) -> None:
@@ -327,7 +422,9 @@ class Dispatcher:
             await self.resend(now_us() - RESEND_AFTER_US)
 
     def _send_later(self, node_id: str, items: list[WorkItem]) -> None:
-        task = asyncio.create_task(self._send(node_id, items))
+        self._track(asyncio.create_task(self._send(node_id, items)))
+
+    def _track(self, task: asyncio.Task[None]) -> None:
         self._sends.add(task)
         task.add_done_callback(self._sends.discard)
 

@@ -9,6 +9,13 @@ process dies, the attempt's lease (see the dispatcher) brings the run back.
 An assignment may arrive twice (the leader re-sends what it has not seen
 start); attempts are remembered by their fencing token (run id, attempt), so
 the second copy does not run again.
+
+Accepted attempts are *held* until they may start: until their scheduled
+time (the leader triggers and assigns one-off jobs slightly ahead of it), and
+until one of the ``capacity`` slots is free (the leader keeps a short queue
+here, so that a slot is refilled at once when a handler returns instead of
+after the outcome's commit and the next assignment's). A held attempt's lease
+is renewed like a running one's; a cancelled one never starts.
 """
 
 from __future__ import annotations
@@ -20,13 +27,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from google.protobuf import struct_pb2
+
 from . import commands as c
-from .api.convert import from_value
 from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
@@ -40,9 +49,16 @@ job_log = logging.getLogger("ordo_node.jobs")
 
 MAX_RESULT_BYTES = 256 * 1024
 LINGER = 0.005
+# While runs wait here for a slot, outcomes gather up to this long before they are
+# proposed: starting runs comes first, and a bigger batch costs less per update
+# on every replica.
+MAX_LINGER = 0.25
 # Seconds a long-running handler has to return after ctx.cancelled is set.
 CANCEL_GRACE = 10.0
 REMEMBERED_ATTEMPTS = 100_000
+# A held run whose time has come gives itself back (a new attempt runs elsewhere)
+# if no slot here has freed for this long: the slots are taken by long runs.
+SLOT_WAIT = 5.0
 
 
 @dataclass
@@ -66,6 +82,24 @@ class Running:
         self.progress = note[:200]
 
 
+def payload_of(v: struct_pb2.Value) -> Any:
+    """A protobuf Value as a JSON value, as ``api.convert.from_value`` gives it (whole numbers
+    as ints), read directly: json_format.MessageToDict cost more than the echo handler."""
+    kind = v.WhichOneof("kind")
+    if kind == "struct_value":
+        return {k: payload_of(x) for k, x in v.struct_value.fields.items()}
+    if kind == "list_value":
+        return [payload_of(x) for x in v.list_value.values]
+    if kind == "number_value":
+        n = v.number_value
+        return int(n) if n.is_integer() and abs(n) <= 2**53 else n
+    if kind == "string_value":
+        return v.string_value
+    if kind == "bool_value":
+        return v.bool_value
+    return None
+
+
 def encode_result(value: Any) -> str:
     """A handler's return value as JSON text, bounded in size."""
     text = json.dumps(value, default=str, ensure_ascii=False)
@@ -81,9 +115,13 @@ class Reporter:
         self.node_id = node_id
         self.consensus = consensus
         self.batch = batch
-        self._queue: list[c.RunUpdate] = []
+        # Queued updates in order, by (run id, attempt, kind): an outcome finds its
+        # queued "started" in one look-up, not a scan (thousands queue up in a burst).
+        self._queue: OrderedDict[tuple[str, int, str], c.RunUpdate] = OrderedDict()
         self._busy = 0
         self._ready = asyncio.Event()
+        # How many runs wait for a slot on this node (the executor sets it).
+        self.backlog: Callable[[], int] = lambda: 0
 
     def report(self, update: c.RunUpdate) -> None:
         """Queue one update; it is committed soon, with others.
@@ -92,15 +130,11 @@ class Reporter:
         start time): a short job costs one update, not two.
         """
         if update.kind != "started":
-            for i, queued in enumerate(self._queue):
-                if queued.kind == "started" and (queued.run_id, queued.attempt) == (
-                    update.run_id,
-                    update.attempt,
-                ):
-                    del self._queue[i]
-                    update = replace(update, started_at=queued.at)
-                    break
-        self._queue.append(update)
+            queued = self._queue.pop((update.run_id, update.attempt, "started"), None)
+            if queued is not None:  # (dataclasses.replace costs more than the rest of report())
+                u = update
+                update = c.RunUpdate(u.run_id, u.attempt, u.kind, u.at, u.result, u.error, queued.at)
+        self._queue[update.run_id, update.attempt, update.kind] = update
         self._ready.set()
 
     async def run(self) -> None:
@@ -110,9 +144,15 @@ class Reporter:
             # Linger a moment: more updates join the batch, and a fast job's
             # outcome can replace its "started".
             await asyncio.sleep(LINGER)
+            waited = LINGER
+            while self.backlog() and len(self._queue) < self.batch and waited < MAX_LINGER:
+                await asyncio.sleep(LINGER)
+                waited += LINGER
             self._ready.clear()
             while self._queue:
-                updates, self._queue = self._queue[: self.batch], self._queue[self.batch :]
+                updates = [
+                    self._queue.popitem(last=False)[1] for _ in range(min(self.batch, len(self._queue)))
+                ]
                 self._busy = len(updates)
                 try:
                     await self._commit(tuple(updates))
@@ -165,15 +205,40 @@ class Executor:
         self.reporter = reporter
         self.consensus = consensus
         self.running: dict[tuple[str, int], Running] = {}
+        # Accepted, not started yet: waiting for their scheduled time or a free slot.
+        self.held: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._slots = asyncio.Semaphore(config.capacity)
+        # Held runs whose time has come, waiting for a slot; and when a slot last
+        # freed (or the wait began).
+        self._queued: set[tuple[str, int]] = set()
+        self._slot_freed = time.monotonic()
+        self._data_dir = Path(config.data_dir)
+        reporter.backlog = lambda: len(self._queued)
         self.draining = False
         self.boot_id = uuid.uuid4().hex
         self._hurry = asyncio.Event()
         self._seen: OrderedDict[tuple[str, int], None] = OrderedDict()
         self._renewer: asyncio.Task[None] | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        """Start renewing leases."""
+        """Start renewing leases, and watching for runs stuck behind long ones."""
         self._renewer = asyncio.create_task(self._renew_loop(), name="lease renewer")
+        self._watcher = asyncio.create_task(self._slot_watch(), name="slot watcher")
+
+    async def _slot_watch(self) -> None:
+        """Give back the runs waiting for a slot when none has freed for SLOT_WAIT seconds.
+
+        The leader queues runs here only behind slots whose runs are young, but
+        a young run may turn out to be a long one (a stream, a long-running
+        job); the runs queued behind it then go to another node.
+        """
+        while True:
+            await asyncio.sleep(SLOT_WAIT / 5)
+            if self._queued and not self.draining and time.monotonic() - self._slot_freed >= SLOT_WAIT:
+                await self.give_back(
+                    list(self._queued), f"no slot freed on {self.config.node_id} for {SLOT_WAIT:g}s"
+                )
 
     async def _renew_loop(self) -> None:
         while True:
@@ -184,8 +249,8 @@ class Executor:
                 log.warning("lease renewal not committed: %s", e)
 
     async def renew_leases(self) -> None:
-        """Extend the lease of every attempt held here; stop those the cluster took back."""
-        refs = tuple(c.RunRef(r.run_id, r.attempt) for r in self.running.values())
+        """Extend the lease of every attempt held or running here; stop those the cluster took back."""
+        refs = tuple(c.RunRef(*key) for key in (*self.running, *self.held))
         if not refs:
             return
         at = now_us()
@@ -198,7 +263,7 @@ class Executor:
         )
         result = await self.consensus.propose(cmd, timeout=self.config.lease_timeout / 3)
         for run_id, attempt in result.get("lost", []):
-            if (run_id, attempt) in self.running:
+            if (run_id, attempt) in self.running or (run_id, attempt) in self.held:
                 log.warning("run=%s attempt=%d is no longer ours; stopping it", run_id, attempt)
                 self.cancel(run_id, attempt)
 
@@ -212,7 +277,10 @@ class Executor:
         return self.config.capacity
 
     def assign(self, assignments: list[internal_pb2.Assignment]) -> list[str]:
-        """Start what fits; return the run ids taken (or already known)."""
+        """Take the attempts this node can run; return the run ids taken (or already known).
+
+        Each starts at its scheduled time, once a slot is free.
+        """
         accepted: list[str] = []
         if self.draining:
             return accepted
@@ -229,14 +297,41 @@ class Executor:
             if key in self._seen:
                 accepted.append(a.run_id)
                 continue
-            if len(self.running) >= self.capacity:
-                continue
             self._remember(key)
-            running = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), a.long_running)
-            self.running[key] = running
-            running.task = asyncio.create_task(self._run(a, running), name=f"run {a.run_id}#{a.attempt}")
+            self.held[key] = asyncio.create_task(self._hold(a), name=f"run {a.run_id}#{a.attempt}")
             accepted.append(a.run_id)
         return accepted
+
+    async def _hold(self, a: internal_pb2.Assignment) -> None:
+        """Wait for the attempt's scheduled time and a free slot, then run it."""
+        key = (a.run_id, a.attempt)
+        try:
+            delay = (a.scheduled_at.ToMicroseconds() - now_us()) / 1e6
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not self._queued:
+                self._slot_freed = time.monotonic()  # the wait for a slot starts now
+            self._queued.add(key)
+            try:
+                await self._slots.acquire()
+            finally:
+                self._queued.discard(key)
+            try:
+                if self.draining:
+                    # Never started: finish_running gives it back.
+                    return
+                del self.held[key]
+                running = Running(a.run_id, a.attempt, a.job_id, a.type, now_us(), a.long_running)
+                task = asyncio.current_task()
+                assert task is not None
+                running.task = task
+                self.running[key] = running
+                await self._run(a, running)
+            finally:
+                self._slots.release()
+                self._slot_freed = time.monotonic()
+        finally:
+            self.held.pop(key, None)
 
     def _remember(self, key: tuple[str, int]) -> None:
         self._seen[key] = None
@@ -250,6 +345,10 @@ class Executor:
         gets CANCEL_GRACE seconds to return by itself; any other is cancelled
         at once (a shell command then gets SIGTERM, and SIGKILL after a grace).
         """
+        held = self.held.pop((run_id, attempt), None)
+        if held is not None:  # not started: it never will
+            held.cancel()
+            return
         running = self.running.get((run_id, attempt))
         if running is None:
             return
@@ -276,12 +375,12 @@ class Executor:
             idempotency_key=a.idempotency_key,
             scheduled_at=to_datetime(a.scheduled_at.ToMicroseconds()),
             node_id=self.config.node_id,
-            data_dir=Path(self.config.data_dir),
+            data_dir=self._data_dir,
             logger=job_log,
             cancelled=running.cancelled,
             heartbeat=running.heartbeat,
         )
-        payload = from_value(a.payload) if a.HasField("payload") else None
+        payload = payload_of(a.payload) if a.HasField("payload") else None
         try:
             if a.timeout_ms > 0:
                 try:
@@ -325,9 +424,34 @@ class Executor:
         """Stop waiting for running attempts (a second Ctrl-C)."""
         self._hurry.set()
 
+    async def give_back(self, keys: list[tuple[str, int]], reason: str) -> None:
+        """Hand attempts held here and never started back to the cluster: each gets a new attempt,
+        which the leader places on another node (ExpireRuns, as for a lost executor)."""
+        current = asyncio.current_task()
+        for key in keys:
+            task = self.held.pop(key, None)
+            if task is not None and task is not current:
+                task.cancel()
+        if not keys:
+            return
+        log.warning("giving back %d attempts not started: %s", len(keys), reason)
+        cmd = c.ExpireRuns(
+            request_id=uuid.uuid4().hex,
+            at=now_us(),
+            node=self.config.node_id,
+            runs=tuple(c.RunRef(*key) for key in keys),
+            reason=reason,
+        )
+        try:
+            await self.consensus.propose(cmd, timeout=self.config.lease_timeout / 3)
+        except OrdoError as e:  # no longer renewed here: their leases run out instead
+            log.warning("giving back %d attempts not committed: %s", len(keys), e)
+
     async def finish_running(self, grace: float) -> None:
-        """Take no new work and give running attempts up to ``grace`` seconds to end."""
+        """Take no new work, give back what was not started, and give running attempts up to
+        ``grace`` seconds to end."""
         self.draining = True
+        await self.give_back(list(self.held), f"node {self.config.node_id} is shutting down")
         tasks = [r.task for r in self.running.values()]
         if not tasks or grace <= 0:
             return
@@ -346,11 +470,12 @@ class Executor:
 
     async def stop(self) -> None:
         """Cancel every running attempt; their leases bring them back elsewhere."""
-        if self._renewer is not None:
-            self._renewer.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._renewer
-        tasks = [r.task for r in self.running.values()]
+        for loop_task in (self._renewer, self._watcher):
+            if loop_task is not None:
+                loop_task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await loop_task
+        tasks = [*self.held.values(), *(r.task for r in self.running.values())]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -302,8 +302,14 @@ class Node:
                 # Commit a barrier first: once it is applied here, so is every
                 # command committed under earlier leaders.
                 await self.consensus.propose(c.Barrier(node=self.config.node_id))
-                self.timekeeper = Timekeeper(self.config.node_id, self.consensus, self.queries, self.metrics)
                 self.dispatcher = Dispatcher(self.config, self.consensus, self.queries, self.peers)
+                self.timekeeper = Timekeeper(
+                    self.config.node_id,
+                    self.consensus,
+                    self.queries,
+                    self.metrics,
+                    dispatcher=self.dispatcher,
+                )
                 log.info("leader actors started term=%d", term)
                 async with asyncio.TaskGroup() as tg:
                     tg.create_task(self.timekeeper.run(), name="timekeeper")

@@ -148,6 +148,21 @@ class DueJob:
     occurrences: int
     paused_at: int | None
     resumed_at: int | None
+    type: str = ""
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """What an executor must offer to run this job (see :func:`_needs`)."""
+        return _needs_of(self.options, self.type)
+
+
+@dataclass(frozen=True)
+class NodeLoad:
+    """The open attempts one node holds: all, those not due yet, and those running for long."""
+
+    held: int
+    ahead: int
+    slow: int
 
 
 @dataclass(frozen=True)
@@ -185,8 +200,11 @@ def _run(row: Any) -> RunRow:
 
 def _needs(options: str, job_type: str) -> frozenset[str]:
     """What an executor must offer to run a job: its tags, and its type as "handler:<type>"."""
-    tags = json.loads(options).get("tags", ()) if options else ()
-    return frozenset((*tags, f"handler:{job_type}"))
+    return _needs_of(json.loads(options) if options else {}, job_type)
+
+
+def _needs_of(options: dict[str, Any], job_type: str) -> frozenset[str]:
+    return frozenset((*options.get("tags", ()), f"handler:{job_type}"))
 
 
 def encode_token(created_at: int, job_id: str) -> str:
@@ -283,14 +301,31 @@ class Queries:
         rows = await self._all("SELECT MIN(due_at) FROM jobs WHERE armed = 1")
         return rows[0][0] if rows and rows[0][0] is not None else None
 
-    async def due_jobs(self, now: int, limit: int) -> list[DueJob]:
-        """Up to ``limit`` armed jobs due at or before ``now``, earliest first."""
+    async def due_jobs(self, now: int, limit: int, *, one_offs_until: int | None = None) -> list[DueJob]:
+        """Up to ``limit`` armed jobs due at or before ``now``, earliest first.
+
+        With ``one_offs_until``, one-off jobs (no schedule: ``next_nominal`` is
+        NULL) due by then are included too: the timekeeper triggers those ahead.
+        """
+        ahead = now if one_offs_until is None else max(now, one_offs_until)
         rows = await self._all(
-            "SELECT id, due_at, next_nominal, options, occurrences, paused_at, resumed_at FROM jobs"
-            " WHERE armed = 1 AND due_at <= ? ORDER BY due_at LIMIT ?",
-            (now, limit),
+            "SELECT id, due_at, next_nominal, options, occurrences, paused_at, resumed_at, type FROM jobs"
+            " WHERE armed = 1 AND due_at <= ? AND (due_at <= ? OR next_nominal IS NULL)"
+            " ORDER BY due_at LIMIT ?",
+            (ahead, now, limit),
         )
-        return [DueJob(r[0], r[1], r[2], json.loads(r[3]) if r[3] else {}, r[4], r[5], r[6]) for r in rows]
+        return [
+            DueJob(r[0], r[1], r[2], json.loads(r[3]) if r[3] else {}, r[4], r[5], r[6], r[7]) for r in rows
+        ]
+
+    async def count_one_offs_due(self, by: int, limit: int) -> int:
+        """How many armed one-off jobs are due at or before ``by`` (counting stops at ``limit``)."""
+        rows = await self._all(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE armed = 1 AND due_at <= ?"
+            " AND next_nominal IS NULL LIMIT ?)",
+            (by, limit),
+        )
+        return int(rows[0][0])
 
     async def occurrences(
         self, job_id: str, *, since: int | None, until: int | None, fate: str, page_size: int, page_token: str
@@ -359,12 +394,15 @@ class Queries:
 
     async def work_items(self, keys: list[tuple[str, int]]) -> list[WorkItem]:
         """The given run attempts, with their jobs' type and payload."""
+        wanted = set(keys)
+        ids = sorted({k[0] for k in keys})
         items: list[WorkItem] = []
-        for i in range(0, len(keys), 400):
-            chunk = keys[i : i + 400]
-            cond = " OR ".join("(r.run_id = ? AND r.attempt = ?)" for _ in chunk)
-            args = tuple(x for k in chunk for x in k)
-            items += await self._work(f"AND ({cond})", args, open_only=False)
+        for i in range(0, len(ids), 500):
+            chunk = tuple(ids[i : i + 500])
+            found = await self._work(
+                f"AND r.run_id IN ({','.join('?' * len(chunk))})", chunk, open_only=False
+            )
+            items += [w for w in found if (w.run_id, w.attempt) in wanted]
         return items
 
     async def pending_runs(self, limit: int, now: int) -> list[tuple[str, int, frozenset[str]]]:
@@ -372,11 +410,12 @@ class Queries:
 
         Highest priority first, then the oldest trigger.
         """
+        # The jobs are joined only to the attempts chosen, not to every pending one.
         rows = await self._all(
-            "SELECT r.run_id, r.attempt, j.options, j.type FROM runs r JOIN jobs j ON j.id = r.job_id"
-            " WHERE r.state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND r.state = 'PENDING'"
-            " AND (r.not_before IS NULL OR r.not_before <= ?)"
-            " ORDER BY r.priority DESC, r.triggered_at LIMIT ?",
+            "SELECT r.run_id, r.attempt, j.options, j.type FROM (SELECT run_id, attempt, job_id, priority,"
+            " triggered_at FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND state = 'PENDING'"
+            " AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, triggered_at LIMIT ?) r"
+            " JOIN jobs j ON j.id = r.job_id ORDER BY r.priority DESC, r.triggered_at",
             (now, limit),
         )
         return [(r[0], r[1], _needs(r[2], r[3])) for r in rows]
@@ -397,6 +436,17 @@ class Queries:
             " AND state != 'PENDING' GROUP BY node_id"
         )
         return {r[0]: r[1] for r in rows}
+
+    async def node_load(self, now: int, slow_before: int) -> dict[str, NodeLoad]:
+        """Per node: its open attempts, how many of them are scheduled after ``now``, and how many
+        have been running since before ``slow_before``."""
+        rows = await self._all(
+            "SELECT node_id, COUNT(*), SUM(scheduled_at > ?), SUM(state = 'RUNNING' AND started_at < ?)"
+            " FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND state != 'PENDING'"
+            " GROUP BY node_id",
+            (now, slow_before),
+        )
+        return {r[0]: NodeLoad(r[1], r[2] or 0, r[3] or 0) for r in rows}
 
     async def assigned_before(self, before: int) -> list[WorkItem]:
         """Attempts assigned at or before ``before`` whose executor has not reported a start."""

@@ -6,6 +6,14 @@ everything due, in batches. It never scans the job table. Exactly-once comes
 from the state machine: each trigger is guarded by the job's expected state
 and due time, so a trigger proposed twice (a retry, a deposed leader) is a
 no-op the second time.
+
+One-off jobs are triggered up to LOOKAHEAD ahead of their due time, and the
+same command assigns their runs (the dispatcher chooses the executors): the
+executor holds each run until its scheduled time, so that thousands of jobs
+due in the same second start on time instead of queueing behind their
+triggers' and assignments' commits. A cancellation before the due time still
+stops the held run. Recurring jobs are triggered at their fire time: their
+occurrences' fates (catch-up, overlap, pause) are decided then.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from contextlib import suppress
 
 from . import commands as c
 from .consensus import Consensus
+from .dispatcher import Dispatcher, Pending
 from .errors import OrdoError
 from .metrics import Metrics
 from .queries import DueJob, Queries
@@ -33,6 +42,15 @@ MAX_OCCURRENCES = 1000
 # Even with nothing due, look again this often: a safety net against a missed
 # wake-up, and cheap (one index seek).
 MAX_SLEEP = 5.0
+# One-off jobs due within this many microseconds are triggered (and assigned) now.
+LOOKAHEAD = 2_000_000
+# Many one-off jobs due at about the same time (within BURST of the earliest) are
+# triggered earlier still, by the time their triggers take at the measured rate,
+# up to MAX_LOOKAHEAD ahead: so that the last of them is assigned before it is due.
+BURST = 1_000_000
+MAX_LOOKAHEAD = 10_000_000
+# Triggers committed per second before any batch was measured.
+INITIAL_RATE = 4000.0
 
 
 class Timekeeper:
@@ -46,19 +64,36 @@ class Timekeeper:
         metrics: Metrics | None = None,
         *,
         batch: int = 2000,
+        dispatcher: Dispatcher | None = None,
+        lookahead: int = LOOKAHEAD,
     ) -> None:
         self.metrics = metrics
+        self.dispatcher = dispatcher
+        self.lookahead = lookahead
         self.node_id = node_id
         self.consensus = consensus
         self.queries = queries
         self.batch = batch
         self._wake = asyncio.Event()
         self._sleeping_until: int | None = None
+        # How far ahead one-off jobs are triggered now (LOOKAHEAD, more for a burst).
+        self._window = lookahead
+        self._rate = INITIAL_RATE
 
     def notify_due(self, due_at: int) -> None:
-        """A job due at ``due_at`` was scheduled; wake up if that is sooner than planned."""
-        if self._sleeping_until is None or due_at < self._sleeping_until:
+        """A job due at ``due_at`` was scheduled; wake up to plan again if that may be sooner than planned
+        (it may be one more of a burst that has to be triggered earlier)."""
+        if self._sleeping_until is None or due_at - MAX_LOOKAHEAD < self._sleeping_until:
             self._wake.set()
+
+    async def lead(self, nxt: int) -> int:
+        """How long before ``nxt`` (the earliest due time) to start triggering: LOOKAHEAD, plus the
+        time the triggers of the one-off jobs due by ``nxt`` + BURST take at the measured rate."""
+        if nxt - now_us() > MAX_LOOKAHEAD + BURST:
+            return self.lookahead
+        limit = int(self._rate * MAX_LOOKAHEAD / 1e6)
+        burst = await self.queries.count_one_offs_due(nxt + BURST, limit)
+        return min(MAX_LOOKAHEAD, self.lookahead + int(burst / self._rate * 1e6))
 
     async def run(self) -> None:
         """Trigger due jobs until cancelled."""
@@ -67,8 +102,18 @@ class Timekeeper:
             if await self.trigger_due():
                 continue
             nxt = await self.queries.next_due()
-            self._sleeping_until = nxt
-            delay = MAX_SLEEP if nxt is None else min(MAX_SLEEP, max(0.0, (nxt - now_us()) / 1e6))
+            lead = self.lookahead if nxt is None else await self.lead(nxt)
+            if nxt is not None and nxt - lead <= now_us() and lead > self._window:
+                self._window = lead  # a burst: trigger it now, further ahead than usual
+                continue
+            self._window = lead
+            wake_at = None if nxt is None else nxt - lead
+            if nxt is not None and wake_at is not None and wake_at <= now_us():
+                # Nothing is due within the look-ahead, so the earliest job is a
+                # recurring one: it is triggered at its fire time.
+                wake_at = nxt
+            self._sleeping_until = wake_at
+            delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, max(0.0, (wake_at - now_us()) / 1e6))
             if delay > 0:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), delay)
@@ -77,19 +122,43 @@ class Timekeeper:
     async def trigger_due(self) -> bool:
         """Propose triggers for one batch of due jobs; True if it found any."""
         now = now_us()
-        due = await self.queries.due_jobs(now, self.batch)
+        due = await self.queries.due_jobs(now, self.batch, one_offs_until=now + self._window)
         if not due:
             return False
         triggers = tuple(
             recurring_trigger(d, now) if d.options.get("cron") else c.Trigger(d.job_id, d.due_at) for d in due
         )
-        cmd = c.TriggerJobs(request_id=uuid.uuid4().hex, at=now_us(), node=self.node_id, triggers=triggers)
+        assignments: list[c.Assignment] = []
+        if self.dispatcher is not None:
+            # The one run a one-off job's trigger creates is "<job id>:1", attempt 1.
+            runs = [(d, (f"{d.job_id}:1", 1, d.needs)) for d in due if not d.options.get("cron")]
+            now_due: list[Pending] = [r for d, r in runs if d.due_at <= now]
+            ahead: list[Pending] = [r for d, r in runs if d.due_at > now]
+            assignments, _ = await self.dispatcher.place(now_due, ahead)
+        at = now_us()
+        lease_until = at + self.dispatcher.lease_us if self.dispatcher is not None and assignments else 0
+        cmd = c.TriggerJobs(
+            request_id=uuid.uuid4().hex,
+            at=at,
+            node=self.node_id,
+            triggers=triggers,
+            assignments=tuple(assignments),
+            lease_until=lease_until,
+        )
         try:
             result = await self.consensus.propose(cmd)
         except OrdoError as e:
             log.warning("trigger batch not committed (%d jobs): %s", len(due), e)
             await asyncio.sleep(0.2)
             return True
+        finally:
+            if self.dispatcher is not None:
+                self.dispatcher.release(assignments)
+        if self.dispatcher is not None and assignments:
+            self.dispatcher.placed(assignments, result.get("assigned", []))
+        if len(due) >= 100:  # smaller batches say more about fixed costs than about the rate
+            rate = len(due) / max(1e-3, (now_us() - now) / 1e6)
+            self._rate = 0.7 * self._rate + 0.3 * rate
         if self.metrics is not None:
             due_at = {t.job_id: t.due_at for t in triggers}
             for job_id in result.get("triggered", []):

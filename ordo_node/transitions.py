@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from functools import lru_cache
 from typing import Any
 
 from . import commands as c
@@ -23,6 +24,10 @@ from .timeutil import format_us
 OPEN = ("PENDING", "ASSIGNED", "RUNNING")
 FINAL = ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED")
 DEFAULT_BACKOFF = {"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}
+
+
+# A batch of jobs is often due at a few distinct times: format each once.
+_due_text = lru_cache(maxsize=1024)(format_us)
 
 
 class Refused(Exception):
@@ -43,9 +48,49 @@ class Transitions:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
+        # History entries of the command being applied, written together (one
+        # executemany) in the order they were made; see :meth:`flush_events`.
+        self._events: list[tuple[Any, ...]] = []
+        # Writes of the plain one-off jobs' fast paths, by statement, written with one
+        # executemany each; see :meth:`later`.
+        self._writes: dict[str, list[tuple[Any, ...]]] = {}
 
     def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
         """Apply ``cmd``; return its result."""
+        # What a refused command left behind was rolled back with it.
+        self._events.clear()
+        self._writes.clear()
+        result = self._dispatch(cmd, fx)
+        self.flush_writes()
+        self.flush_events()
+        return result
+
+    def later(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Run ``sql`` with ``params`` at the next :meth:`flush_writes`, grouped with the same statement.
+
+        Only for rows that nothing reads before the flush: the fast paths of
+        plain one-off jobs use it, and every other path of the same command
+        flushes first.
+        """
+        self._writes.setdefault(sql, []).append(params)
+
+    def flush_writes(self) -> None:
+        """Run the writes :meth:`later` kept, statement by statement."""
+        for sql, rows in self._writes.items():
+            self.db.executemany(sql, rows)
+        self._writes.clear()
+
+    def flush_events(self) -> None:
+        """Write the history entries made so far, in order (their ``seq`` follows the order of the calls)."""
+        if self._events:
+            self.db.executemany(
+                "INSERT INTO events (job_id, type, at, node_id, run_id, attempt, message)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                self._events,
+            )
+            self._events.clear()
+
+    def _dispatch(self, cmd: c.Command, fx: Effects) -> Any:
         match cmd:
             case c.SubmitJobs():
                 return self.submit(cmd, fx)
@@ -91,11 +136,9 @@ class Transitions:
         run: tuple[str, int] | None = None,
         message: str = "",
     ) -> None:
-        """Append one entry to the job's history."""
-        self.db.execute(
-            "INSERT INTO events (job_id, type, at, node_id, run_id, attempt, message) VALUES (?, ?, ?, ?,"
-            " ?, ?, ?)",
-            (job_id, type_, at, node, run[0] if run else None, run[1] if run else None, message),
+        """Append one entry to the job's history (written at the end of the command or before a savepoint)."""
+        self._events.append(
+            (job_id, type_, at, node, run[0] if run else None, run[1] if run else None, message)
         )
 
     def job(self, job_id: str) -> sqlite3.Row | None:
@@ -155,7 +198,7 @@ class Transitions:
         if job is None or job["state"] in ("CANCELLED", "PAUSED"):
             return
         rows = self.db.execute(
-            "SELECT state, not_before, waiting FROM runs"
+            "SELECT state, not_before, waiting, scheduled_at FROM runs"
             " WHERE job_id = ? AND state IN ('PENDING', 'ASSIGNED', 'RUNNING')",
             (job_id,),
         ).fetchall()
@@ -165,6 +208,10 @@ class Transitions:
             state = "RUNNING"
         elif ready and "ASSIGNED" not in states and all(r[2] for r in ready):
             state = "WAITING"
+        elif rows and all(r[3] > at for r in rows):
+            # Triggered ahead of its time (a one-off job): to its users the job is
+            # still scheduled, its run assigned and held until then.
+            state = "SCHEDULED"
         elif "ASSIGNED" in states or ready:
             state = "TRIGGERED"
         elif states:
@@ -182,16 +229,19 @@ class Transitions:
         ids: list[str | None] = []
         created: list[bool] = []
         errors: list[dict[str, str] | None] = []
+        taken = self.existing_ids([spec.job_id for spec in cmd.jobs])
         for spec in cmd.jobs:
             if cmd.atomic:
-                job_id, new = self.submit_one(spec, cmd, fx)
+                job_id, new = self.submit_one(spec, cmd, fx, taken)
                 errors.append(None)
             else:
+                self.flush_events()
                 self.db.execute("SAVEPOINT job")
                 try:
-                    job_id, new = self.submit_one(spec, cmd, fx)
+                    job_id, new = self.submit_one(spec, cmd, fx, taken)
                     errors.append(None)
                 except Refused as refusal:
+                    self._events.clear()  # the refused job's entries go with its rows
                     self.db.execute("ROLLBACK TO job")
                     job_id, new = None, False
                     errors.append(refusal.result)
@@ -203,8 +253,23 @@ class Transitions:
             result["errors"] = errors
         return result
 
-    def submit_one(self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects) -> tuple[str, bool]:
-        """Create one job (or find it by its idempotency key); (job id, created)."""
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of these job ids exist (one query per 500)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk))
+        return found
+
+    def submit_one(
+        self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects, taken: set[str] | None = None
+    ) -> tuple[str, bool]:
+        """Create one job (or find it by its idempotency key); (job id, created).
+
+        ``taken``: the job ids known to exist (read in bulk by :meth:`submit`); a
+        job created here is added to it.
+        """
         if spec.idempotency_key:
             row = self.db.execute(
                 "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
@@ -217,7 +282,12 @@ class Transitions:
                         " with a different definition",
                     )
                 return row[0], False
-        if self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone():
+        exists = (
+            spec.job_id in taken
+            if taken is not None
+            else self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone()
+        )
+        if exists:
             raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
         if spec.options and options_of(spec.options).get("long_running"):
             self.one_long_running_per_name(spec)
@@ -241,17 +311,38 @@ class Transitions:
                 spec.options,
             ),
         )
-        self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {format_us(spec.run_at)}")
+        self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {_due_text(spec.run_at)}")
+        if taken is not None:
+            taken.add(spec.job_id)
         fx.scheduled.append((spec.job_id, spec.run_at))
         if fx.earliest_due is None or spec.run_at < fx.earliest_due:
             fx.earliest_due = spec.run_at
         return spec.job_id, True
 
+    def jobs_by_id(self, ids: list[str]) -> dict[str, sqlite3.Row]:
+        """The rows of the jobs with these ids (one query per few hundred), by id."""
+        out: dict[str, sqlite3.Row] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            cur = self.db.execute(f"SELECT * FROM jobs WHERE id IN ({','.join('?' * len(chunk))})", chunk)
+            cur.row_factory = sqlite3.Row
+            out.update((row["id"], row) for row in cur)
+        return out
+
     def trigger(self, cmd: c.TriggerJobs, fx: Effects) -> Any:
+        """Trigger each job still due at the time its trigger names; then apply the assignments."""
         triggered: list[str] = []
         skipped: dict[str, str] = {}
+        given = {(a.run_id, a.attempt): a for a in cmd.assignments}
+        assigned: list[list[Any]] = []
+        jobs = self.jobs_by_id([t.job_id for t in cmd.triggers])
+        seen: set[str] = set()
         for t in cmd.triggers:
-            job = self.job(t.job_id)
+            # A job named twice in one command is read again: the first trigger changed it.
+            if t.job_id in seen:
+                self.flush_writes()
+            job = self.job(t.job_id) if t.job_id in seen else jobs.get(t.job_id)
+            seen.add(t.job_id)
             if job is None:
                 skipped[t.job_id] = "no such job"
                 continue
@@ -260,9 +351,13 @@ class Transitions:
                 skipped[t.job_id] = f"not due: state {job['state']}, due {due}"
                 continue
             if not t.occurrences and not job["options"]:
-                self.trigger_one_off(job, t, cmd, fx)
+                a = given.pop((f"{t.job_id}:1", 1), None)
+                self.trigger_one_off(job, t, cmd, fx, a)
                 triggered.append(t.job_id)
+                if a is not None:
+                    assigned.append([a.run_id, a.attempt, a.node_id])
                 continue
+            self.flush_writes()
             occurrences = t.occurrences or (c.Occurrence(t.due_at, t.due_at, "run"),)
             ran = self.occurrences(job, occurrences, cmd, fx)
             armed = t.next_due is not None
@@ -277,35 +372,71 @@ class Transitions:
             if ran:
                 triggered.append(t.job_id)
                 fx.triggered.append(t.job_id)
-        return {"triggered": triggered, "skipped": skipped}
+        # The other assignments (runs of jobs with options, or of triggers skipped
+        # above) take the general path, guarded like AssignRuns.
+        self.flush_writes()
+        for a in given.values():
+            if self.assign_one(a, cmd.at, cmd.lease_until, cmd.node, fx):
+                assigned.append([a.run_id, a.attempt, a.node_id])
+        result: dict[str, Any] = {"triggered": triggered, "skipped": skipped}
+        if cmd.assignments:
+            result["assigned"] = assigned
+        return result
 
-    def trigger_one_off(self, job: sqlite3.Row, t: c.Trigger, cmd: c.TriggerJobs, fx: Effects) -> None:
+    def trigger_one_off(
+        self, job: sqlite3.Row, t: c.Trigger, cmd: c.TriggerJobs, fx: Effects, a: c.Assignment | None = None
+    ) -> None:
         """The common case, kept short: a plain one-off job's one occurrence becomes its one run.
 
         It has no policies, so the outcome is what :meth:`occurrences` and
-        :meth:`settle` would decide: the run is pending and the job TRIGGERED.
+        :meth:`settle` would decide: the run is pending and the job TRIGGERED
+        (SCHEDULED while the trigger is ahead of the due time).
+        With an assignment ``a`` the run is created assigned, as :meth:`assign_one`
+        would leave it.
         """
         run = (f"{job['id']}:1", 1)
-        self.db.execute(
-            "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, failures_before)"
-            " VALUES (?, 1, ?, 'PENDING', ?, ?, 0)",
-            (run[0], job["id"], t.due_at, cmd.at),
-        )
-        self.db.execute(
+        if a is None:
+            self.later(
+                "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at,"
+                " failures_before) VALUES (?, 1, ?, 'PENDING', ?, ?, 0)",
+                (run[0], job["id"], t.due_at, cmd.at),
+            )
+        else:
+            self.later(
+                "INSERT INTO runs (run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at,"
+                " assigned_at, lease_until, boot_id, failures_before)"
+                " VALUES (?, 1, ?, 'ASSIGNED', ?, ?, ?, ?, ?, ?, 0)",
+                (
+                    run[0],
+                    job["id"],
+                    a.node_id,
+                    t.due_at,
+                    cmd.at,
+                    cmd.at,
+                    cmd.lease_until or None,
+                    a.boot_id or None,
+                ),
+            )
+        self.later(
             "INSERT INTO occurrences (job_id, nominal, fire_at, fate, reason, run_id, decided_at, ordinal)"
             " VALUES (?, ?, ?, 'TRIGGERED', '', ?, ?, 1)",
             (job["id"], t.due_at, t.due_at, run[0], cmd.at),
         )
-        self.db.execute(
-            "UPDATE jobs SET state = 'TRIGGERED', due_at = NULL, armed = 0, occurrences = 1, updated_at = ?"
+        # Triggered ahead of its time, the job still shows SCHEDULED (as settle() has it).
+        self.later(
+            "UPDATE jobs SET state = ?, due_at = NULL, armed = 0, occurrences = 1, updated_at = ?"
             " WHERE id = ?",
-            (cmd.at, job["id"]),
+            ("SCHEDULED" if t.due_at > cmd.at else "TRIGGERED", cmd.at, job["id"]),
         )
         self.event(
             job["id"], "TRIGGERED", cmd.at, cmd.node, run, f"lateness_ms={(cmd.at - t.due_at) / 1000:.1f}"
         )
-        fx.pending.append(run)
         fx.triggered.append(job["id"])
+        if a is None:
+            fx.pending.append(run)
+            return
+        self.event(job["id"], "ASSIGNED", cmd.at, a.node_id, run, f"by {cmd.node}")
+        fx.assigned.append((a.run_id, a.attempt, a.node_id))
 
     def occurrences(
         self, job: sqlite3.Row, occs: tuple[c.Occurrence, ...], cmd: c.TriggerJobs, fx: Effects
@@ -410,53 +541,116 @@ class Transitions:
 
     def assign(self, cmd: c.AssignRuns, fx: Effects) -> Any:
         accepted: list[list[Any]] = []
+        rows = self.runs_by_key([(a.run_id, a.attempt) for a in cmd.assignments])
         for a in cmd.assignments:
-            row = self.db.execute(
-                "SELECT job_id, state FROM runs WHERE run_id = ? AND attempt = ?", (a.run_id, a.attempt)
-            ).fetchone()
-            if row is None or row[1] != "PENDING":
-                continue
-            self.db.execute(
-                "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
-                " waiting = NULL, boot_id = ? WHERE run_id = ? AND attempt = ?",
-                (a.node_id, cmd.at, cmd.lease_until or None, a.boot_id or None, a.run_id, a.attempt),
-            )
-            self.event(row[0], "ASSIGNED", cmd.at, a.node_id, (a.run_id, a.attempt), f"by {cmd.node}")
-            self.settle(row[0], cmd.at, "TRIGGERED")
-            accepted.append([a.run_id, a.attempt, a.node_id])
-            fx.assigned.append((a.run_id, a.attempt, a.node_id))
+            if self.assign_one(a, cmd.at, cmd.lease_until, cmd.node, fx, rows):
+                accepted.append([a.run_id, a.attempt, a.node_id])
         return {"assigned": accepted}
+
+    def assign_one(
+        self,
+        a: c.Assignment,
+        at: int,
+        lease_until: int,
+        by: str,
+        fx: Effects,
+        rows: dict[tuple[str, int], tuple[Any, ...]] | None = None,
+    ) -> bool:
+        """Give one pending attempt to ``a.node_id``; False if it is not pending (any more).
+
+        ``rows`` are the attempts as :meth:`runs_by_key` read them before this
+        command changed anything; an attempt is looked up again once it was
+        assigned here (a command may name it twice).
+        """
+        key = (a.run_id, a.attempt)
+        row = rows.pop(key, None) if rows is not None else None
+        if row is None:
+            self.flush_writes()
+            row = self.runs_by_key([key]).get(key)
+        if row is None or row[1] != "PENDING":
+            return False
+        job_id, options = row[0], row[4]
+        if options != "":
+            self.flush_writes()
+        self.later(
+            "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
+            " waiting = NULL, boot_id = ? WHERE run_id = ? AND attempt = ?",
+            (a.node_id, at, lease_until or None, a.boot_id or None, a.run_id, a.attempt),
+        )
+        self.event(job_id, "ASSIGNED", at, a.node_id, key, f"by {by}")
+        if options == "":
+            self.set_plain_job_state(job_id, "SCHEDULED" if row[5] > at else "TRIGGERED", at)
+        else:
+            self.flush_writes()
+            self.settle(job_id, at, "TRIGGERED")
+        fx.assigned.append((a.run_id, a.attempt, a.node_id))
+        return True
+
+    def runs_by_key(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, ...]]:
+        """(job id, state, node, failures before, the job's options or None, scheduled time) of these
+        attempts, by key."""
+        wanted = set(keys)
+        ids = sorted({k[0] for k in keys})
+        out: dict[tuple[str, int], tuple[Any, ...]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT r.run_id, r.attempt, r.job_id, r.state, r.node_id, r.failures_before, j.options,"
+                " r.scheduled_at"
+                f" FROM runs r LEFT JOIN jobs j ON j.id = r.job_id WHERE r.run_id IN ({marks})",
+                chunk,
+            ):
+                if (row[0], row[1]) in wanted:
+                    out[(row[0], row[1])] = row[2:]
+        return out
 
     def record(self, cmd: c.RecordRunUpdates, fx: Effects) -> Any:
         stale: list[list[Any]] = []
+        rows = self.runs_by_key([(u.run_id, u.attempt) for u in cmd.updates])
+        seen: set[tuple[str, int]] = set()
         for u in cmd.updates:
-            row = self.db.execute(
-                "SELECT job_id, state, node_id, failures_before FROM runs WHERE run_id = ? AND attempt = ?",
-                (u.run_id, u.attempt),
-            ).fetchone()
             run = (u.run_id, u.attempt)
+            # An attempt named twice in one command is read again: the first update changed it.
+            if run in seen:
+                self.flush_writes()
+            row = self.runs_by_key([run]).get(run) if run in seen else rows.get(run)
+            seen.add(run)
             if row is None or row[2] != cmd.node:
                 stale.append([u.run_id, u.attempt, "not assigned to this node"])
                 continue
-            job_id, state, _, failures_before = row
+            job_id, state, _, failures_before, options, _ = row
+            # A plain one-off job (no options) has one open attempt at a time, no
+            # schedule and no policies: that attempt's state is the job's, which is
+            # what settle() would find, without reading the job and its runs again.
+            plain = options == ""
+            if not plain:
+                self.flush_writes()
             if u.kind == "started" and state == "ASSIGNED":
-                self.db.execute(
+                self.later(
                     "UPDATE runs SET state = 'RUNNING', started_at = ? WHERE run_id = ? AND attempt = ?",
                     (u.at, *run),
                 )
                 self.event(job_id, "STARTED", u.at, cmd.node, run)
-                self.settle(job_id, u.at, "RUNNING")
+                if plain:
+                    self.set_plain_job_state(job_id, "RUNNING", u.at)
+                else:
+                    self.settle(job_id, u.at, "RUNNING")
             elif u.kind in ("succeeded", "failed") and state in ("ASSIGNED", "RUNNING"):
                 final = "SUCCEEDED" if u.kind == "succeeded" else "FAILED"
                 if state == "ASSIGNED":  # its start was reported with the outcome
                     self.event(job_id, "STARTED", u.started_at or u.at, cmd.node, run)
-                self.db.execute(
+                self.later(
                     "UPDATE runs SET state = ?, started_at = COALESCE(started_at, NULLIF(?, 0), ?),"
                     " finished_at = ?, result = ?, error = ? WHERE run_id = ? AND attempt = ?",
                     (final, u.started_at, u.at, u.at, u.result or None, u.error or None, *run),
                 )
                 self.event(job_id, final, u.at, cmd.node, run, u.error[:500])
                 fx.finished.append((u.run_id, u.attempt, cmd.node, final))
+                if plain and final == "SUCCEEDED":
+                    self.set_plain_job_state(job_id, final, u.at)
+                    continue
+                self.flush_writes()
                 outcome = (
                     final if final == "SUCCEEDED" else self.after_failure(job_id, run, failures_before, u, fx)
                 )
@@ -469,6 +663,13 @@ class Transitions:
                         job_id, "STALE", u.at, cmd.node, run, f"{u.kind} refused: the attempt is {state}"
                     )
         return {"stale": stale}
+
+    def set_plain_job_state(self, job_id: str, state: str, at: int) -> None:
+        """A plain one-off job takes the state of its one open attempt (settle's answer for it)."""
+        self.later(
+            "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state NOT IN ('CANCELLED', 'PAUSED')",
+            (state, at, job_id),
+        )
 
     def after_failure(
         self, job_id: str, run: tuple[str, int], failures_before: int, u: c.RunUpdate, fx: Effects

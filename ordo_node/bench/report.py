@@ -140,7 +140,8 @@ def rows_lateness(lat: dict[str, Any]) -> list[Row]:
             f"trigger lateness, {lat['jobs']:,} jobs due at once",
             _ms(lat["trigger"]),
             "TRIGGERED time minus runAt (first run's triggered_at, from GetJob; checked against"
-            f" GetJobHistory on {lat['history_checked']} jobs: {lat['history_mismatches']} differ)",
+            f" GetJobHistory on {lat['history_checked']} jobs: {lat['history_mismatches']} differ);"
+            " negative: triggered and assigned ahead, held by the executor until runAt",
             "p99 <= 100 ms",
             lat["trigger"]["p99_ms"] <= 100,
             lat["trigger"]["p99_ms"],

@@ -58,7 +58,9 @@ def test_tiny_bench_reports_every_scenario_as_json() -> None:
     assert report["lateness"]["history_mismatches"] == 0
     found = dict(figures({k: report[k] for k in SCENARIOS}))
     assert len(found) > 40
-    assert {path: x for path, x in found.items() if not x > 0} == {}
+    # (trigger lateness may be negative: one-off jobs are triggered ahead of their due time)
+    early = (".lateness.trigger.", ".failover.lateness_after_kill.")
+    assert {path: x for path, x in found.items() if not x > 0 and not path.startswith(early)} == {}
     # and every target it judged is listed with a value
     assert report["targets"] and all(
         t["value"] is not None for t in report["targets"] if t["met"] is not None

@@ -1232,3 +1232,89 @@ def test_assignment_records_the_executor_process(store: Store, apply: Log) -> No
     )
     apply(cmd)
     assert run_row(store.path, 1, 1)["boot_id"] == "boot-a"
+
+
+def trigger_assigning(n: int, *, at: int, node: str = OTHER) -> c.TriggerJobs:
+    """A trigger of job ``n`` that assigns the run it creates (command version 3)."""
+    return c.TriggerJobs(
+        request_id=rid(),
+        at=at,
+        node=NODE,
+        triggers=(c.Trigger(jid(n), DUE),),
+        assignments=(c.Assignment(run_of(n), 1, node, "boot-a"),),
+        lease_until=at + 10 * SEC,
+    )
+
+
+def test_a_trigger_assigns_the_run_it_creates(store: Store, apply: Log) -> None:
+    # Given a scheduled one-off job
+    apply(submit(spec(1)))
+
+    # When it is triggered at its due time with an assignment in the same command
+    result = apply(trigger_assigning(1, at=DUE + SEC))
+
+    # Then its run is assigned at once, as AssignRuns would have left it
+    assert result == {"triggered": [jid(1)], "skipped": {}, "assigned": [[run_of(1), 1, OTHER]]}
+    run = run_row(store.path, 1)
+    assert (run["state"], run["node_id"], run["boot_id"]) == ("ASSIGNED", OTHER, "boot-a")
+    assert run["lease_until"] == DUE + 11 * SEC and run["assigned_at"] == DUE + SEC
+    assert job_state(store.path, 1) == "TRIGGERED"
+    assert event_types(store.path, 1) == ["SCHEDULED", "TRIGGERED", "ASSIGNED"]
+
+
+def test_a_job_triggered_ahead_of_its_time_shows_scheduled_until_its_run_starts(
+    store: Store, apply: Log
+) -> None:
+    # Given a one-off job triggered and assigned a second before it is due
+    apply(submit(spec(1)))
+    apply(trigger_assigning(1, at=DUE - SEC))
+
+    # Then the job is still SCHEDULED, its run ASSIGNED and waiting for its time
+    assert job_state(store.path, 1) == "SCHEDULED"
+    assert run_row(store.path, 1)["state"] == "ASSIGNED"
+
+    # When its executor starts it, then it runs
+    apply(report(OTHER, started(1, at=DUE + 1)))
+    assert job_state(store.path, 1) == "RUNNING"
+
+
+def test_a_job_triggered_ahead_and_cancelled_before_its_time_never_runs(store: Store, apply: Log) -> None:
+    # Given a one-off job triggered and assigned ahead of its time
+    apply(submit(spec(1)))
+    apply(trigger_assigning(1, at=DUE - SEC))
+
+    # When it is cancelled before then
+    apply(cancel(1, at=DUE - 1))
+
+    # Then its run is cancelled (its executor drops it) and a late start report is refused
+    assert job_state(store.path, 1) == "CANCELLED"
+    assert run_row(store.path, 1)["state"] == "CANCELLED"
+    assert apply(report(OTHER, started(1, at=DUE + 1)))["stale"] == [[run_of(1), 1, "run is CANCELLED"]]
+
+
+def test_an_assignment_in_a_trigger_is_guarded_like_assign_runs(store: Store, apply: Log) -> None:
+    # Given a job already triggered and assigned
+    apply(submit(spec(1)))
+    apply(trigger_assigning(1, at=DUE + SEC))
+
+    # When a second leader's trigger for the same due time arrives with its own assignment
+    result = apply(trigger_assigning(1, at=DUE + 2 * SEC, node=NODE))
+
+    # Then neither the trigger nor the assignment changes anything
+    assert result["triggered"] == [] and result["assigned"] == []
+    assert run_row(store.path, 1)["node_id"] == OTHER
+
+
+def test_a_version_2_trigger_still_decodes() -> None:
+    blob = json.dumps(
+        {
+            "request_id": "r",
+            "at": 1,
+            "node": "n",
+            "triggers": [{"job_id": "j", "due_at": 2}],
+            "op": "trigger",
+            "v": 2,
+        }
+    ).encode()
+    cmd = c.decode(blob)
+    assert isinstance(cmd, c.TriggerJobs) and cmd.assignments == () and cmd.lease_until == 0

@@ -1,0 +1,144 @@
+"""The executor's hold: runs wait for their scheduled time and a free slot, cancelled ones never
+start, and runs stuck behind long ones are given back."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ordo_node import commands as c
+from ordo_node import executor as executor_module
+from ordo_node.api.convert import ts, value
+from ordo_node.config import Config
+from ordo_node.executor import Executor, Reporter
+from ordo_node.handlers import JobContext, Registry
+from ordo_node.pb import internal_pb2
+from ordo_node.timeutil import now_us
+
+
+class FakeConsensus:
+    """Commits everything at once and remembers what was proposed."""
+
+    def __init__(self) -> None:
+        self.proposed: list[Any] = []
+
+    async def propose(self, cmd: Any, timeout: float | None = None) -> Any:
+        self.proposed.append(cmd)
+        return {}
+
+
+def make(tmp_path: Path, capacity: int, started: list[str]) -> tuple[Executor, FakeConsensus]:
+    registry = Registry()
+
+    async def note(ctx: JobContext, payload: Any) -> Any:
+        started.append(ctx.run_id)
+        await asyncio.sleep(payload.get("seconds", 0))
+        return None
+
+    registry.register("note", note)
+    consensus = FakeConsensus()
+    config = Config("node1", "127.0.0.1:1", "127.0.0.1:2", tmp_path, "s", capacity=capacity)
+    reporter = Reporter("node1", consensus)  # type: ignore[arg-type]
+    return Executor(config, registry, reporter, consensus), consensus  # type: ignore[arg-type]
+
+
+def assignment(run_id: str, at: int, seconds: float = 0) -> internal_pb2.Assignment:
+    return internal_pb2.Assignment(
+        run_id=run_id,
+        attempt=1,
+        job_id=run_id.split(":")[0],
+        type="note",
+        payload=value({"seconds": seconds}),
+        scheduled_at=ts(at),
+    )
+
+
+async def until(check: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_run_assigned_ahead_starts_at_its_scheduled_time(tmp_path: Path) -> None:
+    # Given a run assigned half a second before its time
+    started: list[str] = []
+    ex, _ = make(tmp_path, 2, started)
+    due = now_us() + 500_000
+    assert ex.assign([assignment("a:1", due)]) == ["a:1"]
+
+    # Then it is held, not running, until then; and then it runs
+    await asyncio.sleep(0.2)
+    assert started == [] and ("a:1", 1) in ex.held and not ex.running
+    await until(lambda: started == ["a:1"])
+    assert now_us() >= due
+    await ex.stop()
+
+
+async def test_a_held_run_cancelled_before_its_time_never_starts(tmp_path: Path) -> None:
+    # Given a run held for its time
+    started: list[str] = []
+    ex, _ = make(tmp_path, 2, started)
+    ex.assign([assignment("a:1", now_us() + 300_000)])
+
+    # When the cluster cancels it before then
+    ex.cancel("a:1", 1)
+
+    # Then it never starts
+    await asyncio.sleep(0.5)
+    assert started == [] and not ex.held
+    await ex.stop()
+
+
+async def test_runs_beyond_capacity_wait_for_a_slot(tmp_path: Path) -> None:
+    # Given capacity 1 and three short runs due now
+    started: list[str] = []
+    ex, _ = make(tmp_path, 1, started)
+    now = now_us()
+    ex.assign([assignment(f"{j}:1", now, 0.1) for j in "abc"])
+
+    # Then they run one at a time, in order
+    await asyncio.sleep(0.05)
+    assert started == ["a:1"] and len(ex.running) == 1
+    await until(lambda: started == ["a:1", "b:1", "c:1"])
+    await ex.stop()
+
+
+async def test_runs_stuck_behind_a_long_run_are_given_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given capacity 1, a long run, and a run queued behind it
+    monkeypatch.setattr(executor_module, "SLOT_WAIT", 0.3)
+    started: list[str] = []
+    ex, consensus = make(tmp_path, 1, started)
+    ex.start()
+    now = now_us()
+    ex.assign([assignment("long:1", now, 60), assignment("next:1", now)])
+
+    # When no slot frees for SLOT_WAIT
+    await until(lambda: any(isinstance(p, c.ExpireRuns) for p in consensus.proposed))
+
+    # Then the queued run is given back (a new attempt runs elsewhere) and never starts here
+    given = [p for p in consensus.proposed if isinstance(p, c.ExpireRuns)]
+    assert [r.run_id for g in given for r in g.runs] == ["next:1"]
+    assert started == ["long:1"] and ("next:1", 1) not in ex.held
+    await ex.stop()
+
+
+async def test_draining_gives_back_what_was_not_started(tmp_path: Path) -> None:
+    # Given a run held for later
+    started: list[str] = []
+    ex, consensus = make(tmp_path, 1, started)
+    ex.assign([assignment("later:1", now_us() + 10_000_000)])
+
+    # When the node shuts down
+    await ex.finish_running(grace=0)
+
+    # Then it is given back at once
+    given = [p for p in consensus.proposed if isinstance(p, c.ExpireRuns)]
+    assert [r.run_id for g in given for r in g.runs] == ["later:1"]
+    assert not ex.held and started == []
+    await ex.stop()
