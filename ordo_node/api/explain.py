@@ -36,11 +36,13 @@ def local(s: Schedule | None, us: int) -> str:
 
 
 def _after(s: Schedule, us: int) -> int | None:
-    """The schedule's first nominal time after ``us``; None also where the calendar ends (9999)."""
+    """The schedule's first nominal time after ``us``; None also past the end of the calendar (9999)."""
     try:
-        return nominal_after(s, us)
-    except (ValueError, OverflowError):
+        nominal = nominal_after(s, us)
+    except (ValueError, OverflowError):  # croniter's calendar ends
         return None
+    # An interval's grid is plain arithmetic and runs on past 9999.
+    return nominal if nominal is not None and nominal <= MAX_TIME_US else None
 
 
 def describe(occ: OccurrenceRow, s: Schedule | None) -> str:

@@ -152,7 +152,7 @@ def wait_ready(node: Node, timeout: float = 30.0) -> None:
 
 
 def seed_jobs(node: Node) -> None:
-    """Jobs in every state the mutating calls care about: scheduled, recurring, paused, failed."""
+    """Jobs in every state the mutating calls care about: scheduled, recurring, paused, failed, cancelled."""
     requests = [
         ordo_pb2.SubmitJobRequest(type="echo", name="far", delay=duration_pb2.Duration(seconds=86400)),
         ordo_pb2.SubmitJobRequest(type="echo", cron="*/2 * * * * *", name="every-2s"),
@@ -164,11 +164,19 @@ def seed_jobs(node: Node) -> None:
             timeout=duration_pb2.Duration(seconds=1),
             name="fails",
         ),
+        ordo_pb2.SubmitJobRequest(type="echo", cron="every 5s", name="interval"),
     ]
     for req in requests:
         node.acked[node.jobs.SubmitJob(req, timeout=CALL_TIMEOUT).job_id] = req
-    paused = next(i for i, r in node.acked.items() if r.name == "paused")
-    node.jobs.PauseJob(ordo_pb2.PauseJobRequest(job_id=paused, note="seeded"), timeout=CALL_TIMEOUT)
+    node.jobs.PauseJob(
+        ordo_pb2.PauseJobRequest(job_id=seeded(node, "paused"), note="seeded"), timeout=CALL_TIMEOUT
+    )
+    node.jobs.CancelJob(ordo_pb2.CancelJobRequest(job_id=seeded(node, "interval")), timeout=CALL_TIMEOUT)
+
+
+def seeded(node: Node, name: str) -> str:
+    """The id of the seeded job of that name."""
+    return next(i for i, r in node.acked.items() if r.name == name)
 
 
 @pytest.fixture(scope="module")
@@ -759,7 +767,8 @@ def test_health_check(node: Node, service: str) -> None:
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 OK = grpc.StatusCode.OK
-EVERY_2S = "<the seeded every-2s job>"
+SEEDED = "<seeded>:"  # a job id "<seeded>:name" stands for the seeded job of that name
+EVERY_2S = SEEDED + "every-2s"
 REGRESSIONS: list[tuple[str, Message, grpc.StatusCode]] = [
     ("SubmitJob", ordo_pb2.SubmitJobRequest(type="echo", cron="@daily", timezone="America"), INVALID),
     ("SubmitJob", ordo_pb2.SubmitJobRequest(type="echo", cron="@daily", timezone="x" * 5000), INVALID),
@@ -799,6 +808,11 @@ REGRESSIONS: list[tuple[str, Message, grpc.StatusCode]] = [
         ordo_pb2.ExplainOccurrenceRequest(job_id=EVERY_2S, time="0001-01-01T00:00:00+14:00"),
         INVALID,
     ),
+    (
+        "ExplainOccurrence",
+        ordo_pb2.ExplainOccurrenceRequest(job_id=SEEDED + "interval", time="9999-12-31T23:59:59Z"),
+        OK,
+    ),
     ("PreviewSchedule", ordo_pb2.PreviewScheduleRequest(cron="every 10000000000000000000d"), OK),
     ("SubmitJob", ordo_pb2.SubmitJobRequest(type="echo", cron="every 10000000000000000000d"), INVALID),
     (
@@ -825,8 +839,12 @@ def test_requests_that_once_went_wrong(
     node: Node, method: str, request_: Message, code: grpc.StatusCode
 ) -> None:
     # Given: a request that answered INTERNAL, an unreadable status, or (AddNode) broke the cluster
-    if getattr(request_, "job_id", "") == EVERY_2S:
-        request_.job_id = next(i for i, r in node.acked.items() if r.name == "every-2s")  # type: ignore[attr-defined]
+    name = str(getattr(request_, "job_id", ""))
+    if name.startswith(SEEDED):
+        sent = type(request_)()
+        sent.CopyFrom(request_)
+        sent.job_id = seeded(node, name.removeprefix(SEEDED))  # type: ignore[attr-defined]
+        request_ = sent
     stub = node.jobs if hasattr(node.jobs, method) else node.members
 
     # When: it is sent

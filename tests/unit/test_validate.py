@@ -13,10 +13,11 @@ from google.protobuf.duration_pb2 import Duration
 
 from ordo_node.api import submission, validate
 from ordo_node.api.convert import value
-from ordo_node.api.explain import local, preview_times
+from ordo_node.api.explain import explain, local, preview_times
 from ordo_node.errors import InvalidArgument
 from ordo_node.handlers import registry
 from ordo_node.pb import ordo_pb2
+from ordo_node.queries import JobRow
 from ordo_node.schedule import parse_schedule
 from ordo_node.timeutil import parse_rfc3339
 
@@ -475,3 +476,35 @@ def test_an_interval_longer_than_the_calendar_has_no_fire_time() -> None:
 
     assert invalid_field(request(cron=expression)) == "cron"
     assert preview_times(parse_schedule(expression), NOW, 10) == []
+
+
+class NoOccurrences:
+    """The one query explain() makes, on a job with no occurrence recorded."""
+
+    async def occurrence_at(self, job_id: str, at: int) -> None:
+        return None
+
+
+@pytest.mark.parametrize("expression", ["every 5s", "*/2 * * * * *"], ids=["interval", "cron"])
+async def test_an_explanation_at_the_end_of_9999_names_no_next_time(expression: str) -> None:
+    # Regression: found by the long fuzz; an interval's next time past 9999 answered INTERNAL.
+    job = JobRow(
+        job_id=str(uuid.uuid4()),
+        name="",
+        type="echo",
+        payload=None,
+        state="SCHEDULED",
+        run_at=NOW,
+        created_at=NOW,
+        updated_at=NOW,
+        idempotency_key="",
+        submitted_to="node1",
+        options={"cron": expression, "timezone": "UTC"},
+        occurrences=0,
+        next_fire=NOW,
+    )
+
+    occ, text = await explain(NoOccurrences(), job, validate.MAX_TIME_US, NOW)  # type: ignore[arg-type]
+
+    assert occ is None
+    assert "there is none after it" in text
