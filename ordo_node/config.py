@@ -126,7 +126,7 @@ def check_address(where: str, key: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{where}: {key}: must be a string 'host:port'")
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"{where}: {key}: {value!r} is not a valid 'host:port' address")
     if host.startswith("["):
         host = host.strip("[]")
@@ -184,7 +184,7 @@ def _positive(where: str, key: str, value: float, *, allow_zero: bool = False) -
 
 
 def _node_id(where: str, key: str, value: str) -> str:
-    if not NODE_ID.match(value):
+    if not NODE_ID.fullmatch(value):
         raise ConfigError(f"{where}: {key}: {value!r} is not a valid node id (letters, digits, _ . -)")
     return value
 

@@ -27,8 +27,10 @@ from grpc_reflection.v1alpha import reflection
 
 from . import commands as c
 from .api.cluster import ClusterService
+from .api.errors import DecodeErrors
 from .api.jobs import Changes, JobService
 from .api.peer import PeerService
+from .api.validate import max_request_bytes
 from .auth import AuthInterceptor, Tokens
 from .config import Config, is_loopback
 from .consensus import Consensus
@@ -51,7 +53,6 @@ from .tls import https_context, server_credentials
 log = logging.getLogger("ordo_node.node")
 
 GRPC_OPTIONS = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
 ]
@@ -201,7 +202,13 @@ class Node:
         """The gRPC server with every service, bound to the node's address."""
         cfg = self.config
         guard = AuthInterceptor(Tokens(cfg.tokens), cfg.secret, self.peers.is_member)
-        server = grpc.aio.server(options=GRPC_OPTIONS, interceptors=[CallCounter(self.metrics), guard])
+        # Refused calls are counted; undecodable requests are INVALID_ARGUMENT, not UNKNOWN.
+        interceptors = [CallCounter(self.metrics), guard, DecodeErrors()]
+        options = [
+            *GRPC_OPTIONS,
+            ("grpc.max_receive_message_length", max_request_bytes(cfg.max_payload_bytes)),
+        ]
+        server = grpc.aio.server(options=options, interceptors=interceptors)
         ordo_pb2_grpc.add_JobServiceServicer_to_server(
             JobService(cfg, self.consensus, self.queries, registry, self.changes), server
         )

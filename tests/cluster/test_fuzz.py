@@ -737,11 +737,6 @@ def send_raw(node: Node, path: str, streaming: bool, body: bytes) -> None:
     assert node.proc.alive
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grpc answers UNKNOWN when a request does not decode; node.py must install "
-    "ordo_node.api.errors.DecodeErrors among the server's interceptors",
-)
 @fuzz
 @given(method=st.sampled_from(METHODS), body=garbage)
 def test_undecodable_bytes(node: Node, method: tuple[str, bool], body: bytes) -> None:

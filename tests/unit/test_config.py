@@ -282,3 +282,19 @@ def test_log_format_is_text_or_json(tmp_path: Path) -> None:
     bad.write_text(good.read_text().replace('"json"', '"xml"'))
     with pytest.raises(ConfigError, match=r"node\.log_format"):
         load(bad)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('[node]\nid = "alpha"', '[node]\nid = "alpha\\n"', "node.id: "),
+        ('"127.0.0.1:7001"\nraft', '"127.0.0.1:\u00b2"\nraft', "node.grpc_address: "),
+        ('"127.0.0.1:7001"\nraft', '"127.0.0.1:\u0661\u0662"\nraft', "node.grpc_address: "),
+    ],
+)
+def test_ids_and_ports_are_checked_whole_and_in_ascii(
+    tmp_path: Path, old: str, new: str, expected: str
+) -> None:
+    # A trailing newline slipped past the id check, and '²' or Arabic-Indic digits past the port check.
+    message = load_error(write(tmp_path, variant(old, new)))
+    assert expected in message and "is not a valid" in message
