@@ -216,9 +216,12 @@ def decode_token(token: str) -> tuple[int, str]:
     """The position a page token names; InvalidArgument(pageToken) if it is not one of ours."""
     try:
         created, job_id = base64.urlsafe_b64decode(token.encode()).decode().split(":", 1)
-        return int(created), job_id
+        position = int(created)
     except (ValueError, UnicodeDecodeError):
         raise InvalidArgument("pageToken", "not a token this server issued") from None
+    if not 0 <= position < 2**63:  # SQLite's integers
+        raise InvalidArgument("pageToken", "not a token this server issued")
+    return position, job_id
 
 
 class Queries:

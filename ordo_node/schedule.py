@@ -134,8 +134,9 @@ def _zone(name: str) -> ZoneInfo:
     """The IANA zone; ValueError with the reason if there is none of that name."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not an IANA time zone") from None
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a directory of the tz database ("America") or a name too long for a file
+        raise ValueError(f"{name[:80]!r} is not an IANA time zone") from None
 
 
 def parse_schedule(

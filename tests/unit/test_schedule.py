@@ -476,3 +476,10 @@ def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_duration(text, "timeout")
     assert info.value.field == "timeout"
+
+
+@pytest.mark.parametrize("zone", ["America", "x" * 5000, "../../etc/passwd", "Europe/"])
+def test_a_zone_that_is_a_folder_or_too_long_is_not_a_zone(zone: str) -> None:
+    # zoneinfo raises OSError for these (a directory, a file name too long), not ZoneInfoNotFoundError
+    with pytest.raises((ValueError, InvalidArgument), match="not an IANA time zone"):
+        parse_schedule("0 9 * * *", timezone=zone)

@@ -8,6 +8,7 @@ connection, which also proves that what apply wrote was committed.
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import uuid
@@ -20,7 +21,7 @@ import pytest
 
 from ordo_node import commands as c
 from ordo_node.errors import InvalidArgument
-from ordo_node.queries import Queries, encode_token
+from ordo_node.queries import Queries, decode_token, encode_token
 from ordo_node.store import Effects, Store
 from ordo_node.timeutil import format_us, parse_rfc3339
 
@@ -1318,3 +1319,10 @@ def test_a_version_2_trigger_still_decodes() -> None:
     ).encode()
     cmd = c.decode(blob)
     assert isinstance(cmd, c.TriggerJobs) and cmd.assignments == () and cmd.lease_until == 0
+
+
+@pytest.mark.parametrize("created", ["9" * 30, "-1", "x"])
+def test_a_page_token_out_of_range_is_not_ours(created: str) -> None:
+    token = base64.urlsafe_b64encode(f"{created}:00000000-0000-4000-8000-000000000001".encode()).decode()
+    with pytest.raises(InvalidArgument, match="pageToken"):
+        decode_token(token)
