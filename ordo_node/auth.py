@@ -74,10 +74,10 @@ class Tokens:
         """True for any configured token: read and admin tokens may both look."""
         return self.find(presented) is not None
 
-    def allows(self, presented: str | None, method: str) -> bool:
-        """True when ``presented`` may call ``method`` (a full gRPC method name)."""
-        token = self.find(presented)
-        return token is not None and (token.role == "admin" or method in READ_METHODS)
+    @staticmethod
+    def permits(token: Token, method: str) -> bool:
+        """True when ``token`` may call ``method`` (a full gRPC method name)."""
+        return token.role == "admin" or method in READ_METHODS
 
 
 def bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
@@ -130,7 +130,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"{what}: send 'authorization: Bearer <token>' with a token from the node's [auth] section",
             )
-        if not self.tokens.allows(presented, method):
+        if not self.tokens.permits(token, method):
             return (
                 grpc.StatusCode.PERMISSION_DENIED,
                 f"token '{token.name}' is read-only; {method.rsplit('/', 1)[-1]} needs an admin token",

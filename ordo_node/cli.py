@@ -35,7 +35,7 @@ from .client import (
 from .errors import ConfigError
 from .logs import setup_logging
 from .pb import ordo_pb2
-from .tls import channel_credentials, make_certificates, name_options
+from .tls import client_credentials, make_certificates, open_channel
 
 EXIT_CONFIG = 2
 
@@ -261,8 +261,8 @@ async def _watch(client: Client, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _client_command(args: argparse.Namespace) -> int:
-    async with Client(args.address, **_security(args)) as client:
+async def _client_command(client: Client, args: argparse.Namespace) -> int:
+    async with client:
         if args.command == "watch":
             return await _watch(client, args)
         out = await FETCH[args.command](client, args)
@@ -382,11 +382,7 @@ def cmd_health(args: argparse.Namespace) -> int:
             # The node's own certificate is one its peers, and so the node itself, accept.
             ca, cert, key, name = cfg.tls.ca_file, cfg.tls.cert_file, cfg.tls.key_file, cfg.tls.server_name
     try:
-        credentials = (
-            channel_credentials(Path(ca), Path(cert) if cert else None, Path(key) if key else None)
-            if ca
-            else None
-        )
+        credentials = client_credentials(ca, cert, key)
     except OSError as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -396,13 +392,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 async def _health(
     address: str, credentials: grpc.ChannelCredentials | None, name: str, timeout: float
 ) -> int:
-    opts = name_options(name)
-    channel = (
-        grpc.aio.secure_channel(address, credentials, options=opts)
-        if credentials
-        else grpc.aio.insecure_channel(address, options=opts)
-    )
-    async with channel:
+    async with open_channel(address, credentials, server_name=name) as channel:
         try:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(), timeout=timeout
@@ -439,14 +429,13 @@ def cmd_client(args: argparse.Namespace) -> int:
     if not [a for a in address.split(",") if a.strip()]:
         print(f"ordo-node: --address (or ${ENV_ADDRESS}) names no node", file=sys.stderr)
         return EXIT_CONFIG
-    args.address = address
     try:
-        Client(address, **_security(args))
+        client = Client(address, **_security(args))  # its channels open in the command's event loop
     except (ValueError, OSError) as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        return asyncio.run(_client_command(args))
+        return asyncio.run(_client_command(client, args))
     except grpc.aio.AioRpcError as e:
         print(f"ordo-node: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1

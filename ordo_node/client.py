@@ -33,7 +33,7 @@ from .api.convert import value
 from .config import is_loopback
 from .pb import ordo_pb2, ordo_pb2_grpc
 from .timeutil import format_us, from_datetime
-from .tls import channel_credentials, name_options
+from .tls import client_credentials, open_channel
 
 DEFAULT_ADDRESSES = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 ENV_ADDRESS = "ORDO_ADDRESS"
@@ -157,16 +157,8 @@ class Client:
             raise ValueError("give both cert_file and key_file, or neither")
         if (cert_file or server_name) and not ca_file:
             raise ValueError("cert_file and server_name need ca_file (TLS)")
-        self._credentials = (
-            channel_credentials(
-                Path(ca_file),
-                Path(cert_file) if cert_file else None,
-                Path(key_file) if key_file else None,
-            )
-            if ca_file
-            else None
-        )
-        self._options = name_options(server_name)
+        self._credentials = client_credentials(ca_file, cert_file, key_file)
+        self._server_name = server_name
         if addresses is None:
             addresses = os.environ.get(ENV_ADDRESS, DEFAULT_ADDRESSES)
         if isinstance(addresses, str):
@@ -195,11 +187,9 @@ class Client:
     def _channel(self, address: str) -> grpc.aio.Channel:
         ch = self._channels.get(address)
         if ch is None:
-            if self._credentials is None:
-                ch = grpc.aio.insecure_channel(address, options=self._options)
-            else:
-                ch = grpc.aio.secure_channel(address, self._credentials, options=self._options)
-            self._channels[address] = ch
+            ch = self._channels[address] = open_channel(
+                address, self._credentials, server_name=self._server_name
+            )
         return ch
 
     async def _call(self, service: str, method: str, request: Any) -> Any:

@@ -93,6 +93,7 @@ class Node:
         self._leader_task: asyncio.Task[None] | None = None
         self.changes = Changes()
         self.metrics = Metrics()
+        self.tokens = Tokens(config.tokens)  # the gRPC guard's and the HTTP port's
         self._background: set[asyncio.Task[None]] = set()
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
@@ -146,13 +147,13 @@ class Node:
             self.metrics.watch(self.store.path, self.consensus, self.executor)
             if cfg.metrics_address:
                 cluster = ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries)
-                tokens = Tokens(cfg.tokens)  # any token, read or admin, may read the port
                 dashboard = Dashboard(self.store.path, cluster.status, loop)
                 try:
                     http = self.metrics.serve(
                         cfg.metrics_address,
                         dashboard,
-                        allow=tokens.can_read if tokens.enabled else None,
+                        # any token, read or admin, may read the port
+                        allow=self.tokens.can_read if self.tokens.enabled else None,
                         tls=https_context(cfg.tls) if cfg.tls else None,
                     )
                 except OSError as e:
@@ -201,7 +202,7 @@ class Node:
     def _server(self) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
         """The gRPC server with every service, bound to the node's address."""
         cfg = self.config
-        guard = AuthInterceptor(Tokens(cfg.tokens), cfg.secret, self.peers.is_member)
+        guard = AuthInterceptor(self.tokens, cfg.secret, self.peers.is_member)
         # Refused calls are counted; undecodable requests are INVALID_ARGUMENT, not UNKNOWN.
         interceptors = [CallCounter(self.metrics), guard, DecodeErrors()]
         options = [

@@ -15,7 +15,7 @@ import grpc
 from .auth import PEER_KEY, peer_credential
 from .config import Config, Peer
 from .pb import internal_pb2_grpc
-from .tls import name_options, peer_credentials
+from .tls import open_channel, peer_credentials
 
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 
@@ -88,12 +88,11 @@ class Peers:
         """A channel to a peer: TLS when this node serves TLS, this node's credential on every call."""
         interceptors = [_Credential(peer_credential(self.config.secret, self.config.node_id))]
         tls = self.config.tls
-        if tls is None:
-            return grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS, interceptors=interceptors)
-        return grpc.aio.secure_channel(
+        return open_channel(
             address,
             peer_credentials(tls),
-            options=CHANNEL_OPTIONS + name_options(tls.server_name),
+            server_name=tls.server_name if tls else "",
+            options=CHANNEL_OPTIONS,
             interceptors=interceptors,
         )
 
