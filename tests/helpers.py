@@ -73,7 +73,10 @@ class Cluster(LocalCluster):
     shutdown_grace: float = 30.0
     # Passed to every Client of the tests: token, ca_file, cert_file, key_file.
     client_options: dict[str, Any] = field(default_factory=dict)
+    # Give every node a port for metrics and the dashboard ([node] metrics_address); see http_port.
+    http: bool = False
     _clients: dict[str, Client] = field(default_factory=dict)
+    _http_ports: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         settings: dict[str, dict[str, Any]] = {
@@ -87,7 +90,17 @@ class Cluster(LocalCluster):
         for name, values in self.settings.items():
             settings.setdefault(name, {}).update(values)
         self.settings = settings
+        if self.http:
+            # LocalCluster names its nodes node1..nodeN
+            self._http_ports = {f"node{i + 1}": port for i, port in enumerate(free_ports(self.size))}
+            for node_id, port in self._http_ports.items():
+                node = self.node_settings.setdefault(node_id, {}).setdefault("node", {})
+                node["metrics_address"] = f"127.0.0.1:{port}"
         super().__post_init__()
+
+    def http_port(self, node: NodeProc | str) -> int:
+        """The metrics and dashboard port of a node of a cluster made with ``http=True``."""
+        return self._http_ports[node if isinstance(node, str) else node.id]
 
     async def stop(self) -> None:
         """Stop every node with SIGTERM (in parallel) and close the clients."""

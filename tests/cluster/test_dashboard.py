@@ -22,8 +22,6 @@ import pytest
 from conftest import MakeCluster
 from helpers import eventually
 
-from ordo_node.localcluster import free_ports
-
 pytestmark = pytest.mark.cluster
 
 CHROMIUM = "/usr/bin/chromium"
@@ -161,12 +159,7 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
 ) -> None:
     # Given a cluster whose nodes serve the dashboard, and a job that succeeds,
     # one that fails (its name carries markup) and one that recurs every second
-    ports = free_ports(3)
-    cluster = await make_cluster(
-        node_settings={
-            f"node{i + 1}": {"node": {"metrics_address": f"127.0.0.1:{p}"}} for i, p in enumerate(ports)
-        }
-    )
+    cluster = await make_cluster(http=True)
     leader = await cluster.wait_for_leader()
     client = cluster.client(leader)
     ok = await client.submit("echo", {"msg": "hello"}, name="dash: nightly report")
@@ -180,7 +173,7 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
     await cluster.wait_for_state(every, "SUCCEEDED", nodes=[leader])
     await cluster.wait_for_applied()
     follower = next(n for n in cluster.nodes if n is not leader)
-    base = f"http://127.0.0.1:{ports[cluster.nodes.index(follower)]}/"
+    base = f"http://127.0.0.1:{cluster.http_port(follower)}/"
     profile = tmp_path / "chromium-profile"
 
     async def load(url: str) -> Page:

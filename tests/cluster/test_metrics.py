@@ -10,8 +10,6 @@ from conftest import MakeCluster
 from helpers import eventually
 from prometheus_client.parser import text_string_to_metric_families
 
-from ordo_node.localcluster import free_ports
-
 pytestmark = pytest.mark.cluster
 
 
@@ -28,12 +26,7 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 async def test_metrics_show_jobs_raft_executor_lateness_and_calls(make_cluster: MakeCluster) -> None:
     # Given a cluster whose nodes serve metrics
-    ports = free_ports(3)
-    cluster = await make_cluster(
-        node_settings={
-            f"node{i + 1}": {"node": {"metrics_address": f"127.0.0.1:{p}"}} for i, p in enumerate(ports)
-        }
-    )
+    cluster = await make_cluster(http=True)
     leader = await cluster.wait_for_leader()
     client = cluster.client(leader)
 
@@ -43,7 +36,7 @@ async def test_metrics_show_jobs_raft_executor_lateness_and_calls(make_cluster: 
         await cluster.wait_for_state(job_id, "SUCCEEDED", nodes=[leader])
 
     # Then the leader's metrics count them, with its role, term, lateness and the calls it answered
-    port = ports[cluster.nodes.index(leader)]
+    port = cluster.http_port(leader)
 
     async def counted() -> dict | None:
         m = await asyncio.to_thread(scrape, port)
@@ -59,7 +52,7 @@ async def test_metrics_show_jobs_raft_executor_lateness_and_calls(make_cluster: 
     assert submits >= 5
     # and every node reports the executions it ran
     ran = 0.0
-    for p in ports:
-        samples = await asyncio.to_thread(scrape, p)
+    for node in cluster.nodes:
+        samples = await asyncio.to_thread(scrape, cluster.http_port(node))
         ran += samples.get(("ordo_run_duration_seconds_count", (("outcome", "succeeded"),)), 0)
     assert ran >= 5

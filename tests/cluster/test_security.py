@@ -19,9 +19,9 @@ from helpers import Cluster, grpcurl_program, ordo_node_program
 
 from ordo_node.auth import PEER_KEY, peer_credential
 from ordo_node.client import Client
-from ordo_node.localcluster import DEMO_SECRET, free_ports
+from ordo_node.localcluster import DEMO_SECRET
 from ordo_node.pb import internal_pb2, internal_pb2_grpc, ordo_pb2
-from ordo_node.tls import Issued, channel_credentials, make_certificates
+from ordo_node.tls import Issued, client_credentials, make_certificates, open_channel
 
 pytestmark = pytest.mark.cluster
 
@@ -48,12 +48,8 @@ async def secured_cluster(
     issued = make_certificates(
         tmp_path / "certs", ["node1", "node2", "node3"], ["127.0.0.1"], clients=["client"]
     )
-    http_ports = iter(free_ports(3))
     per_node = {
-        name: {
-            "tls": {"cert_file": str(cert), "key_file": str(key)},
-            "node": {"metrics_address": f"127.0.0.1:{next(http_ports)}"},
-        }
+        name: {"tls": {"cert_file": str(cert), "key_file": str(key)}}
         for name, (cert, key) in issued.certs.items()
         if name != "client"
     }
@@ -65,6 +61,7 @@ async def secured_cluster(
         settings=secure_settings(tmp_path / "certs", mutual=mutual),
         node_settings=per_node,
         client_options=options,
+        http=True,
     )
     return cluster, issued
 
@@ -164,8 +161,8 @@ async def test_mutual_tls_cluster_with_tokens(make_cluster: MakeCluster, tmp_pat
         assert await code_of(plaintext.get(ids[0])) == grpc.StatusCode.UNAVAILABLE
 
     # PeerService: only members, with the cluster secret, even with an admin token.
-    creds = channel_credentials(issued.ca_file, client_cert, client_key)
-    async with grpc.aio.secure_channel(address, creds) as channel:
+    creds = client_credentials(issued.ca_file, client_cert, client_key)
+    async with open_channel(address, creds) as channel:
         peer = internal_pb2_grpc.PeerServiceStub(channel)
         request = internal_pb2.ExecutorStatusRequest()
         auth = ("authorization", f"Bearer {ADMIN}")
@@ -216,7 +213,7 @@ async def test_mutual_tls_cluster_with_tokens(make_cluster: MakeCluster, tmp_pat
     assert refused_cli.stderr.startswith("ordo-node: PERMISSION_DENIED: token 'dashboard' is read-only")
 
     # The dashboard and metrics port: HTTPS with the node's certificate, any configured token to read.
-    site = f"https://{cluster.node_settings['node2']['node']['metrics_address']}"
+    site = f"https://127.0.0.1:{cluster.http_port('node2')}"
     status_code, _, body = await asyncio.to_thread(http_get, f"{site}/api/cluster", issued.ca_file, READER)
     assert status_code == 200 and json.loads(body)["leader_id"] == status.leader_id
     status_code, _, body = await asyncio.to_thread(http_get, f"{site}/metrics", issued.ca_file, ADMIN)
