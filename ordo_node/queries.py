@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,8 @@ class JobRow:
     next_fire: int | None
     waiting: str = ""
     runs: tuple[RunRow, ...] = ()
+    # Its place in list order (newest first; the rowid), set by list_jobs only.
+    position: int = 0
 
 
 @dataclass(frozen=True)
@@ -207,9 +209,9 @@ def _needs_of(options: dict[str, Any], job_type: str) -> frozenset[str]:
     return frozenset((*options.get("tags", ()), f"handler:{job_type}"))
 
 
-def encode_token(created_at: int, job_id: str) -> str:
+def encode_token(position: int, job_id: str) -> str:
     """A page token: where the next page starts, opaque to clients."""
-    return base64.urlsafe_b64encode(f"{created_at}:{job_id}".encode()).decode()
+    return base64.urlsafe_b64encode(f"{position}:{job_id}".encode()).decode()
 
 
 def decode_token(token: str) -> tuple[int, str]:
@@ -276,16 +278,18 @@ class Queries:
             where.append("type = ?")
             args.append(type_)
         if page_token:
-            created, job_id = decode_token(page_token)
-            where.append("(created_at, id) < (?, ?)")
-            args += [created, job_id]
-        sql = f"SELECT {_JOB_COLS} FROM jobs"
+            position, _ = decode_token(page_token)
+            where.append("rowid < ?")
+            args.append(position)
+        # Newest first is rowid order: the order the jobs were committed in, the
+        # same on every replica, so a token from one node pages on another.
+        sql = f"SELECT rowid, {_JOB_COLS} FROM jobs"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        sql += " ORDER BY rowid DESC LIMIT ?"
         rows = await self._all(sql, (*args, size + 1))
-        jobs = [_job(r) for r in rows[:size]]
-        token = encode_token(jobs[-1].created_at, jobs[-1].job_id) if len(rows) > size else ""
+        jobs = [replace(_job(r[1:]), position=r[0]) for r in rows[:size]]
+        token = encode_token(jobs[-1].position, jobs[-1].job_id) if len(rows) > size else ""
         return jobs, token
 
     async def history(self, job_id: str) -> list[EventRow] | None:

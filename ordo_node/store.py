@@ -33,7 +33,7 @@ from .transitions import Refused, Transitions
 
 log = logging.getLogger("ordo_node.store")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # The write connection's page cache, in KiB.
 CACHE_KIB = 64 * 1024
 WAL_CHECKPOINT_PAGES = 10_000
@@ -64,9 +64,11 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE armed = 1;
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
     WHERE idempotency_key IS NOT NULL;
-CREATE INDEX IF NOT EXISTS jobs_created ON jobs(created_at, id);
+-- Lists are newest first by rowid: the order jobs were committed in, the same on
+-- every replica (apply is deterministic, and a snapshot is a copy of the file).
+-- An index on (state) holds (state, rowid): a list by state needs no other.
 CREATE INDEX IF NOT EXISTS jobs_name ON jobs(name) WHERE name != '';
-CREATE INDEX IF NOT EXISTS jobs_state_created ON jobs(state, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
 -- Retention looks only at jobs with more than one occurrence: the recurring ones.
 CREATE INDEX IF NOT EXISTS jobs_recurring ON jobs(occurrences) WHERE occurrences > 1;
 CREATE TABLE IF NOT EXISTS runs (
@@ -115,7 +117,6 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
-CREATE INDEX IF NOT EXISTS events_at ON events(at);
 CREATE TABLE IF NOT EXISTS members (
     id TEXT PRIMARY KEY,
     grpc_address TEXT NOT NULL,
@@ -129,6 +130,15 @@ CREATE TABLE IF NOT EXISTS requests (
     applied_index INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS requests_index ON requests(applied_index);
+"""
+
+# Schema 2 had indexes that every job paid for on each replica: jobs(created_at, id)
+# and jobs(state, created_at, id), replaced by rowid order and jobs(state), and
+# events(at), replaced by pruning the oldest events by seq.
+MIGRATE = """
+DROP INDEX IF EXISTS jobs_created;
+DROP INDEX IF EXISTS jobs_state_created;
+DROP INDEX IF EXISTS events_at;
 """
 
 
@@ -148,8 +158,8 @@ class Store:
         # default checkpointed (and fsynced) several times a second, copying the
         # same hot index pages each time.
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        self._db.executescript(SCHEMA)
-        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._db.executescript(MIGRATE + SCHEMA)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_applied', '0')")
         self.last_applied = self._read_last_applied()
         self.listener: Callable[[Effects], None] | None = None

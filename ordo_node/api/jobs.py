@@ -153,7 +153,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         # 4 MiB receive limit can read every page.
         fits = v.fit([m.ByteSize() for m in messages], v.MAX_PAGE_BYTES)
         if fits < len(messages):
-            token = encode_token(jobs[fits - 1].created_at, jobs[fits - 1].job_id)
+            token = encode_token(jobs[fits - 1].position, jobs[fits - 1].job_id)
         return ordo_pb2.ListJobsResponse(jobs=messages[:fits], next_page_token=token)
 
     async def _change(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob) -> ordo_pb2.Job:

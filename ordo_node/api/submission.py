@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 
 from ..commands import JobSpec
 from ..errors import InvalidArgument
 from ..handlers import Registry
+from ..ids import new_job_id
 from ..pb import ordo_pb2
 from . import validate as v
 from .options import job_options
@@ -45,7 +45,7 @@ def job_spec(
         raise InvalidArgument(prefix + e.field, e.reason) from None
     v.text(req.name, f"{prefix}name", v.MAX_NAME)
     v.text(req.idempotency_key, f"{prefix}idempotencyKey", v.MAX_KEY)
-    job_id = str(uuid.uuid4())
+    job_id = new_job_id(now // 1000)
     options, first_nominal, first_fire = job_options(req, job_id=job_id, now=now, prefix=prefix)
     run_at = first_fire if first_fire is not None else _run_at(req, now, prefix)
     # What the client asked for, not what it resolved to: a retry with the

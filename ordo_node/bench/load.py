@@ -349,7 +349,7 @@ async def open_state(stub: Any, since_us: int) -> str | None:
     """A state among SCHEDULED, TRIGGERED, RUNNING that still holds a job created at or after ``since_us``.
 
     ListJobs is newest first, so one row per state answers it (an index seek
-    on ``jobs(state, created_at, id)``). The states are asked in the order a
+    on ``jobs(state)``, newest first by rowid). The states are asked in the order a
     job moves through them, so a job cannot slip past all three checks.
     """
     for state in OPEN_STATES:

@@ -127,13 +127,13 @@ class Dashboard:
         where, args = ("WHERE state = ?", (state,)) if state else ("", ())
         with self._read() as conn:
             rows = conn.execute(
-                f"SELECT {_JOB_COLS} FROM jobs {where} ORDER BY created_at DESC, id DESC LIMIT ?",
+                f"SELECT {_JOB_COLS} FROM jobs {where} ORDER BY rowid DESC LIMIT ?",
                 (*args, limit),
             ).fetchall()
         jobs = []
         for row in rows:
             job = asdict(_job(row))
-            for heavy in ("payload", "options", "runs"):
+            for heavy in ("payload", "options", "runs", "position"):
                 del job[heavy]
             jobs.append(job)
         return {"state": state, "limit": limit, "jobs": jobs}
@@ -216,7 +216,7 @@ class Dashboard:
                 (job_id, job_id, job_id),
             ).fetchone()
         job = asdict(_job(rows[0]))
-        del job["runs"]
+        del job["runs"], job["position"]
         attempts = []
         for row in runs:
             run = asdict(_run(row))
