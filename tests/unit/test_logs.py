@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
-from ordo_node.logs import JsonFormatter, setup_logging
+from ordo_node.logs import BufferedHandler, JsonFormatter, TextFormatter, setup_logging
 
 
 def test_json_lines_carry_the_node_and_the_job_fields() -> None:
@@ -33,3 +36,40 @@ def test_setup_logging_writes_json_to_stderr(capsys: pytest.CaptureFixture[str])
         assert (line["node"], line["term"], line["message"]) == ("node7", 3, "became leader term=3")
     finally:
         logging.getLogger().handlers.clear()
+
+
+def _poll(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return check()
+
+
+def test_buffered_lines_reach_the_file_soon_and_a_warning_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "node.log"
+    with open(path, "w", buffering=1 << 16) as stream:
+        handler = BufferedHandler(stream)
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(message)s"))
+        logger = logging.getLogger("ordo_node.test.buffered")
+        logger.propagate = False
+        logger.addHandler(handler)
+        try:
+            # An INFO line waits in the buffer at most FLUSH_INTERVAL (polled, generously)
+            logger.info("Processing job %s", "j1")
+            assert _poll(lambda: "Processing job j1" in path.read_text())
+
+            # A warning is written before the call returns, with what was buffered before it
+            logger.info("Processing job %s", "j2")
+            logger.warning("Failed to execute job %s", "j2")
+            text = path.read_text()
+            assert text.index("Processing job j2") < text.index("WARNING Failed to execute job j2")
+        finally:
+            logger.removeHandler(handler)
+
+
+def test_the_text_time_is_the_standard_one() -> None:
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
+    fmt = "%(asctime)s %(message)s"
+    assert TextFormatter(fmt).format(record) == logging.Formatter(fmt).format(record)
