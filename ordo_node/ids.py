@@ -17,28 +17,35 @@ from __future__ import annotations
 import os
 import threading
 import time
-import uuid
 
 _RANDOM_BITS = 74  # 12 bits of rand_a and 62 of rand_b
-_lock = threading.Lock()
-_last = (0, 0)  # (milliseconds, random part) of the last id made here
 
 
-def new_job_id(now_ms: int | None = None) -> str:
-    """A fresh version-7 UUID in canonical form, greater than the last one this process made."""
-    global _last
-    ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    with _lock:
-        last_ms, last_rand = _last
-        if ms <= last_ms:
-            # Same millisecond (or a clock step back): keep growing from the last id.
-            ms, rand = last_ms, last_rand + 1 + (int.from_bytes(os.urandom(4), "big") >> 1)
-            if rand >> _RANDOM_BITS:
-                ms, rand = ms + 1, rand & ((1 << (_RANDOM_BITS - 1)) - 1)
-        else:
-            # A new millisecond: random, with the top bit clear so a step cannot overflow soon.
-            rand = int.from_bytes(os.urandom(10), "big") >> (80 - _RANDOM_BITS + 1)
-        _last = (ms, rand)
-    rand_a, rand_b = rand >> 62, rand & ((1 << 62) - 1)
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
-    return str(uuid.UUID(int=value))
+class IdMaker:
+    """Makes ids greater than the last one it made (one per process: ``new_job_id``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = (0, 0)  # (milliseconds, random part) of the last id
+
+    def new(self, now_ms: int | None = None) -> str:
+        """A fresh version-7 UUID in canonical form; ``now_ms`` (Unix milliseconds) defaults to the clock."""
+        ms = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        with self._lock:
+            last_ms, last_rand = self._last
+            if ms <= last_ms:
+                # Same millisecond (or a clock step back): keep growing from the last id.
+                ms, rand = last_ms, last_rand + 1 + (int.from_bytes(os.urandom(4), "big") >> 1)
+                if rand >> _RANDOM_BITS:
+                    ms, rand = ms + 1, rand & ((1 << (_RANDOM_BITS - 1)) - 1)
+            else:
+                # A new millisecond: random, with the top bit clear so that steps cannot overflow soon.
+                rand = int.from_bytes(os.urandom(10), "big") >> (80 - _RANDOM_BITS + 1)
+            self._last = (ms, rand)
+        rand_a, rand_b = rand >> 62, rand & ((1 << 62) - 1)
+        value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+new_job_id = IdMaker().new

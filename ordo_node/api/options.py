@@ -118,10 +118,16 @@ def placement_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, 
     return out
 
 
+# The fields of a submission that are not options (checked in submission.py).
+_PLAIN = frozenset({"type", "payload", "run_at", "delay", "name", "idempotency_key"})
+
+
 def job_options(
     req: ordo_pb2.SubmitJobRequest, *, job_id: str, now: int, prefix: str = ""
 ) -> tuple[dict[str, Any], int | None, int | None]:
     """(options, first nominal time, first fire time); the times are None for a one-off job."""
+    if all(f.name in _PLAIN for f, _ in req.ListFields()):
+        return {}, None, None  # a plain one-off job: no option is set (ListFields lists the set ones)
     options = {
         **schedule_options(req, prefix),
         **policy_options(req, prefix),

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from ordo_node.api import validate
-from ordo_node.ids import new_job_id
+from ordo_node.ids import IdMaker, new_job_id
 
 MS = 1_795_435_733_266  # 2026-11-23, Unix milliseconds
 
 
 def test_an_id_is_a_canonical_version_7_uuid_carrying_its_millisecond() -> None:
-    job_id = new_job_id(MS + 10_000_000)
+    job_id = IdMaker().new(MS + 10_000_000)
     parsed = uuid.UUID(job_id)
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
     assert parsed.int >> 80 == MS + 10_000_000
@@ -19,20 +20,29 @@ def test_an_id_is_a_canonical_version_7_uuid_carrying_its_millisecond() -> None:
 
 
 def test_ids_made_in_one_millisecond_grow_and_never_repeat() -> None:
-    ids = [new_job_id(MS + 20_000_000) for _ in range(20_000)]
+    make = IdMaker().new
+    ids = [make(MS) for _ in range(20_000)]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
     assert all(uuid.UUID(i).version == 7 for i in ids)
 
 
 def test_a_clock_step_back_still_gives_a_greater_id() -> None:
-    later = new_job_id(MS + 30_000_000)
-    earlier_clock = new_job_id(MS + 29_000_000)
+    make = IdMaker().new
+    later = make(MS + 1000)
+    earlier_clock = make(MS)
     assert earlier_clock > later
 
 
 def test_ids_of_later_milliseconds_sort_after_earlier_ones() -> None:
-    first = new_job_id(MS + 40_000_000)
-    second = new_job_id(MS + 40_000_001)
+    make = IdMaker().new
+    first = make(MS)
+    second = make(MS + 1)
     assert first < second
-    assert uuid.UUID(second).int >> 80 == MS + 40_000_001
+    assert uuid.UUID(second).int >> 80 == MS + 1
+
+
+def test_the_process_maker_follows_the_clock() -> None:
+    before = time.time_ns() // 1_000_000
+    job_id = new_job_id()
+    assert uuid.UUID(job_id).int >> 80 >= before

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from ordo_node.api import submission, validate
-from ordo_node.api.convert import value
+from ordo_node.api.convert import from_value, value
 from ordo_node.api.explain import explain, local, preview_times
 from ordo_node.errors import InvalidArgument
 from ordo_node.handlers import registry
@@ -508,3 +508,30 @@ async def test_an_explanation_at_the_end_of_9999_names_no_next_time(expression: 
 
     assert occ is None
     assert "there is none after it" in text
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        None,
+        "text",
+        0,
+        -3,
+        2.5,
+        2**53,
+        2**53 + 2,
+        1e300,
+        True,
+        [],
+        {},
+        {"b": [1, 2.0, None, {"c": "d"}], "a": False},
+        [[[["deep"]]], {"n": -0.0}],
+    ],
+)
+def test_the_payload_reads_as_protobufs_own_json_reading_does(obj: Any) -> None:
+    # validate.payload reads a Value in one pass of its own; it must agree with
+    # protobuf's JSON printer (convert.from_value), which it replaced for speed.
+    v = value(obj)
+    parsed, canonical = validate.payload(v, "payload", 1 << 20)
+    assert parsed == from_value(v)
+    assert json.loads(canonical) == from_value(v)
