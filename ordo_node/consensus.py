@@ -46,15 +46,27 @@ class _Raft(SyncObj):  # type: ignore[misc]
     wrong method. Every command travels through ``apply`` in our own encoding.
     """
 
-    def __init__(self, self_address: str, partners: list[str], conf: SyncObjConf, store: Store) -> None:
+    def __init__(
+        self, self_address: str, partners: list[str], conf: SyncObjConf, store: Store, journal_bytes: int
+    ) -> None:
         self._ordo_store = store
+        self._ordo_journal_bytes = journal_bytes
+        self._ordo_since_snapshot = 0
         super().__init__(self_address, partners, conf)
 
     @replicated  # type: ignore[untyped-decorator]
     def apply(self, blob: bytes) -> Any:
         # The entry's index: PySyncObj applies entries in order and increments
         # raftLastApplied after this returns (there is no API for it).
-        return self._ordo_store.apply(self.raftLastApplied + 1, blob)
+        result = self._ordo_store.apply(self.raftLastApplied + 1, blob)
+        # PySyncObj compacts by entry count and time only; bound the journal's
+        # bytes too (see RaftTimings.snapshot_journal_mb). The flag is acted on
+        # by the tick thread (this one) once no snapshot is being written.
+        self._ordo_since_snapshot += len(blob)
+        if self._ordo_since_snapshot >= self._ordo_journal_bytes:
+            self._ordo_since_snapshot = 0
+            self.forceLogCompaction()
+        return result
 
 
 class Consensus:
@@ -99,7 +111,11 @@ class Consensus:
             deserializer=self.store.restore,
             logCompactionMinEntries=max(2, int(t.snapshot_min_entries)),
             logCompactionMinTime=t.snapshot_min_interval,
-            logCompactionSplit=True,
+            # Snapshots are written by a forked child (PySyncObj's useFork), so the
+            # nodes need not take turns; and a split would hold back the
+            # journal-size snapshot for up to snapshot_min_interval.
+            logCompactionSplit=False,
+            useFork=True,
             dynamicMembershipChange=True,
             onStateChanged=self._state_changed,
             bindAddress=self.config.raft_address,
@@ -107,7 +123,8 @@ class Consensus:
             maxBindRetries=6,
         )
         partners = [p.raft_address for p in self.config.peers]
-        self._raft = _Raft(self.config.raft_address, partners, conf, self.store)
+        journal_bytes = max(1, int(t.snapshot_journal_mb * 1024 * 1024))
+        self._raft = _Raft(self.config.raft_address, partners, conf, self.store, journal_bytes)
         try:
             await asyncio.to_thread(self._raft.waitBinded)
         except SyncObjException:
