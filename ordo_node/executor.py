@@ -33,9 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from google.protobuf import struct_pb2
-
 from . import commands as c
+from .api.convert import from_value
 from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
@@ -80,24 +79,6 @@ class Running:
         """Called by a handler (from any thread): it is alive, and how far it got."""
         self.last_heartbeat = now_us()
         self.progress = note[:200]
-
-
-def payload_of(v: struct_pb2.Value) -> Any:
-    """A protobuf Value as a JSON value, as ``api.convert.from_value`` gives it (whole numbers
-    as ints), read directly: json_format.MessageToDict cost more than the echo handler."""
-    kind = v.WhichOneof("kind")
-    if kind == "struct_value":
-        return {k: payload_of(x) for k, x in v.struct_value.fields.items()}
-    if kind == "list_value":
-        return [payload_of(x) for x in v.list_value.values]
-    if kind == "number_value":
-        n = v.number_value
-        return int(n) if n.is_integer() and abs(n) <= 2**53 else n
-    if kind == "string_value":
-        return v.string_value
-    if kind == "bool_value":
-        return v.bool_value
-    return None
 
 
 def encode_result(value: Any) -> str:
@@ -380,7 +361,7 @@ class Executor:
             cancelled=running.cancelled,
             heartbeat=running.heartbeat,
         )
-        payload = payload_of(a.payload) if a.HasField("payload") else None
+        payload = from_value(a.payload) if a.HasField("payload") else None
         try:
             if a.timeout_ms > 0:
                 try:

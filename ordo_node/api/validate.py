@@ -10,7 +10,6 @@ the node's ``[limits] max_payload_bytes``; gRPC's own limit on a whole request
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from .. import queries, schedule
 from ..config import NODE_ID, check_address
 from ..errors import ConfigError, InvalidArgument
 from ..timeutil import parse_rfc3339
+from .convert import BadValue, from_value
 
 # --- text -----------------------------------------------------------------------------------------------
 MAX_JOB_ID = 36  # a UUID in canonical form
@@ -183,37 +183,14 @@ def fit(sizes: Sequence[int], budget: int) -> int:
     return len(sizes)
 
 
-def _json(v: struct_pb2.Value, field: str, depth: int) -> Any:
-    """The Value as a JSON value, checked on the way: finite numbers, at most MAX_PAYLOAD_DEPTH deep.
-
-    Whole numbers come back as ints, as they were sent (protobuf keeps every
-    number as a double), like ``convert.from_value``, in one pass and without
-    protobuf's JSON printer (which cost about half of a small job's validation).
-    """
-    if depth > MAX_PAYLOAD_DEPTH:
-        raise InvalidArgument(field, f"nests deeper than {MAX_PAYLOAD_DEPTH} levels")
-    kind = v.WhichOneof("kind")
-    if kind == "string_value":
-        return v.string_value
-    if kind == "number_value":
-        n = v.number_value
-        if not math.isfinite(n):
-            raise InvalidArgument(field, "numbers must be finite")
-        return int(n) if n.is_integer() and abs(n) <= 2**53 else n
-    if kind == "bool_value":
-        return v.bool_value
-    if kind == "struct_value":
-        return {k: _json(item, field, depth + 1) for k, item in v.struct_value.fields.items()}
-    if kind == "list_value":
-        return [_json(item, field, depth + 1) for item in v.list_value.values]
-    return None  # null_value, or no kind set
-
-
 def payload(v: struct_pb2.Value | None, field: str, max_bytes: int) -> tuple[Any, str]:
     """The payload as a JSON value and as canonical JSON text: finite, not too deep, not too large."""
     if v is None:
         return None, "null"
-    obj = _json(v, field, 1)
+    try:
+        obj = from_value(v, max_depth=MAX_PAYLOAD_DEPTH)
+    except BadValue as e:
+        raise InvalidArgument(field, str(e)) from None
     canonical = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
     size = len(canonical.encode())
     if size > max_bytes:
