@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ _WORK_COLS = (
 )
 
 
-def _job(row: Any, runs: tuple[RunRow, ...] = ()) -> JobRow:
+def _job(row: Any, runs: tuple[RunRow, ...] = (), position: int = 0) -> JobRow:
     options = json.loads(row[10]) if row[10] else {}
     return JobRow(
         row[0],
@@ -136,6 +136,7 @@ def _job(row: Any, runs: tuple[RunRow, ...] = ()) -> JobRow:
         row[12],
         row[13] or "",
         runs,
+        position,
     )
 
 
@@ -288,7 +289,7 @@ class Queries:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY rowid DESC LIMIT ?"
         rows = await self._all(sql, (*args, size + 1))
-        jobs = [replace(_job(r[1:]), position=r[0]) for r in rows[:size]]
+        jobs = [_job(r[1:], position=r[0]) for r in rows[:size]]
         token = encode_token(jobs[-1].position, jobs[-1].job_id) if len(rows) > size else ""
         return jobs, token
 
