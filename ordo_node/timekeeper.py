@@ -75,15 +75,22 @@ class Timekeeper:
         self.queries = queries
         self.batch = batch
         self._wake = asyncio.Event()
-        self._sleeping_until: int | None = None
+        # When the current sleep ends by itself (its timer), or None while not asleep.
+        self._wakes_at: int | None = None
         # How far ahead one-off jobs are triggered now (LOOKAHEAD, more for a burst).
         self._window = lookahead
         self._rate = INITIAL_RATE
 
     def notify_due(self, due_at: int) -> None:
-        """A job due at ``due_at`` was scheduled; wake up to plan again if that may be sooner than planned
-        (it may be one more of a burst that has to be triggered earlier)."""
-        if self._sleeping_until is None or due_at - MAX_LOOKAHEAD < self._sleeping_until:
+        """A job due at ``due_at`` was scheduled: wake up to plan again, unless the timekeeper wakes by
+        itself early enough anyway (it then plans with this job in view).
+
+        "Early enough" is MAX_LOOKAHEAD + BURST before ``due_at``: the earliest that this job, or a
+        burst it belongs to, may have to be triggered. A job due sooner than planned, or one more of
+        a burst about to be triggered, wakes it at once; a job due hours ahead costs no wake-up (and
+        no reads) at all.
+        """
+        if self._wakes_at is None or due_at - MAX_LOOKAHEAD - BURST < self._wakes_at:
             self._wake.set()
 
     async def lead(self, nxt: int) -> int:
@@ -112,12 +119,15 @@ class Timekeeper:
                 # Nothing is due within the look-ahead, so the earliest job is a
                 # recurring one: it is triggered at its fire time.
                 wake_at = nxt
-            self._sleeping_until = wake_at
-            delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, max(0.0, (wake_at - now_us()) / 1e6))
+            now = now_us()
+            delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, max(0.0, (wake_at - now) / 1e6))
             if delay > 0:
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), delay)
-            self._sleeping_until = None
+                self._wakes_at = now + int(delay * 1e6)
+                try:
+                    with suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), delay)
+                finally:
+                    self._wakes_at = None
 
     async def trigger_due(self) -> bool:
         """Propose triggers for one batch of due jobs; True if it found any."""

@@ -1,11 +1,18 @@
-"""The leader's decisions for recurring jobs: which occurrences run, which are recorded, what comes next."""
+"""The leader's decisions for recurring jobs (which occurrences run, which are recorded, what comes next),
+and when the timekeeper wakes up."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from contextlib import suppress
+from typing import Any, cast
 
-from ordo_node.queries import DueJob
-from ordo_node.timekeeper import recurring_trigger
+from helpers import eventually
+
+from ordo_node.consensus import Consensus
+from ordo_node.queries import DueJob, Queries
+from ordo_node.timekeeper import BURST, MAX_LOOKAHEAD, MAX_SLEEP, Timekeeper, recurring_trigger
+from ordo_node.timeutil import now_us
 
 SEC = 1_000_000
 T0 = 1_800_000_000 * SEC  # a whole second
@@ -81,3 +88,48 @@ def test_max_runs_ends_the_schedule() -> None:
     trig = recurring_trigger(due(T0, fired=2, max_runs=3), T0 + 1_000)
     assert len(trig.occurrences) == 1
     assert (trig.next_nominal, trig.next_due) == (None, None)
+
+
+class FakeQueries:
+    """The timekeeper's reads: nothing is due, and the earliest job is ``earliest``."""
+
+    def __init__(self, earliest: int) -> None:
+        self.earliest = earliest
+        self.plans = 0
+
+    async def due_jobs(self, now: int, limit: int, *, one_offs_until: int | None = None) -> list[DueJob]:
+        return []
+
+    async def next_due(self) -> int | None:
+        self.plans += 1
+        return self.earliest
+
+    async def count_one_offs_due(self, by: int, limit: int) -> int:
+        return 0
+
+
+async def test_a_job_due_long_after_the_planned_wake_up_does_not_wake_the_timekeeper() -> None:
+    # Given a timekeeper asleep with its earliest job an hour away (it wakes by itself within MAX_SLEEP)
+    queries = FakeQueries(now_us() + 3600 * SEC)
+    keeper = Timekeeper("node1", cast(Consensus, None), cast(Queries, queries))
+    task = asyncio.create_task(keeper.run())
+
+    async def asleep_after(plans: int) -> bool:
+        return queries.plans == plans and keeper._wakes_at is not None
+
+    try:
+        await eventually(lambda: asleep_after(1), interval=0.01)
+        # When jobs are scheduled for after its wake-up plus the longest lead a burst may need
+        keeper.notify_due(now_us() + int(MAX_SLEEP * SEC) + MAX_LOOKAHEAD + BURST + SEC)
+        keeper.notify_due(now_us() + 3600 * SEC)
+        # Then it keeps sleeping: no wake-up, no reads
+        assert not keeper._wake.is_set()
+        assert queries.plans == 1
+        # When one is due soon enough that its burst may need triggering before that wake-up
+        keeper.notify_due(now_us() + MAX_LOOKAHEAD)
+        # Then it plans again
+        await eventually(lambda: asleep_after(2), interval=0.01)
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
