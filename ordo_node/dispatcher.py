@@ -11,10 +11,11 @@ The load of each node is read from SQLite (attempts assigned or running), so
 it is right after a leader change without any hand-over. Capacity and
 liveness come from polling each executor's status.
 
-An executor runs at most its capacity at once, but holds more: up to
-QUEUE_PER_SLOT attempts per slot wait there for a slot (so a slot is refilled
-as soon as a handler returns, not after the outcome's commit and the next
-assignment's round trip), and up to HOLD_PER_SLOT per slot assigned ahead of
+An executor runs at most its capacity at once, but holds more: attempts wait
+there for a slot (so a slot is refilled as soon as a handler returns, not
+after the outcome's commit and the next assignment's round trip), about
+QUEUE_US of work per slot by the executor's recent run times (between
+QUEUE_PER_SLOT and MAX_QUEUE_PER_SLOT runs), and up to HOLD_PER_SLOT per slot assigned ahead of
 their scheduled time wait for it (the timekeeper triggers one-off jobs a
 little early and assigns them in the same command, through :meth:`place`).
 Nothing is queued behind slots taken by runs that have run for long.
@@ -51,8 +52,14 @@ log = logging.getLogger("ordo_node.dispatcher")
 
 POLL_INTERVAL = 1.0
 RESEND_AFTER_US = 5_000_000
-# Attempts queued on an executor per slot, beyond those running.
+# Attempts queued on an executor per slot, beyond those running: about QUEUE_US of
+# work by its recent run times, at least QUEUE_PER_SLOT (also while they are
+# unknown) and at most MAX_QUEUE_PER_SLOT. A burst of short jobs due now is then
+# mostly assigned by its trigger command (one write per run on every replica
+# instead of three, and no AssignRuns), while long runs get a short queue.
 QUEUE_PER_SLOT = 2
+MAX_QUEUE_PER_SLOT = 16
+QUEUE_US = 1_000_000
 # Attempts assigned ahead of their scheduled time that an executor holds, per slot.
 HOLD_PER_SLOT = 100
 # A run that has been running this long keeps its slot a while: nothing queues behind it.
@@ -100,6 +107,14 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
 
 
 Pending = tuple[str, int, frozenset[str]]
+
+
+def queue_per_slot(mean_run_us: int) -> int:
+    """How many due attempts may wait per free slot of an executor whose runs take ``mean_run_us``
+    (0: not known yet): about QUEUE_US of work, within [QUEUE_PER_SLOT, MAX_QUEUE_PER_SLOT]."""
+    if mean_run_us <= 0:
+        return QUEUE_PER_SLOT
+    return max(QUEUE_PER_SLOT, min(MAX_QUEUE_PER_SLOT, QUEUE_US // mean_run_us))
 
 
 def waiting_reason(needs: frozenset[str], offers: Iterable[frozenset[str]]) -> str:
@@ -155,6 +170,8 @@ class Dispatcher:
         self.capacity: dict[str, int] = {}
         self.reachable: dict[str, bool] = {}
         self.tags: dict[str, frozenset[str]] = {}
+        # node -> its executor's recent mean run time (us; 0: unknown)
+        self.run_us: dict[str, int] = {}
         self._waiting: set[tuple[str, int]] = set()
         # node -> (boot id, when it was last seen with it)
         self.boots: dict[str, tuple[str, int]] = {}
@@ -206,6 +223,7 @@ class Dispatcher:
                 log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
             self.reachable[node_id] = True
             self.capacity[node_id] = 0 if status.draining else status.capacity
+            self.run_us[node_id] = status.mean_run_us
             offers = frozenset((*status.tags, *(f"handler:{h}" for h in status.handlers)))
             if offers != self.tags.get(node_id):
                 self.tags[node_id] = offers
@@ -221,6 +239,7 @@ class Dispatcher:
         for gone in set(self.capacity) - members:  # removed from the cluster
             self.capacity.pop(gone, None)
             self.reachable.pop(gone, None)
+            self.run_us.pop(gone, None)
         await asyncio.gather(*(one(node_id) for node_id in members))
 
     async def _poll_loop(self) -> None:
@@ -246,8 +265,9 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), wait)
 
     async def room(self, now: int) -> tuple[dict[str, int], dict[str, int]]:
-        """Places per reachable node: for attempts due now (its slots and a short queue), and for
-        attempts assigned ahead of their scheduled time; minus what is reserved."""
+        """Places per reachable node: for attempts due now (its slots and a queue, see
+        :func:`queue_per_slot`), and for attempts assigned ahead of their scheduled time; minus what
+        is reserved."""
         load = await self.queries.node_load(now, now - SLOW_US)
         reserved: dict[tuple[str, bool], int] = defaultdict(int)
         for node_id, ahead in self._reserved.values():
@@ -259,7 +279,8 @@ class Dispatcher:
                 continue
             held = load.get(n, NodeLoad(0, 0, 0))
             free = max(0, cap - held.slow)  # slots not taken by long runs
-            due[n] = max(0, cap + free * QUEUE_PER_SLOT - (held.held - held.ahead) - reserved[n, False])
+            queue = free * queue_per_slot(self.run_us.get(n, 0))
+            due[n] = max(0, cap + queue - (held.held - held.ahead) - reserved[n, False])
             early[n] = max(0, (HOLD_PER_SLOT * cap if free else 0) - held.ahead - reserved[n, True])
         return due, early
 
