@@ -48,11 +48,14 @@ def job_spec(
     job_id = new_job_id(now // 1000)
     options, first_nominal, first_fire = job_options(req, job_id=job_id, now=now, prefix=prefix)
     run_at = first_fire if first_fire is not None else _run_at(req, now, prefix)
-    # What the client asked for, not what it resolved to: a retry with the
-    # same delay is the same job even though "now" moved on.
     options_json = json.dumps(options, sort_keys=True) if options else ""
-    definition = [req.type, payload_json, req.run_at, req.delay.ToMicroseconds(), req.name, options_json]
-    spec_hash = hashlib.sha256(json.dumps(definition).encode()).hexdigest()
+    spec_hash = ""
+    if req.idempotency_key:
+        # Only a reused idempotency key is compared with it. What the client asked
+        # for, not what it resolved to: a retry with the same delay is the same job
+        # even though "now" moved on.
+        definition = [req.type, payload_json, req.run_at, req.delay.ToMicroseconds(), req.name, options_json]
+        spec_hash = hashlib.sha256(json.dumps(definition).encode()).hexdigest()
     return JobSpec(
         job_id=job_id,
         type=req.type,

@@ -93,8 +93,8 @@ def test_each_spec_gets_a_fresh_job_id() -> None:
 def test_spec_hash_is_stable_for_identical_requests() -> None:
     # The hash describes what was asked for, so a retry with the same delay matches
     # even though "now" moved on.
-    a = spec_of(request({"x": 1}, delay=delay(60)), now=NOW)
-    b = spec_of(request({"x": 1}, delay=delay(60)), now=NOW + 5 * SEC)
+    a = spec_of(request({"x": 1}, delay=delay(60), idempotency_key="k"), now=NOW)
+    b = spec_of(request({"x": 1}, delay=delay(60), idempotency_key="k"), now=NOW + 5 * SEC)
 
     assert a.spec_hash == b.spec_hash
     assert a.run_at != b.run_at
@@ -112,12 +112,18 @@ def test_spec_hash_is_stable_for_identical_requests() -> None:
     ids=["payload-value", "payload-key", "name", "delay", "type"],
 )
 def test_spec_hash_changes_with_the_definition(changed: dict[str, Any]) -> None:
-    base: dict[str, Any] = {"payload": {"x": 1}, "name": "n", "delay": delay(60)}
+    base: dict[str, Any] = {"payload": {"x": 1}, "name": "n", "delay": delay(60), "idempotency_key": "k"}
 
     a = spec_of(request(**base))
     b = spec_of(request(**{**base, **changed}))
 
     assert a.spec_hash != b.spec_hash
+
+
+def test_a_job_without_an_idempotency_key_has_no_spec_hash() -> None:
+    # Only a reused idempotency key is compared with the definition: without one
+    # the hash is neither computed nor stored.
+    assert spec_of(request({"x": 1}, name="n")).spec_hash == ""
 
 
 def test_payload_at_the_limit_is_accepted() -> None:
