@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, get_args
 
@@ -142,6 +143,24 @@ def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
     assert (body["v"], body["op"]) == (c.VERSION, cmd.op)
     assert b": " not in raw
     assert b", " not in raw
+
+
+def test_an_items_fields_that_hold_their_default_are_left_out() -> None:
+    # Given a plain job (no name, key, hash, options) beside one with every field
+    cmd = sample(c.SubmitJobs)
+    plain, full = json.loads(c.encode(cmd))["jobs"][1], json.loads(c.encode(cmd))["jobs"][0]
+    # Then the plain one carries only what differs from the defaults, and both decode whole
+    assert set(plain) == {"job_id", "type", "payload", "run_at"}
+    assert {"name", "idempotency_key", "spec_hash"} <= set(full)
+    assert c.decode(c.encode(cmd)) == cmd
+
+
+def test_an_entry_written_with_every_field_still_decodes() -> None:
+    # Journals written before defaults were left out name every field of every item.
+    cmd = sample(c.SubmitJobs)
+    body = json.loads(c.encode(cmd))
+    body["jobs"] = [{f.name: getattr(job, f.name) for f in dataclasses.fields(c.JobSpec)} for job in cmd.jobs]
+    assert c.decode(json.dumps(body).encode()) == cmd
 
 
 def test_encoding_keeps_unicode_as_utf8() -> None:
