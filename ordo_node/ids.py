@@ -27,6 +27,15 @@ class IdMaker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = (0, 0)  # (milliseconds, random part) of the last id
+        # Random bytes drawn from the OS a few kilobytes at a time, not per id (a system call each).
+        self._pool = b""
+        self._taken = 0
+
+    def _random(self, n: int) -> int:
+        if self._taken + n > len(self._pool):
+            self._pool, self._taken = os.urandom(4096), 0
+        start, self._taken = self._taken, self._taken + n
+        return int.from_bytes(self._pool[start : self._taken], "big")
 
     def new(self, now_ms: int | None = None) -> str:
         """A fresh version-7 UUID in canonical form; ``now_ms`` (Unix milliseconds) defaults to the clock."""
@@ -35,12 +44,12 @@ class IdMaker:
             last_ms, last_rand = self._last
             if ms <= last_ms:
                 # Same millisecond (or a clock step back): keep growing from the last id.
-                ms, rand = last_ms, last_rand + 1 + (int.from_bytes(os.urandom(4), "big") >> 1)
+                ms, rand = last_ms, last_rand + 1 + (self._random(4) >> 1)
                 if rand >> _RANDOM_BITS:
                     ms, rand = ms + 1, rand & ((1 << (_RANDOM_BITS - 1)) - 1)
             else:
                 # A new millisecond: random, with the top bit clear so that steps cannot overflow soon.
-                rand = int.from_bytes(os.urandom(10), "big") >> (80 - _RANDOM_BITS + 1)
+                rand = self._random(10) >> (80 - _RANDOM_BITS + 1)
             self._last = (ms, rand)
         rand_a, rand_b = rand >> 62, rand & ((1 << 62) - 1)
         value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | rand_a << 64 | 0b10 << 62 | rand_b

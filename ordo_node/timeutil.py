@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -40,4 +41,12 @@ def parse_rfc3339(text: str) -> int:
 
 def format_us(us: int) -> str:
     """Microseconds since the epoch as RFC 3339 in UTC (``2030-01-01T09:00:00.000000Z``)."""
-    return to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    seconds, micros = divmod(us, 1_000_000)
+    return f"{_second_text(seconds)}.{micros:06d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _second_text(seconds: int) -> str:
+    # Jobs come in bursts due in the same few seconds, and every one is logged
+    # with its due time: the date and time of day are formatted once a second.
+    return to_datetime(seconds * 1_000_000).strftime("%Y-%m-%dT%H:%M:%S")
