@@ -1,0 +1,22 @@
+"""Times as text: format_us gives what datetime's own formatting gives, for any microsecond."""
+
+from __future__ import annotations
+
+import random
+
+from ordo_node.timeutil import format_us, parse_rfc3339, to_datetime
+
+FIRST = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
+LAST = 253_402_300_799_999_999  # 9999-12-31T23:59:59.999999Z
+
+
+def test_format_us_matches_datetime_formatting() -> None:
+    rng = random.Random(7)
+    samples = [0, 1, -1, 999_999, 1_000_000, FIRST, LAST] + [rng.randrange(FIRST, LAST) for _ in range(5000)]
+    for us in samples:
+        assert format_us(us) == to_datetime(us).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), us
+
+
+def test_format_us_round_trips_through_parse_rfc3339() -> None:
+    for us in (1_800_000_000_000_001, 1_800_000_000_999_999, -1):
+        assert parse_rfc3339(format_us(us)) == us
