@@ -326,9 +326,22 @@ class NewerCommand(DecodeError):
 
 
 def _build(cls: type[Any], item: dict[str, Any]) -> Any:
+    """An item (a job, trigger, outcome...) from its JSON object: its fields filled in directly.
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``,
+    and building thousands of items was the larger part of decoding a batch. An
+    object with a name it does not know, or without one it needs, goes through
+    ``__init__``, which raises TypeError (a DecodeError for :func:`decode`).
+    """
+    if not isinstance(item, dict) or not item.keys() <= _NAMES[cls] or not _NEEDED[cls] <= item.keys():
+        return cls(**item)
+    obj = object.__new__(cls)
+    fields_ = obj.__dict__
+    fields_.update(_DEFAULTS[cls])
+    fields_.update(item)
     if cls is Trigger and "occurrences" in item:
-        item = {**item, "occurrences": tuple(Occurrence(**o) for o in item["occurrences"])}
-    return cls(**item)
+        fields_["occurrences"] = tuple(_build(Occurrence, o) for o in item["occurrences"])
+    return obj
 
 
 # Field names of every command and nested item type, in declaration order, each
@@ -343,6 +356,9 @@ _FIELDS: dict[type[Any], tuple[tuple[str, Any], ...]] = {
     for cls in (*_BY_OP.values(), *_NESTED.values(), Occurrence)
 }
 _ITEMS = frozenset((*_NESTED.values(), Occurrence))
+_NAMES = {cls: frozenset(name for name, _ in _FIELDS[cls]) for cls in _ITEMS}
+_NEEDED = {cls: frozenset(name for name, default in _FIELDS[cls] if default is _REQUIRED) for cls in _ITEMS}
+_DEFAULTS = {cls: {name: d for name, d in _FIELDS[cls] if d is not _REQUIRED} for cls in _ITEMS}
 
 
 def _plain(value: Any) -> Any:
