@@ -110,8 +110,8 @@ _RUN_COLS = (
     "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"
     " started_at, finished_at, result, error"
 )
-# Queries on open attempts repeat the runs_open index's condition word for word:
-# SQLite uses a partial index only when the query's WHERE contains its WHERE.
+# Queries on open attempts say "finished_at IS NULL", the runs_unfinished index's
+# condition: SQLite uses a partial index only when the query's WHERE contains its WHERE.
 _WORK_COLS = (
     "r.run_id, r.attempt, r.job_id, r.state, COALESCE(r.node_id, ''), j.type, j.payload, j.name,"
     " COALESCE(j.idempotency_key, ''), r.scheduled_at, j.options, COALESCE(r.boot_id, '')"
@@ -389,8 +389,8 @@ class Queries:
 
     async def _work(self, rest: str, args: tuple[Any, ...] = (), *, open_only: bool = True) -> list[WorkItem]:
         """Attempts with what an executor needs; ``rest`` continues the WHERE clause (from "AND ...")."""
-        # The open-runs condition is written out so that SQLite uses the runs_open partial index.
-        where = "r.state IN ('PENDING', 'ASSIGNED', 'RUNNING')" if open_only else "1"
+        # Open runs are the unfinished ones: said so, SQLite uses the runs_unfinished partial index.
+        where = "r.finished_at IS NULL" if open_only else "1"
         rows = await self._all(
             f"SELECT {_WORK_COLS} FROM runs r JOIN jobs j ON j.id = r.job_id WHERE {where} {rest}", args
         )
@@ -421,7 +421,7 @@ class Queries:
         # The jobs are joined only to the attempts chosen, not to every pending one.
         rows = await self._all(
             "SELECT r.run_id, r.attempt, j.options, j.type FROM (SELECT run_id, attempt, job_id, priority,"
-            " triggered_at FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND state = 'PENDING'"
+            " triggered_at FROM runs WHERE finished_at IS NULL AND state = 'PENDING'"
             " AND (not_before IS NULL OR not_before <= ?) ORDER BY priority DESC, triggered_at LIMIT ?) r"
             " JOIN jobs j ON j.id = r.job_id ORDER BY r.priority DESC, r.triggered_at",
             (now, limit),
@@ -431,8 +431,8 @@ class Queries:
     async def next_retry(self, now: int) -> int | None:
         """When the earliest attempt waiting for its backoff becomes ready."""
         rows = await self._all(
-            "SELECT MIN(not_before) FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING')"
-            " AND state = 'PENDING' AND not_before > ?",
+            "SELECT MIN(not_before) FROM runs WHERE finished_at IS NULL AND state = 'PENDING'"
+            " AND not_before > ?",
             (now,),
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
@@ -440,8 +440,8 @@ class Queries:
     async def load_by_node(self) -> dict[str, int]:
         """How many attempts each node holds (assigned or running)."""
         rows = await self._all(
-            "SELECT node_id, COUNT(*) FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING')"
-            " AND state != 'PENDING' GROUP BY node_id"
+            "SELECT node_id, COUNT(*) FROM runs WHERE finished_at IS NULL AND state != 'PENDING'"
+            " GROUP BY node_id"
         )
         return {r[0]: r[1] for r in rows}
 
@@ -450,7 +450,7 @@ class Queries:
         have been running since before ``slow_before``."""
         rows = await self._all(
             "SELECT node_id, COUNT(*), SUM(scheduled_at > ?), SUM(state = 'RUNNING' AND started_at < ?)"
-            " FROM runs WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING') AND state != 'PENDING'"
+            " FROM runs WHERE finished_at IS NULL AND state != 'PENDING'"
             " GROUP BY node_id",
             (now, slow_before),
         )

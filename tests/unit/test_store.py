@@ -174,6 +174,16 @@ def store(db_path: Path) -> Iterator[Store]:
     s = Store(db_path)
     yield s
     s.close()
+    # Whatever the test did: the open attempts are exactly the unfinished ones
+    # (the runs_unfinished index, and every query on open runs, rely on it).
+    with closing(sqlite3.connect(db_path)) as db:
+        assert (
+            db.execute(
+                "SELECT run_id, attempt, state, finished_at FROM runs"
+                " WHERE (finished_at IS NULL) != (state IN ('PENDING', 'ASSIGNED', 'RUNNING'))"
+            ).fetchall()
+            == []
+        )
 
 
 @pytest.fixture
@@ -708,6 +718,23 @@ def test_barrier_returns_its_index(apply: Log) -> None:
 
 
 # --- snapshots -----------------------------------------------------------------
+
+
+def test_an_older_database_loses_the_old_open_runs_index(db_path: Path) -> None:
+    # Given a schema-3 database, with its runs_open index on "state IN (...)"
+    Store(db_path).close()
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute("DROP INDEX runs_unfinished")
+        db.execute(
+            "CREATE INDEX runs_open ON runs(state, node_id) WHERE state IN ('PENDING', 'ASSIGNED', 'RUNNING')"
+        )
+        db.commit()
+    # When a node opens it
+    Store(db_path).close()
+    # Then it has the new index only
+    with closing(sqlite3.connect(db_path)) as db:
+        names = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "runs_unfinished" in names and "runs_open" not in names
 
 
 def test_snapshot_restores_into_empty_store(store: Store, apply: Log, tmp_path: Path) -> None:
