@@ -58,7 +58,7 @@ RESEND_AFTER_US = 5_000_000
 # mostly assigned by its trigger command (one write per run on every replica
 # instead of three, and no AssignRuns), while long runs get a short queue.
 QUEUE_PER_SLOT = 2
-MAX_QUEUE_PER_SLOT = 16
+MAX_QUEUE_PER_SLOT = 64
 QUEUE_US = 1_000_000
 # Attempts assigned ahead of their scheduled time that an executor holds, per slot.
 HOLD_PER_SLOT = 100
