@@ -14,8 +14,9 @@ liveness come from polling each executor's status.
 An executor runs at most its capacity at once, but holds more: attempts wait
 there for a slot (so a slot is refilled as soon as a handler returns, not
 after the outcome's commit and the next assignment's round trip), about
-QUEUE_US of work per slot by the executor's recent run times (between
-QUEUE_PER_SLOT and MAX_QUEUE_PER_SLOT runs), and up to HOLD_PER_SLOT per slot assigned ahead of
+QUEUE_US of work per slot by how long that node's runs took lately (from the
+outcomes committed: between QUEUE_PER_SLOT and MAX_QUEUE_PER_SLOT runs), and up
+to HOLD_PER_SLOT per slot assigned ahead of
 their scheduled time wait for it (the timekeeper triggers one-off jobs a
 little early and assigns them in the same command, through :meth:`place`).
 Nothing is queued behind slots taken by runs that have run for long.
@@ -54,7 +55,7 @@ POLL_INTERVAL = 1.0
 RESEND_AFTER_US = 5_000_000
 # Attempts queued on an executor per slot, beyond those running: about QUEUE_US of
 # work by its recent run times, at least QUEUE_PER_SLOT (also while they are
-# unknown) and at most MAX_QUEUE_PER_SLOT. A burst of short jobs due now is then
+# unknown: no outcome seen yet) and at most MAX_QUEUE_PER_SLOT. A burst of short jobs due now is then
 # mostly assigned by its trigger command (one write per run on every replica
 # instead of three, and no AssignRuns), while long runs get a short queue.
 QUEUE_PER_SLOT = 2
@@ -170,7 +171,8 @@ class Dispatcher:
         self.capacity: dict[str, int] = {}
         self.reachable: dict[str, bool] = {}
         self.tags: dict[str, frozenset[str]] = {}
-        # node -> its executor's recent mean run time (us; 0: unknown)
+        # node -> how long its runs took lately (a moving average of the committed
+        # outcomes, in us; absent: none seen since this node leads)
         self.run_us: dict[str, int] = {}
         self._waiting: set[tuple[str, int]] = set()
         # node -> (boot id, when it was last seen with it)
@@ -182,6 +184,12 @@ class Dispatcher:
         self._sends: set[asyncio.Task[None]] = set()
         # Proposed, not committed: attempt -> (node, ahead of its time)
         self._reserved: dict[tuple[str, int], tuple[str, bool]] = {}
+
+    def observe(self, run_times: Iterable[tuple[str, int]]) -> None:
+        """Runs finished on these nodes after these many microseconds (from committed outcomes)."""
+        for node_id, took in run_times:
+            mean = self.run_us.get(node_id)
+            self.run_us[node_id] = took if mean is None else (7 * mean + took) // 8
 
     def wake(self) -> None:
         """Something changed (a run became pending, or one finished): look again."""
@@ -223,7 +231,6 @@ class Dispatcher:
                 log.info("executor node=%s reachable capacity=%d", node_id, status.capacity)
             self.reachable[node_id] = True
             self.capacity[node_id] = 0 if status.draining else status.capacity
-            self.run_us[node_id] = status.mean_run_us
             offers = frozenset((*status.tags, *(f"handler:{h}" for h in status.handlers)))
             if offers != self.tags.get(node_id):
                 self.tags[node_id] = offers

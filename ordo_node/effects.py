@@ -20,6 +20,8 @@ class Effects:
     pending: list[tuple[str, int]] = field(default_factory=list)
     assigned: list[tuple[str, int, str]] = field(default_factory=list)
     finished: list[tuple[str, int, str, str]] = field(default_factory=list)
+    # (node, microseconds from start to outcome) of the attempts that finished
+    run_times: list[tuple[str, int]] = field(default_factory=list)
     cancelled_runs: list[tuple[str, int, str]] = field(default_factory=list)
     members_changed: bool = False
 

@@ -193,8 +193,6 @@ class Executor:
         # freed (or the wait began).
         self._queued: set[tuple[str, int]] = set()
         self._slot_freed = time.monotonic()
-        # A moving average of how long runs take here (us), for the leader's queue depth; 0: none yet.
-        self.mean_run_us = 0
         self._data_dir = Path(config.data_dir)
         reporter.backlog = lambda: len(self._queued)
         self.draining = False
@@ -395,13 +393,9 @@ class Executor:
 
     def _finish(self, key: tuple[str, int], kind: str, result: str, error: str) -> None:
         running = self.running.get(key)
-        finished = now_us()
-        if running is not None:
-            took = max(1, finished - running.started_at)
-            self.mean_run_us = took if not self.mean_run_us else (7 * self.mean_run_us + took) // 8
-            if self.metrics is not None:
-                self.metrics.run_duration.labels(kind).observe(took / 1e6)
-        self.reporter.report(c.RunUpdate(key[0], key[1], kind, finished, result, error[:4000]))
+        if self.metrics is not None and running is not None:
+            self.metrics.run_duration.labels(kind).observe((now_us() - running.started_at) / 1e6)
+        self.reporter.report(c.RunUpdate(key[0], key[1], kind, now_us(), result, error[:4000]))
 
     def status(self) -> list[Running]:
         """The attempts running now."""

@@ -246,6 +246,7 @@ class Node:
         if fx.earliest_due is not None and self.timekeeper is not None:
             self.timekeeper.notify_due(fx.earliest_due)
         if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs or fx.retry_at):
+            self.dispatcher.observe(fx.run_times)
             self.dispatcher.wake()
         for run_id, attempt, node_id in fx.cancelled_runs:
             if node_id == self.config.node_id:

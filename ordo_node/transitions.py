@@ -587,8 +587,8 @@ class Transitions:
         return True
 
     def runs_by_key(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, ...]]:
-        """(job id, state, node, failures before, the job's options or None, scheduled time) of these
-        attempts, by key."""
+        """(job id, state, node, failures before, the job's options or None, scheduled time, start
+        time) of these attempts, by key."""
         wanted = set(keys)
         ids = sorted({k[0] for k in keys})
         out: dict[tuple[str, int], tuple[Any, ...]] = {}
@@ -597,7 +597,7 @@ class Transitions:
             marks = ",".join("?" * len(chunk))
             for row in self.db.execute(
                 "SELECT r.run_id, r.attempt, r.job_id, r.state, r.node_id, r.failures_before, j.options,"
-                " r.scheduled_at"
+                " r.scheduled_at, r.started_at"
                 f" FROM runs r LEFT JOIN jobs j ON j.id = r.job_id WHERE r.run_id IN ({marks})",
                 chunk,
             ):
@@ -619,7 +619,7 @@ class Transitions:
             if row is None or row[2] != cmd.node:
                 stale.append([u.run_id, u.attempt, "not assigned to this node"])
                 continue
-            job_id, state, _, failures_before, options, _ = row
+            job_id, state, _, failures_before, options, _, started_at = row
             # A plain one-off job (no options) has one open attempt at a time, no
             # schedule and no policies: that attempt's state is the job's, which is
             # what settle() would find, without reading the job and its runs again.
@@ -647,6 +647,9 @@ class Transitions:
                 )
                 self.event(job_id, final, u.at, cmd.node, run, u.error[:500])
                 fx.finished.append((u.run_id, u.attempt, cmd.node, final))
+                began = started_at or u.started_at
+                if began:
+                    fx.run_times.append((cmd.node, max(1, u.at - began)))
                 if plain and final == "SUCCEEDED":
                     self.set_plain_job_state(job_id, final, u.at)
                     continue

@@ -38,7 +38,6 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
         draining=executor.draining,
         boot_id=executor.boot_id,
         handlers=executor.runnable(),
-        mean_run_us=executor.mean_run_us,
     )
 
 

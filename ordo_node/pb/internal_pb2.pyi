@@ -75,7 +75,7 @@ class ExecutorRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[str] = ...) -> None: ...
 
 class ExecutorStatus(_message.Message):
-    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role", "draining", "boot_id", "handlers", "mean_run_us")
+    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role", "draining", "boot_id", "handlers")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -85,7 +85,6 @@ class ExecutorStatus(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     HANDLERS_FIELD_NUMBER: _ClassVar[int]
-    MEAN_RUN_US_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     capacity: int
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -95,5 +94,4 @@ class ExecutorStatus(_message.Message):
     draining: bool
     boot_id: str
     handlers: _containers.RepeatedScalarFieldContainer[str]
-    mean_run_us: int
-    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ..., draining: _Optional[bool] = ..., boot_id: _Optional[str] = ..., handlers: _Optional[_Iterable[str]] = ..., mean_run_us: _Optional[int] = ...) -> None: ...
+    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ..., draining: _Optional[bool] = ..., boot_id: _Optional[str] = ..., handlers: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -1,6 +1,6 @@
 """The executor's hold: runs wait for their scheduled time and a free slot, cancelled ones never
 start, and runs stuck behind long ones are given back; the leader queues about a second of work per
-slot by the run times the executor reports."""
+slot, by the run times of the outcomes it saw committed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ordo_node import commands as c
 from ordo_node import executor as executor_module
 from ordo_node.api.convert import ts, value
 from ordo_node.config import Config
-from ordo_node.dispatcher import MAX_QUEUE_PER_SLOT, QUEUE_PER_SLOT, QUEUE_US, queue_per_slot
+from ordo_node.dispatcher import MAX_QUEUE_PER_SLOT, QUEUE_PER_SLOT, QUEUE_US, Dispatcher, queue_per_slot
 from ordo_node.executor import Executor, Reporter
 from ordo_node.handlers import JobContext, Registry
 from ordo_node.pb import internal_pb2
@@ -146,20 +146,6 @@ async def test_draining_gives_back_what_was_not_started(tmp_path: Path) -> None:
     await ex.stop()
 
 
-async def test_the_executor_reports_how_long_its_runs_take(tmp_path: Path) -> None:
-    # Given an executor that has run nothing yet: its mean run time is unknown
-    started: list[str] = []
-    ex, _ = make(tmp_path, 4, started)
-    assert ex.mean_run_us == 0
-    # When runs of 0.2 s finish
-    now = now_us()
-    ex.assign([assignment(f"{j}:1", now, 0.2) for j in "ab"])
-    await until(lambda: len(started) == 2 and not ex.running and not ex.held)
-    # Then it reports about that (the leader sizes its queue by it)
-    assert 150_000 <= ex.mean_run_us <= 1_000_000
-    await ex.stop()
-
-
 def test_the_queue_per_slot_holds_about_a_second_of_work() -> None:
     # Unknown run times: the short default queue
     assert queue_per_slot(0) == QUEUE_PER_SLOT
@@ -168,3 +154,19 @@ def test_the_queue_per_slot_holds_about_a_second_of_work() -> None:
     assert queue_per_slot(100_000) == 10
     assert queue_per_slot(QUEUE_US) == QUEUE_PER_SLOT
     assert queue_per_slot(60 * QUEUE_US) == QUEUE_PER_SLOT
+
+
+def test_the_leader_learns_each_nodes_run_times_from_committed_outcomes(tmp_path: Path) -> None:
+    # Given a dispatcher that has seen no outcome: nothing is known
+    config = Config("node1", "127.0.0.1:1", "127.0.0.1:2", tmp_path, "s")
+    dispatcher = Dispatcher(config, None, None, None)  # type: ignore[arg-type]
+    assert dispatcher.run_us == {}
+    # When outcomes of 2 ms runs on node1 and of 10 s runs on node2 commit
+    dispatcher.observe([("node1", 2_000)] * 5 + [("node2", 10_000_000)])
+    # Then node1's queue is deep and node2's short
+    assert dispatcher.run_us == {"node1": 2_000, "node2": 10_000_000}
+    assert queue_per_slot(dispatcher.run_us["node1"]) == MAX_QUEUE_PER_SLOT
+    assert queue_per_slot(dispatcher.run_us["node2"]) == QUEUE_PER_SLOT
+    # And one slow run moves the average only an eighth of the way
+    dispatcher.observe([("node1", 802_000)])
+    assert dispatcher.run_us["node1"] == 102_000

@@ -696,6 +696,21 @@ def test_listener_gets_effects_after_commit(store: Store, apply: Log) -> None:
     assert seen[3][2][1] == (jid(2), "SUCCEEDED")
 
 
+def test_an_outcome_tells_the_listener_how_long_the_run_took(store: Store, apply: Log) -> None:
+    # Given two runs: one whose start was reported on its own, one whose start came with its outcome
+    seen: list[Effects] = []
+    store.listener = seen.append
+    to_running(apply, 1)  # started at DUE + 3 s
+    apply(submit(spec(2)))
+    apply(trigger(2))
+    apply(assign(2))
+    # When both succeed at DUE + 4 s (the second started at DUE + 3.5 s), and one more without a start
+    outcome = c.RunUpdate(run_of(2), 1, "succeeded", DUE + 4 * SEC, started_at=DUE + 3 * SEC + SEC // 2)
+    apply(report(NODE, succeeded(1, "ok"), outcome))
+    # Then the listener hears each node's run times (the leader's dispatcher sizes its queues by them)
+    assert seen[-1].run_times == [(NODE, SEC), (NODE, SEC // 2)]
+
+
 def test_listener_hears_every_entry_with_empty_effects_when_nothing_changed(store: Store, apply: Log) -> None:
     # The listener wakes watchers after each applied entry, even when no actor has work.
     seen: list[Effects] = []
