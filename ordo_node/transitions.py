@@ -235,17 +235,14 @@ class Transitions:
                 job_id, new = self.submit_one(spec, cmd, fx, taken)
                 errors.append(None)
             else:
-                self.flush_events()
-                self.db.execute("SAVEPOINT job")
+                # submit_one refuses a job before it writes anything for it, so a
+                # refusal needs no savepoint to undo: the other jobs go on.
                 try:
                     job_id, new = self.submit_one(spec, cmd, fx, taken)
                     errors.append(None)
                 except Refused as refusal:
-                    self._events.clear()  # the refused job's entries go with its rows
-                    self.db.execute("ROLLBACK TO job")
                     job_id, new = None, False
                     errors.append(refusal.result)
-                self.db.execute("RELEASE job")
             ids.append(job_id)
             created.append(new)
         result: dict[str, Any] = {"job_ids": ids, "created": created}
@@ -268,7 +265,8 @@ class Transitions:
         """Create one job (or find it by its idempotency key); (job id, created).
 
         ``taken``: the job ids known to exist (read in bulk by :meth:`submit`); a
-        job created here is added to it.
+        job created here is added to it. Every refusal (Refused) comes before the
+        first write: a grouped submission relies on it to go on with the other jobs.
         """
         if spec.idempotency_key:
             row = self.db.execute(

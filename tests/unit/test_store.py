@@ -1244,24 +1244,40 @@ def test_overlap_cancel_other_cancels_the_open_run(store: Store, apply: Log) -> 
 
 
 def test_a_grouped_submission_refuses_one_job_and_keeps_the_others(store: Store, apply: Log) -> None:
-    # Given a job with an idempotency key
+    # Given a job with an idempotency key, and an active long-running job named "feed"
     apply(submit(spec(1, key="k", spec_hash="a")))
+    feed = '{"long_running": true}'
+    apply(submit(c.JobSpec(jid(9), "stream", "{}", DUE, name="feed", options=feed)))
 
-    # When three single submissions are grouped into one non-atomic command, the middle one a conflict
+    # When single submissions are grouped into one non-atomic command, every other one a conflict:
+    # the key with another definition, an existing job id, a second long-running "feed"
     cmd = c.SubmitJobs(
         request_id=rid(),
         at=T0,
         node=NODE,
-        jobs=(spec(2), spec(3, key="k", spec_hash="b"), spec(4)),
+        jobs=(
+            spec(2),
+            spec(3, key="k", spec_hash="b"),
+            spec(4),
+            spec(1),
+            spec(5),
+            c.JobSpec(jid(6), "stream", "{}", DUE, name="feed", options=feed),
+            spec(7),
+        ),
         atomic=False,
     )
     result = apply(cmd)
 
-    # Then the conflict is refused alone, and the others exist
-    assert result["job_ids"] == [jid(2), None, jid(4)] and result["created"] == [True, False, True]
-    assert result["errors"][0] is None and result["errors"][2] is None
-    assert result["errors"][1]["error"] == "ALREADY_EXISTS"
-    assert [r[0] for r in rows(store.path, "SELECT id FROM jobs ORDER BY id")] == [jid(1), jid(2), jid(4)]
+    # Then each conflict is refused alone, leaving nothing behind, and the others exist with their history
+    assert result["job_ids"] == [jid(2), None, jid(4), None, jid(5), None, jid(7)]
+    assert result["created"] == [True, False, True, False, True, False, True]
+    assert [e and e["error"] for e in result["errors"]] == [None, "ALREADY_EXISTS"] * 3 + [None]
+    assert [r[0] for r in rows(store.path, "SELECT id FROM jobs ORDER BY id")] == [
+        jid(n) for n in (1, 2, 4, 5, 7, 9)
+    ]
+    assert [
+        r[0] for r in rows(store.path, "SELECT job_id FROM events WHERE type = 'SCHEDULED' ORDER BY seq")
+    ] == [jid(n) for n in (1, 9, 2, 4, 5, 7)]
 
 
 def test_assignment_records_the_executor_process(store: Store, apply: Log) -> None:
