@@ -131,15 +131,23 @@ def waiting_reason(needs: frozenset[str], offers: Iterable[frozenset[str]]) -> s
 
 
 def choose_nodes(
-    runs: list[Pending], free: dict[str, int], tags: dict[str, frozenset[str]] | None = None, start: int = 0
+    runs: list[Pending],
+    free: dict[str, int],
+    tags: dict[str, frozenset[str]] | None = None,
+    start: int = 0,
+    rank: dict[str, int] | None = None,
 ) -> tuple[list[c.Assignment], list[Pending]]:
-    """Place ``runs`` on nodes that have every tag a run needs: the most free slots first, ties in turn.
+    """Place ``runs`` on nodes that have every tag a run needs and room (``free``): the highest
+    ``rank`` first (by default the most room), ties in turn.
 
+    ``rank`` is for nodes whose queues differ in depth: a node's room then says
+    how much it may take, and its rank (its free slots) who takes first.
     Returns the assignments, and the runs that no node in ``free`` could ever
     take (it lacks their tags) — as opposed to runs that wait for a free slot.
     """
     nodes = sorted(free)
     slots = dict(free)
+    order = dict(rank) if rank is not None else slots
     tags = tags or {}
     out: list[c.Assignment] = []
     unplaceable: list[Pending] = []
@@ -149,10 +157,12 @@ def choose_nodes(
             unplaceable.append((run_id, attempt, needs))
             continue
         turn = start + i
-        best = max(fit, key=lambda n: (slots[n], -((nodes.index(n) - turn) % len(nodes))))
+        best = max(fit, key=lambda n: (slots[n] > 0, order[n], -((nodes.index(n) - turn) % len(nodes))))
         if slots[best] <= 0:
             continue
         slots[best] -= 1
+        if rank is not None:
+            order[best] -= 1
         out.append(c.Assignment(run_id, attempt, best))
     return out, unplaceable
 
@@ -271,25 +281,28 @@ class Dispatcher:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait)
 
-    async def room(self, now: int) -> tuple[dict[str, int], dict[str, int]]:
+    async def room(self, now: int) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
         """Places per reachable node: for attempts due now (its slots and a queue, see
         :func:`queue_per_slot`), and for attempts assigned ahead of their scheduled time; minus what
-        is reserved."""
+        is reserved. Third, each node's free slots less the due attempts it holds (below zero when
+        some wait in its queue): who takes due attempts first, as queues differ in depth."""
         load = await self.queries.node_load(now, now - SLOW_US)
         reserved: dict[tuple[str, bool], int] = defaultdict(int)
         for node_id, ahead in self._reserved.values():
             reserved[node_id, ahead] += 1
         due: dict[str, int] = {}
         early: dict[str, int] = {}
+        spare: dict[str, int] = {}
         for n, cap in self.capacity.items():
             if not self.reachable.get(n) or cap <= 0:
                 continue
             held = load.get(n, NodeLoad(0, 0, 0))
             free = max(0, cap - held.slow)  # slots not taken by long runs
             queue = free * queue_per_slot(self.run_us.get(n, 0))
+            spare[n] = free - (held.held - held.ahead) - reserved[n, False]
             due[n] = max(0, cap + queue - (held.held - held.ahead) - reserved[n, False])
             early[n] = max(0, (HOLD_PER_SLOT * cap if free else 0) - held.ahead - reserved[n, True])
-        return due, early
+        return due, early, spare
 
     async def place(
         self, due: list[Pending], ahead: Sequence[Pending] = ()
@@ -302,13 +315,13 @@ class Dispatcher:
         command did not commit. Attempts that find no room stay pending for
         the dispatch loop.
         """
-        room_due, room_ahead = await self.room(now_us())
+        room_due, room_ahead, spare = await self.room(now_us())
         out: list[c.Assignment] = []
         unplaceable: list[Pending] = []
         for runs, room, early in ((due, room_due, False), (list(ahead), room_ahead, True)):
             if not runs:
                 continue
-            chosen, unfit = choose_nodes(runs, room, self.tags, self._turn)
+            chosen, unfit = choose_nodes(runs, room, self.tags, self._turn, None if early else spare)
             unplaceable += unfit
             self._turn += len(chosen)
             for a in chosen:
@@ -336,7 +349,7 @@ class Dispatcher:
 
     async def dispatch_once(self) -> int:
         """Assign one batch of pending runs; return how many were assigned."""
-        room_due, _ = await self.room(now_us())
+        room_due, _, _ = await self.room(now_us())
         room = sum(room_due.values())
         if room == 0:
             return 0

@@ -14,7 +14,14 @@ from ordo_node import commands as c
 from ordo_node import executor as executor_module
 from ordo_node.api.convert import ts, value
 from ordo_node.config import Config
-from ordo_node.dispatcher import MAX_QUEUE_PER_SLOT, QUEUE_PER_SLOT, QUEUE_US, Dispatcher, queue_per_slot
+from ordo_node.dispatcher import (
+    MAX_QUEUE_PER_SLOT,
+    QUEUE_PER_SLOT,
+    QUEUE_US,
+    Dispatcher,
+    choose_nodes,
+    queue_per_slot,
+)
 from ordo_node.executor import Executor, Reporter
 from ordo_node.handlers import JobContext, Registry
 from ordo_node.pb import internal_pb2
@@ -170,3 +177,22 @@ def test_the_leader_learns_each_nodes_run_times_from_committed_outcomes(tmp_path
     # And one slow run moves the average only an eighth of the way
     dispatcher.observe([("node1", 802_000)])
     assert dispatcher.run_us["node1"] == 102_000
+
+
+def test_a_node_with_a_short_queue_still_takes_due_runs_first_while_it_has_free_slots() -> None:
+    # Given node1 and node2 with deep queues (much room) but every slot busy, and a new node3
+    # whose run times are unknown (a short queue: little room) with all its 4 slots free
+    room = {"node1": 200, "node2": 200, "node3": 12}
+    spare = {"node1": -60, "node2": -60, "node3": 4}
+    runs: list[Any] = [(f"r{i}", 1, frozenset()) for i in range(8)]
+    # When eight due runs are placed
+    chosen, _ = choose_nodes(runs, room, None, 0, spare)
+    nodes = [a.node_id for a in chosen]
+    # Then node3 takes them all: even with its slots taken, less waits there than on the others
+    assert nodes == ["node3"] * 8
+    # When more runs come than its room holds, the rest go to the others in turn
+    chosen, _ = choose_nodes([(f"s{i}", 1, frozenset()) for i in range(16)], room, None, 0, spare)
+    assert [a.node_id for a in chosen] == ["node3"] * 12 + ["node1", "node2", "node1", "node2"]
+    # And without a rank, the most room goes first (runs assigned ahead of their time)
+    chosen, _ = choose_nodes(runs, room)
+    assert "node3" not in [a.node_id for a in chosen]
