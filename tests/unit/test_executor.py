@@ -25,6 +25,7 @@ from ordo_node.dispatcher import (
 from ordo_node.executor import Executor, Reporter
 from ordo_node.handlers import JobContext, Registry
 from ordo_node.pb import internal_pb2
+from ordo_node.queries import NodeLoad
 from ordo_node.timeutil import now_us
 
 
@@ -196,3 +197,21 @@ def test_a_node_with_a_short_queue_still_takes_due_runs_first_while_it_has_free_
     # And without a rank, the most room goes first (runs assigned ahead of their time)
     chosen, _ = choose_nodes(runs, room)
     assert "node3" not in [a.node_id for a in chosen]
+
+
+async def test_slots_taken_by_long_runs_count_once_in_who_takes_due_runs_first(tmp_path: Path) -> None:
+    # Given node A (capacity 8) running 6 long runs, 2 slots idle, and an idle node B (capacity 8)
+    config = Config("node1", "127.0.0.1:1", "127.0.0.1:2", tmp_path, "s")
+
+    class Load:
+        async def node_load(self, now: int, slow_before: int) -> dict[str, NodeLoad]:
+            return {"A": NodeLoad(6, 0, 6)}
+
+    dispatcher = Dispatcher(config, None, Load(), None)  # type: ignore[arg-type]
+    dispatcher.capacity = {"A": 8, "B": 8}
+    dispatcher.reachable = {"A": True, "B": True}
+    dispatcher.observe([("B", 1_000)])
+    # When the room is read
+    _, _, spare = await dispatcher.room(now_us())
+    # Then A has its 2 idle slots to offer first (not 2 less the 6 long runs again), B its 8
+    assert spare == {"A": 2, "B": 8}
