@@ -120,6 +120,9 @@ class Timekeeper:
                 # recurring one: it is triggered at its fire time.
                 wake_at = nxt
             now = now_us()
+            if nxt is not None and wake_at is not None and nxt - now > MAX_LOOKAHEAD + BURST:
+                # Far ahead: plan again while a burst due then can still get the longest lead.
+                wake_at = min(wake_at, nxt - MAX_LOOKAHEAD - BURST)
             delay = MAX_SLEEP if wake_at is None else min(MAX_SLEEP, max(0.0, (wake_at - now) / 1e6))
             if delay > 0:
                 self._wakes_at = now + int(delay * 1e6)

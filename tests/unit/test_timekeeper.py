@@ -133,3 +133,24 @@ async def test_a_job_due_long_after_the_planned_wake_up_does_not_wake_the_timeke
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_far_earliest_job_is_planned_again_in_time_for_the_longest_lead() -> None:
+    # Given the earliest job 14 s away: beyond MAX_LOOKAHEAD + BURST, so no burst is counted yet
+    earliest = now_us() + 14 * SEC
+    queries = FakeQueries(earliest)
+    keeper = Timekeeper("node1", cast(Consensus, None), cast(Queries, queries))
+    task = asyncio.create_task(keeper.run())
+
+    async def asleep() -> bool:
+        return keeper._wakes_at is not None
+
+    try:
+        await eventually(asleep, interval=0.01)
+        # Then it wakes up to plan again no later than the longest lead a burst due then may need
+        assert keeper._wakes_at is not None
+        assert keeper._wakes_at <= earliest - MAX_LOOKAHEAD - BURST
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
