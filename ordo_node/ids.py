@@ -27,9 +27,14 @@ class IdMaker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._last = (0, 0)  # (milliseconds, random part) of the last id
-        # Random bytes drawn from the OS a few kilobytes at a time, not per id (a system call each).
+        # Random bytes drawn from the OS a few kilobytes at a time, not per id (a system call each);
+        # a forked child draws its own (it must not repeat its parent's ids).
         self._pool = b""
         self._taken = 0
+        os.register_at_fork(after_in_child=self._forget_pool)
+
+    def _forget_pool(self) -> None:
+        self._pool, self._taken = b"", 0
 
     def _random(self, n: int) -> int:
         if self._taken + n > len(self._pool):

@@ -288,6 +288,9 @@ class Store:
                     self._db.execute("DROP TABLE IF EXISTS raft_snapshot")
                     # A snapshot from a node of an older schema gets this one's indexes.
                     self._db.executescript(MIGRATE + SCHEMA)
+                    self._db.execute(
+                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    )
                     log.info("restored snapshot index=%d (was %d)", snap_index, self.last_applied)
                     self.last_applied = self._read_last_applied()
             return meta

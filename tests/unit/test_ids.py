@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
+import warnings
 
 from ordo_node.api import validate
 from ordo_node.ids import IdMaker, new_job_id
@@ -46,3 +48,23 @@ def test_the_process_maker_follows_the_clock() -> None:
     before = time.time_ns() // 1_000_000
     job_id = new_job_id()
     assert uuid.UUID(job_id).int >> 80 >= before
+
+
+def test_a_forked_child_does_not_repeat_its_parents_ids() -> None:
+    # Given a maker that has drawn random bytes, forked in the same millisecond
+    maker = IdMaker()
+    ms = 1_800_000_000_000
+    maker.new(ms)
+    read, write = os.pipe()
+    with warnings.catch_warnings():  # Python 3.12+ warns about forking a threaded process
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # the child: its next id, to the parent
+        os.write(write, maker.new(ms).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    # Then the child's next id is not the parent's next id
+    assert child and child != maker.new(ms)
