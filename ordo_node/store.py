@@ -163,13 +163,17 @@ class Store:
         # default checkpointed (and fsynced) several times a second, copying the
         # same hot index pages each time.
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
-        self._db.executescript(MIGRATE + SCHEMA)
-        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        self._migrate()
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_applied', '0')")
         self.last_applied = self._read_last_applied()
         self.listener: Callable[[Effects], None] | None = None
         self._lock = threading.Lock()
         self._transitions = Transitions(self._db)
+
+    def _migrate(self) -> None:
+        """Bring the file to this version's schema (idempotent): on open, and after a snapshot came in."""
+        self._db.executescript(MIGRATE + SCHEMA)
+        self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _read_last_applied(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'last_applied'").fetchone()
@@ -287,10 +291,7 @@ class Store:
                     src.backup(self._db)
                     self._db.execute("DROP TABLE IF EXISTS raft_snapshot")
                     # A snapshot from a node of an older schema gets this one's indexes.
-                    self._db.executescript(MIGRATE + SCHEMA)
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                    )
+                    self._migrate()
                     log.info("restored snapshot index=%d (was %d)", snap_index, self.last_applied)
                     self.last_applied = self._read_last_applied()
             return meta
