@@ -298,9 +298,8 @@ class Dispatcher:
                 continue
             held = load.get(n, NodeLoad(0, 0, 0))
             free = max(0, cap - held.slow)  # slots not taken by long runs
-            queue = free * queue_per_slot(self.run_us.get(n, 0))
             spare[n] = cap - (held.held - held.ahead) - reserved[n, False]
-            due[n] = max(0, cap + queue - (held.held - held.ahead) - reserved[n, False])
+            due[n] = max(0, spare[n] + free * queue_per_slot(self.run_us.get(n, 0)))
             early[n] = max(0, (HOLD_PER_SLOT * cap if free else 0) - held.ahead - reserved[n, True])
         return due, early, spare
 
