@@ -356,7 +356,7 @@ _FIELDS: dict[type[Any], tuple[tuple[str, Any], ...]] = {
     for cls in (*_BY_OP.values(), *_NESTED.values(), Occurrence)
 }
 _ITEMS = frozenset((*_NESTED.values(), Occurrence))
-_NAMES = {cls: frozenset(name for name, _ in _FIELDS[cls]) for cls in _ITEMS}
+_NAMES = {cls: frozenset(name for name, _ in names) for cls, names in _FIELDS.items()}
 _NEEDED = {cls: frozenset(name for name, default in _FIELDS[cls] if default is _REQUIRED) for cls in _ITEMS}
 _DEFAULTS = {cls: {name: d for name, d in _FIELDS[cls] if d is not _REQUIRED} for cls in _ITEMS}
 
@@ -395,7 +395,7 @@ def decode(blob: bytes) -> Command:
         if not isinstance(version, int) or version > VERSION:
             raise NewerCommand(f"command version {version} is newer than this node's ({VERSION}): upgrade it")
         cls = _BY_OP[op]
-        names = {f.name for f in fields(cls)}
+        names = _NAMES[cls]
         kwargs = {k: v for k, v in body.items() if k in names}
         for (nested_op, key), item_cls in _NESTED.items():
             if nested_op == op and key in kwargs:
