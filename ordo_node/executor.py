@@ -81,9 +81,13 @@ class Running:
         self.progress = note[:200]
 
 
+# One encoder, made once (json.dumps with any option builds a new one every call).
+_result_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
+
+
 def encode_result(value: Any) -> str:
     """A handler's return value as JSON text, bounded in size."""
-    text = json.dumps(value, default=str, ensure_ascii=False)
+    text = _result_json(value)
     if len(text.encode()) > MAX_RESULT_BYTES:
         text = json.dumps({"truncated": True, "preview": text[: MAX_RESULT_BYTES // 4]})
     return text

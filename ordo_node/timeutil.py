@@ -28,8 +28,12 @@ def from_datetime(dt: datetime) -> int:
     return (dt - EPOCH) // timedelta(microseconds=1)
 
 
+@lru_cache(maxsize=1024)
 def parse_rfc3339(text: str) -> int:
-    """Parse an RFC 3339 time with an offset (``Z`` or ``+hh:mm``); ValueError if it is not one."""
+    """Parse an RFC 3339 time with an offset (``Z`` or ``+hh:mm``); ValueError if it is not one.
+
+    Remembered (a batch often gives many jobs the same time; a ValueError is not kept).
+    """
     s = text.strip()
     if "T" not in s and "t" not in s and " " not in s:
         raise ValueError("expected date and time, e.g. 2030-01-01T09:00:00Z")

@@ -22,7 +22,7 @@ class BadValue(ValueError):
     """A Value that is not a JSON value we accept; the message says why."""
 
 
-def from_value(v: struct_pb2.Value, *, max_depth: int = 0, _depth: int = 1) -> Any:
+def from_value(v: struct_pb2.Value, *, max_depth: int = 0) -> Any:
     """A protobuf Value as a JSON value; whole numbers come back as ints, as they were sent.
 
     Read directly, not through json_format.MessageToDict, which cost more than
@@ -30,7 +30,16 @@ def from_value(v: struct_pb2.Value, *, max_depth: int = 0, _depth: int = 1) -> A
     Numbers that are not finite raise BadValue (MessageToDict refused them too);
     with ``max_depth``, so do lists and objects nested deeper than that.
     """
-    if max_depth and _depth > max_depth:
+    return _from_value(v, max_depth or _UNBOUNDED, 1)
+
+
+_UNBOUNDED = 1 << 62
+
+
+def _from_value(v: struct_pb2.Value, max_depth: int, depth: int) -> Any:
+    # Positional arguments and no keyword defaults: this runs for every value of
+    # every payload a node accepts or runs.
+    if depth > max_depth:
         raise BadValue(f"nests deeper than {max_depth} levels")
     kind = v.WhichOneof("kind")
     if kind == "string_value":
@@ -44,11 +53,11 @@ def from_value(v: struct_pb2.Value, *, max_depth: int = 0, _depth: int = 1) -> A
     if kind == "bool_value":
         return v.bool_value
     if kind == "struct_value":
-        return {
-            k: from_value(x, max_depth=max_depth, _depth=_depth + 1) for k, x in v.struct_value.fields.items()
-        }
+        depth += 1
+        return {k: _from_value(x, max_depth, depth) for k, x in v.struct_value.fields.items()}
     if kind == "list_value":
-        return [from_value(x, max_depth=max_depth, _depth=_depth + 1) for x in v.list_value.values]
+        depth += 1
+        return [_from_value(x, max_depth, depth) for x in v.list_value.values]
     return None  # null_value, or no kind set
 
 

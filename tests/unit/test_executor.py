@@ -5,6 +5,7 @@ slot, by the run times of the outcomes it saw committed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -215,3 +216,16 @@ async def test_slots_taken_by_long_runs_count_once_in_who_takes_due_runs_first(t
     _, _, spare = await dispatcher.room(now_us())
     # Then A has its 2 idle slots to offer first (not 2 less the 6 long runs again), B its 8
     assert spare == {"A": 2, "B": 8}
+
+
+def test_a_result_is_json_text_with_anything_else_as_its_string_and_a_huge_one_truncated() -> None:
+    class Odd:
+        def __str__(self) -> str:
+            return "odd"
+
+    assert executor_module.encode_result({"b": [1, 2.5, None], "a": "é", "o": Odd()}) == (
+        '{"b": [1, 2.5, null], "a": "é", "o": "odd"}'
+    )
+    huge = executor_module.encode_result("x" * (executor_module.MAX_RESULT_BYTES + 1))
+    assert json.loads(huge)["truncated"] is True
+    assert len(huge.encode()) <= executor_module.MAX_RESULT_BYTES

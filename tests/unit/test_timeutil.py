@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from ordo_node.timeutil import format_us, parse_rfc3339, to_datetime
 
 FIRST = -62_135_596_800_000_000  # 0001-01-01T00:00:00Z
@@ -20,3 +22,13 @@ def test_format_us_matches_datetime_formatting() -> None:
 def test_format_us_round_trips_through_parse_rfc3339() -> None:
     for us in (1_800_000_000_000_001, 1_800_000_000_999_999, -1):
         assert parse_rfc3339(format_us(us)) == us
+
+
+def test_a_remembered_time_is_the_same_and_a_bad_one_is_refused_every_time() -> None:
+    # parse_rfc3339 remembers what it parsed: a repeat gives the same value, and a
+    # refusal is not remembered as an answer.
+    assert parse_rfc3339("2030-01-01T09:00:00+02:00") == parse_rfc3339("2030-01-01T07:00:00Z")
+    assert parse_rfc3339("2030-01-01T07:00:00Z") == 1_893_481_200_000_000
+    for _ in range(2):
+        with pytest.raises(ValueError, match="offset"):
+            parse_rfc3339("2030-01-01T07:00:00")
