@@ -111,12 +111,19 @@ class Cluster(LocalCluster):
         self._clients.clear()
         await asyncio.to_thread(self.terminate_all)
 
-    def client(self, node: NodeProc | str) -> Client:
-        """A client bound to one node only (no fail-over), so tests know who answers."""
+    def client(self, node: NodeProc | str, *, timeout: float | None = None) -> Client:
+        """A client bound to one node only (no fail-over), so tests know who answers.
+
+        ``timeout`` replaces the usual 15 s (and any timeout in client_options).
+        """
         n = self.node(node) if isinstance(node, str) else node
-        if n.id not in self._clients:
-            self._clients[n.id] = Client([n.address], **{"timeout": 15.0, **self.client_options})
-        return self._clients[n.id]
+        key = n.id if timeout is None else f"{n.id}@{timeout}"
+        if key not in self._clients:
+            options = {"timeout": 15.0, **self.client_options}
+            if timeout is not None:
+                options["timeout"] = timeout
+            self._clients[key] = Client([n.address], **options)
+        return self._clients[key]
 
     def any_client(self) -> Client:
         """A client that fails over across all live nodes."""
@@ -129,12 +136,7 @@ class Cluster(LocalCluster):
         shuts down would otherwise be retried (UNAVAILABLE) for the whole client
         timeout, and a wait for a new leader took 15 s instead of a fraction of one.
         """
-        key = f"status:{node.id}"
-        if key not in self._clients:
-            self._clients[key] = Client(
-                [node.address], **{**self.client_options, "timeout": STATUS_POLL_TIMEOUT}
-            )
-        return await self._clients[key].cluster()
+        return await self.client(node, timeout=STATUS_POLL_TIMEOUT).cluster()
 
     async def wait_for_leader(self, timeout: float = 30.0, exclude: str = "") -> NodeProc:
         """Wait until every live node names the same leader (not ``exclude``); return it."""
