@@ -4,15 +4,16 @@ Everything here is arithmetic on the times it is given (integer microseconds sin
 reads the clock or draws random numbers, so every node computes the same answer from the same inputs: the
 leader writes the results into Raft commands, and the API uses the same functions to validate and preview.
 
-Expressions
+Expressions (the grammar is in the README and read by cron.py, which refuses the rest)
     * Five cron fields: ``minute hour day-of-month month day-of-week`` (``*/5 * * * *``). When both day
-      fields are restricted a day matching either one fires, as in classic cron.
+      fields are restricted (their text does not begin with ``*``; ``?`` is ``*``) a day matching either
+      one fires, as in Vixie cron; otherwise a day must match both.
     * Six cron fields put the SECONDS FIRST, as Quartz, Spring and Dkron do: ``*/10 * * * * *`` is every
-      10 s and ``0 30 9 * * *`` is 09:30:00. (croniter's own default puts seconds last; we pass
-      ``second_at_beginning=True``.) Seven fields (a year) are refused.
+      10 s and ``0 30 9 * * *`` is 09:30:00. Seven fields (a year) are refused.
     * Macros: ``@yearly @annually @monthly @weekly @daily @midnight @hourly``.
     * Intervals: ``every 30s``, ``every 1h30m``, ``every 500ms`` (``@every ...`` too), at least 100 ms.
       Their grid is ``anchor + k * interval`` with the anchor at ``start_at``, or at the Unix epoch.
+    * Nothing is random: ``R`` and ``H`` fields are refused.
 
 Time zones and daylight saving time
     Cron fields are matched against the wall clock of the schedule's IANA time zone. A wall time that
@@ -29,13 +30,12 @@ import hashlib
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadDateError, croniter
-
+from ordo_node import cron
 from ordo_node.errors import InvalidArgument
 from ordo_node.timeutil import from_datetime, to_datetime
 
@@ -59,8 +59,6 @@ _UNITS = {"ms": MILLISECOND, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
 _DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
 _INTERVAL = re.compile(r"@?every\s+(.*)", re.IGNORECASE | re.DOTALL)
-# Any date croniter can start from; used only to check that an expression ever matches.
-_PROBE_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -84,8 +82,8 @@ class Schedule:
 @dataclass(frozen=True)
 class _Compiled:
     interval: int  # us; 0 for a cron expression
-    cron: str
-    both_fold_passes: bool  # the hour field is "*": fire in both passes of a fall-back fold
+    cron: cron.CronExpr | None  # None for an interval
+    both_fold_passes: bool  # the hour field is every hour: fire in both passes of a fall-back fold
 
 
 def parse_duration(text: str, field: str) -> int:
@@ -113,21 +111,9 @@ def _compile(expression: str) -> _Compiled:
             raise ValueError(f"{expression!r} is not a valid interval: {e.reason}") from None
         if every < MIN_INTERVAL:
             raise ValueError(f"{expression!r}: intervals must be at least 100ms")
-        return _Compiled(every, "", False)
-    fields = expression.split()
-    if not expression.startswith("@") and len(fields) not in (5, 6):
-        raise ValueError(
-            f"{expression!r} has {len(fields)} fields; expected 5 (minute hour day-of-month month "
-            "day-of-week) or 6 (second first), a macro like @daily, or an interval like 'every 30s'"
-        )
-    try:
-        probe = croniter(expression, _PROBE_START, second_at_beginning=True)
-        probe.get_next(datetime)
-    except CroniterBadDateError:
-        raise ValueError(f"{expression!r} never matches a date") from None
-    except ValueError as e:  # croniter's errors are ValueErrors
-        raise ValueError(f"{expression!r} is not a valid cron expression: {e}") from None
-    return _Compiled(0, expression, probe.expanded[1] == ["*"])
+        return _Compiled(every, None, False)
+    expr = cron.parse(expression)
+    return _Compiled(0, expr, expr.every_hour)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -182,15 +168,13 @@ def nominal_after(s: Schedule, after: int) -> int | None:
         raise InvalidArgument("timezone", str(e)) from None
     if s.start_at is not None:
         after = max(after, s.start_at - 1)
-    if compiled.interval:
+    if compiled.cron is None:
         anchor = s.start_at or 0
-        nominal: int | None = anchor + ((after - anchor) // compiled.interval + 1) * compiled.interval
+        nominal = anchor + ((after - anchor) // compiled.interval + 1) * compiled.interval
     else:
-        try:
-            nominal = _cron_after(compiled, zone, after)
-        except CroniterBadDateError:
-            nominal = None  # no match within croniter's search horizon: the schedule has ended
-    if nominal is None or (s.end_at is not None and nominal > s.end_at):
+        # Every accepted expression has a next time until the calendar ends (ValueError then).
+        nominal = _cron_after(compiled.cron, zone, after, both_passes=compiled.both_fold_passes)
+    if s.end_at is not None and nominal > s.end_at:
         return None
     return nominal
 
@@ -215,11 +199,9 @@ def _transition(zone: ZoneInfo, lo: int, hi: int) -> int:
     return hi
 
 
-def _next_wall(cron: str, wall: int) -> int:
-    """The first wall time matching ``cron`` strictly after ``wall`` (both in us, read as if UTC)."""
-    # Walls are handed to croniter as UTC datetimes so that it never applies DST on its own.
-    start = to_datetime(wall - wall % SECOND)
-    return from_datetime(croniter(cron, start, second_at_beginning=True).get_next(datetime))
+def _next_wall(expr: cron.CronExpr, wall: int) -> int:
+    """The first wall time ``expr`` names strictly after ``wall`` (both in us, read as if UTC)."""
+    return from_datetime(expr.next_after(to_datetime(wall)))
 
 
 def _first_instant(zone: ZoneInfo, wall: int) -> int:
@@ -233,7 +215,7 @@ def _first_instant(zone: ZoneInfo, wall: int) -> int:
     return _transition(zone, from_datetime(naive.replace(tzinfo=zone, fold=1)), first)
 
 
-def _cron_after(c: _Compiled, zone: ZoneInfo, after: int) -> int:
+def _cron_after(expr: cron.CronExpr, zone: ZoneInfo, after: int, *, both_passes: bool) -> int:
     """The first fire instant of a cron expression strictly after ``after``."""
     # First passes: wall time -> instant is non-decreasing, so walk walls until one lands past `after`.
     wall = after + _offset(zone, after)
@@ -244,18 +226,18 @@ def _cron_after(c: _Compiled, zone: ZoneInfo, after: int) -> int:
         change = _transition(zone, after - fold, after)
         wall = change + _offset(zone, change - 1) - 1
     while True:
-        wall = _next_wall(c.cron, wall)
+        wall = _next_wall(expr, wall)
         best = _first_instant(zone, wall)
         if best > after:
             break
-    if c.both_fold_passes:
-        second = _second_pass_after(c, zone, after)
+    if both_passes:
+        second = _second_pass_after(expr, zone, after)
         if second is not None and second < best:
             best = second
     return best
 
 
-def _second_pass_after(c: _Compiled, zone: ZoneInfo, after: int) -> int | None:
+def _second_pass_after(expr: cron.CronExpr, zone: ZoneInfo, after: int) -> int | None:
     """The first second-pass fire strictly after ``after`` of a fold around ``after``; None if none."""
     lo, hi = after - _FOLD_REACH, after + _FOLD_REACH
     if _offset(zone, hi) >= _offset(zone, lo):
@@ -263,7 +245,7 @@ def _second_pass_after(c: _Compiled, zone: ZoneInfo, after: int) -> int | None:
     change = _transition(zone, lo, hi)
     before, post = _offset(zone, change - 1), _offset(zone, change)
     # The second pass runs from `change` until its wall clock reaches the wall where the first pass ended.
-    wall = _next_wall(c.cron, max(after, change - 1) + post)
+    wall = _next_wall(expr, max(after, change - 1) + post)
     if wall >= change + before:
         return None
     instant = wall - post

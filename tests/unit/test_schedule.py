@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from croniter import croniter
 
-from ordo_node.errors import InvalidArgument
+from ordo_node.errors import InternalError, InvalidArgument
 from ordo_node.schedule import (
     CATCH_UP_POLICIES,
     OVERLAP_POLICIES,
@@ -129,6 +129,88 @@ def test_interval_is_anchored_at_start_at() -> None:
     assert nominal_after(s, start - 1) == start
     assert walk(s, start, 2) == [start + 30 * SEC, start + 60 * SEC]
     assert nominal_after(s, start + 31 * SEC) == start + 60 * SEC
+
+
+# --- the cron grammar: what each expression of issue 18 means ---------------------------------------------
+
+# January 2026 starts on a Thursday, February and March on a Sunday.
+AFTER = "2026-01-01T00:30:00Z"
+
+
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        # Both day fields restricted: a day matching either fires (croniter refused these as never matching).
+        ("0 0 1 * fri#2", ["01-09", "02-01", "02-13", "03-01", "03-13"]),
+        ("0 0 1 * L5", ["01-30", "02-01", "02-27", "03-01", "03-27"]),
+        # '#' or 'W' in one day field does not drop the other (croniter fired only on the '#'/'W' days).
+        ("0 0 10 * fri#2", ["01-09", "01-10", "02-10", "02-13", "03-10", "03-13"]),
+        ("0 0 15W * 1", ["01-05", "01-12", "01-15", "01-19", "01-26", "02-02", "02-09", "02-16"]),
+        # A range with equal ends is its one value (croniter read it as the whole field).
+        ("0 9 * * MON-MON", ["01-05", "01-12", "01-19"]),
+        # A day field beginning with '*' is unrestricted, whatever follows: '*,sat#3' is every day
+        # (croniter kept only third Saturdays), and the other field must match too.
+        ("0 0 * * *,sat#3", ["01-02", "01-03", "01-04", "01-05"]),
+        ("0 0 */2 * mon", ["01-05", "01-19", "02-09", "02-23"]),
+        # Plain weekdays and '#' mix in one list (croniter refused it).
+        ("0 0 * * mon,fri#2", ["01-05", "01-09", "01-12", "01-19", "01-26", "02-02", "02-09", "02-13"]),
+    ],
+)
+def test_day_fields_mean_what_the_readme_says(expr: str, expected: list[str]) -> None:
+    days = walk(parse_schedule(expr), at(AFTER), len(expected))
+    assert [format_us(t)[5:10] for t in days] == expected
+    assert all(format_us(t)[11:19] == ("09:00:00" if "9" in expr.split()[1] else "00:00:00") for t in days)
+
+
+def test_equal_ends_in_the_time_fields() -> None:
+    assert utc(walk(parse_schedule("30 5-5 * * *"), at(AFTER), 2)) == [
+        "2026-01-01T05:30:00",
+        "2026-01-02T05:30:00",
+    ]
+    assert utc(walk(parse_schedule("59-59/15 * * * *"), at(AFTER), 2)) == [
+        "2026-01-01T00:59:00",
+        "2026-01-01T01:59:00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expr", "reason"),
+    [
+        ("R * * * *", "minute field 'R': random values (R, H) are not allowed"),
+        ("R/15 * * * *", "minute field 'R/15': random values (R, H) are not allowed"),
+        ("0 0 * * R", "day-of-week field 'R': random values (R, H) are not allowed"),
+        ("H H * * *", "minute field 'H': random values (R, H) are not allowed"),
+        ("0 22-2 * * *", "hour field '22-2': the range runs backwards (22 > 2)"),
+        ("0 0 * * fri#6", "day-of-week field 'fri#6': '#6': a month has a 1st to a 5th of a weekday"),
+        ("0 0 L * * *", "hour field 'L': 'L' is not a number"),  # six fields: the seconds come first
+        ("@reboot", "'@reboot' is not a macro"),
+    ],
+)
+def test_what_the_grammar_does_not_define_is_refused(expr: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as info:
+        parse_schedule(expr, prefix="jobs[0].")
+    assert info.value.field == "jobs[0].cron"
+    assert reason in info.value.reason
+
+
+def test_a_random_expression_is_refused_rather_than_previewed_differently_each_time() -> None:
+    with pytest.raises(InvalidArgument) as info:
+        preview(Schedule("R * * * *"), at(AFTER), 3)
+    assert (
+        str(info.value)
+        == "cron: minute field 'R': random values (R, H) are not allowed: a schedule names its times"
+    )
+
+
+def test_a_search_that_fails_raises_instead_of_ending_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ordo_node.schedule as schedule
+
+    def failing(expr: object, wall: int) -> int:
+        raise InternalError("cron: a search found nothing")
+
+    monkeypatch.setattr(schedule, "_next_wall", failing)
+    with pytest.raises(InternalError):
+        nominal_after(parse_schedule("0 0 1 * fri#2"), at(AFTER))
 
 
 # --- time zones and daylight saving time --------------------------------------------------------------
@@ -413,7 +495,7 @@ def test_overlap_decision_rejects_unknown_policy() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "field", "words"),
     [
-        ({"expression": "61 * * * *"}, "job.cron", "'61 * * * *' is not a valid cron expression"),
+        ({"expression": "61 * * * *"}, "job.cron", "minute field '61': 61 is out of range 0-59"),
         ({"expression": "0 0 1 1 * * 2030"}, "job.cron", "has 7 fields"),
         ({"expression": "* * *"}, "job.cron", "has 3 fields"),
         ({"expression": "0 0 30 2 *"}, "job.cron", "never matches"),
