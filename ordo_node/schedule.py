@@ -4,7 +4,7 @@ Everything here is arithmetic on the times it is given (integer microseconds sin
 reads the clock or draws random numbers, so every node computes the same answer from the same inputs: the
 leader writes the results into Raft commands, and the API uses the same functions to validate and preview.
 
-Expressions (the grammar is in the README and read by cron.py, which refuses the rest)
+Expressions (ASCII only; the grammar is in the README and read by cron.py, which refuses the rest)
     * Five cron fields: ``minute hour day-of-month month day-of-week`` (``*/5 * * * *``). When both day
       fields are restricted (their text does not begin with ``*``; ``?`` is ``*``) a day matching either
       one fires, as in Vixie cron; otherwise a day must match both.
@@ -56,9 +56,11 @@ OVERLAP_POLICIES = ("ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER")
 CATCH_UP_POLICIES = ("SKIP", "ONE", "ALL")
 
 _UNITS = {"ms": MILLISECOND, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
-_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+")
-_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)")
-_INTERVAL = re.compile(r"@?every\s+(.*)", re.IGNORECASE | re.DOTALL)
+# ASCII only: without it, \d takes full-width digits (U+FF10-FF19) and int() reads them as 0-9.
+_DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+", re.ASCII)
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)", re.ASCII)
+_INTERVAL = re.compile(r"@?every[ \t]+(.*)", re.IGNORECASE | re.DOTALL | re.ASCII)
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,10 @@ def parse_duration(text: str, field: str) -> int:
 @lru_cache(maxsize=1024)
 def _compile(expression: str) -> _Compiled:
     """Check an expression once and keep what the searches need; ValueError carries the reason."""
+    odd = _NOT_ASCII.search(expression)
+    if odd:
+        char = odd.group()
+        raise ValueError(f"{expression!r}: {char!r} (U+{ord(char):04X}) is not allowed; write it in ASCII")
     interval = _INTERVAL.fullmatch(expression)
     if interval:
         try:

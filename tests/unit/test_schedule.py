@@ -202,6 +202,18 @@ def test_a_random_expression_is_refused_rather_than_previewed_differently_each_t
     )
 
 
+# Full-width digits (U+FF10-FF19) and the ideographic space (U+3000).
+@pytest.mark.parametrize("expr", ["every \uff13\uff10s", "*/\uff15 * * * *", "0 0\u3000* * * *"])
+def test_only_ascii_is_read(expr: str) -> None:
+    # Python's \d and int() read full-width digits as 0-9; a schedule must not.
+    with pytest.raises(InvalidArgument) as info:
+        parse_schedule(expr)
+    assert info.value.field == "cron"
+    assert "is not allowed; write it in ASCII" in info.value.reason
+    with pytest.raises(InvalidArgument):
+        parse_duration("\uff13\uff10s", "timeout")
+
+
 def test_a_search_that_fails_raises_instead_of_ending_the_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
     import ordo_node.schedule as schedule
 
