@@ -13,7 +13,9 @@ Expressions (ASCII only; the grammar is in the README and read by cron.py, which
     * Macros: ``@yearly @annually @monthly @weekly @daily @midnight @hourly``.
     * Intervals: ``every 30s``, ``every 1h30m``, ``every 500ms`` (``@every ...`` too), at least 100 ms.
       Their grid is ``anchor + k * interval`` with the anchor at ``start_at``, or at the Unix epoch.
-    * Nothing is random: ``R`` and ``H`` fields are refused.
+    * Nothing is random: ``R`` and ``H`` fields are refused. Jitter is a hash of the job id and the
+      nominal time, and may not be longer than the shortest gap between two nominal times (for a cron
+      expression: between two consecutive times of day it names), so that fire times strictly increase.
 
 Time zones and daylight saving time
     Cron fields are matched against the wall clock of the schedule's IANA time zone. A wall time that
@@ -69,7 +71,8 @@ class Schedule:
 
     ``start_at``/``end_at`` bound the nominal times (inclusive), ``max_runs`` (0: unlimited) is enforced
     by :func:`next_occurrence` against the caller's count, and ``jitter`` delays each fire by a
-    deterministic offset in ``[0, jitter)`` seeded by ``key`` (the job id).
+    deterministic offset in ``[0, jitter)`` seeded by ``key`` (the job id), short of the next nominal
+    time (see :func:`fire_time`).
     """
 
     expression: str
@@ -86,6 +89,7 @@ class _Compiled:
     interval: int  # us; 0 for a cron expression
     cron: cron.CronExpr | None  # None for an interval
     both_fold_passes: bool  # the hour field is every hour: fire in both passes of a fall-back fold
+    shortest_gap: int  # us: the interval, or the shortest gap between two times of day the expression names
 
 
 def parse_duration(text: str, field: str) -> int:
@@ -117,9 +121,9 @@ def _compile(expression: str) -> _Compiled:
             raise ValueError(f"{expression!r} is not a valid interval: {e.reason}") from None
         if every < MIN_INTERVAL:
             raise ValueError(f"{expression!r}: intervals must be at least 100ms")
-        return _Compiled(every, None, False)
+        return _Compiled(every, None, False, every)
     expr = cron.parse(expression)
-    return _Compiled(0, expr, expr.every_hour)
+    return _Compiled(0, expr, expr.every_hour, expr.shortest_gap() * SECOND)
 
 
 def _zone(name: str) -> ZoneInfo:
@@ -158,6 +162,14 @@ def parse_schedule(
         raise InvalidArgument(prefix + "maxRuns", "must not be negative (0 means unlimited)")
     if not 0 <= jitter <= MAX_JITTER:
         raise InvalidArgument(prefix + "jitter", "must be between 0 and 1 day")
+    gap = _compile(expression).shortest_gap
+    if jitter > gap:
+        # A longer jitter could fire an occurrence after the next one.
+        raise InvalidArgument(
+            prefix + "jitter",
+            f"must not be longer than {_duration_text(gap)}, the shortest time between two nominal "
+            f"times of {expression!r}",
+        )
     return Schedule(expression, timezone, start_at, end_at, max_runs, jitter, key)
 
 
@@ -259,10 +271,24 @@ def _second_pass_after(expr: cron.CronExpr, zone: ZoneInfo, after: int) -> int |
 
 
 def fire_time(s: Schedule, nominal: int) -> int:
-    """``nominal`` plus the job's deterministic jitter offset in ``[0, s.jitter)``."""
+    """``nominal`` plus the job's deterministic jitter offset in ``[0, s.jitter)``, before the next nominal.
+
+    parse_schedule keeps the jitter within the shortest gap between nominal times, but where a clock
+    goes forward a cron expression's real gap can be shorter (with a 30-minute gap, ``*/20`` fires at
+    01:40, then at 02:30 for 02:00 and 02:20, then at 02:40): there the offset stops short of the next
+    nominal time, so that fire times still strictly increase.
+    """
     if s.jitter <= 0:
         return nominal
-    return nominal + _hash64(f"{s.key}:{nominal}") % s.jitter
+    offset = _hash64(f"{s.key}:{nominal}") % s.jitter
+    if offset and _compile(s.expression).cron is not None:
+        try:
+            following = nominal_after(s, nominal)
+        except (ValueError, OverflowError):  # the calendar ends
+            following = None
+        if following is not None:
+            offset = min(offset, following - nominal - 1)
+    return nominal + offset
 
 
 def next_occurrence(s: Schedule, after: int, fired: int) -> int | None:
@@ -337,6 +363,16 @@ def overlap_decision(policy: str, running: int, buffered: int) -> str:
     if policy == "BUFFER_ONE":
         return "BUFFER" if buffered == 0 else "SKIP"
     return policy  # "SKIP" or "CANCEL_OTHER"
+
+
+def _duration_text(us: int) -> str:
+    """Microseconds as ``1h30m``, ``10s`` or ``500ms``."""
+    parts = []
+    for unit in ("d", "h", "m", "s", "ms"):
+        count, us = divmod(us, _UNITS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
 
 
 def _hash64(text: str) -> int:

@@ -413,6 +413,55 @@ def test_jitter_is_deterministic_and_bounded() -> None:
     assert fire_time(parse_schedule("every 1m", key="job-a"), nominal) == nominal
 
 
+@pytest.mark.parametrize(
+    ("expr", "longest", "gap"),
+    [
+        ("every 1s", SEC, "1s"),
+        ("every 1h30m", 90 * MIN, "1h30m"),
+        ("every 500ms", 500 * MS, "500ms"),
+        ("* * * * * *", SEC, "1s"),
+        ("*/5 * * * *", 5 * MIN, "5m"),
+        ("0,50 * * * * *", 10 * SEC, "10s"),
+        ("0 0,23 * * *", HOUR, "1h"),
+        ("@daily", DAY, "1d"),
+    ],
+)
+def test_jitter_is_at_most_the_shortest_gap(expr: str, longest: int, gap: str) -> None:
+    assert parse_schedule(expr, jitter=longest).jitter == longest
+    with pytest.raises(InvalidArgument) as info:
+        parse_schedule(expr, jitter=longest + 1, prefix="job.")
+    assert info.value.field == "job.jitter"
+    if longest < DAY:
+        assert info.value.reason == (
+            f"must not be longer than {gap}, the shortest time between two nominal times of {expr!r}"
+        )
+
+
+def test_jittered_fire_times_strictly_increase() -> None:
+    s = parse_schedule("every 1s", jitter=SEC, key="job-a")
+    fires = [f for _, f in preview(s, 0, 1000)]
+    assert fires == sorted(set(fires))
+    assert max(f - n for n, f in preview(s, 0, 1000)) > SEC * 9 // 10  # the jitter is used, not squashed
+
+
+def test_jitter_stops_short_of_the_next_time_where_the_clock_goes_forward() -> None:
+    # Lord Howe, 2026-10-04: 02:00 +10:30 -> 02:30 +11:00. "*/20" fires at 01:40, at 02:30 for the lost
+    # 02:00 and 02:20, then at 02:40: ten minutes apart, though its wall times are 20 minutes apart.
+    zone = "Australia/Lord_Howe"
+    lost, after_it = at("2026-10-03T15:30:00Z"), at("2026-10-03T15:40:00Z")
+    capped = 0
+    for i in range(40):
+        key = f"job-{i}"
+        s = parse_schedule("*/20 * * * *", timezone=zone, jitter=20 * MIN, key=key)
+        assert walk(s, at("2026-10-03T15:00:00Z"), 3) == [at("2026-10-03T15:10:00Z"), lost, after_it]
+        offset = int.from_bytes(sha256(f"{key}:{lost}".encode()).digest()[:8], "big") % (20 * MIN)
+        assert fire_time(s, lost) == lost + min(offset, after_it - lost - 1)
+        capped += offset >= after_it - lost
+        fires = [f for _, f in preview(s, at("2026-10-03T14:00:00Z"), 12)]
+        assert fires == sorted(set(fires))
+    assert capped > 0  # some key's offset would have fired 02:30's occurrence after 02:40's
+
+
 # --- backoff, catch-up, overlap ---------------------------------------------------------------------------
 
 
