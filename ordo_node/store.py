@@ -1,9 +1,9 @@
 """The state machine: committed commands applied, in log order, to SQLite.
 
-Threading contract: :meth:`Store.apply`, :meth:`Store.snapshot` and
-:meth:`Store.restore` are called only by the Raft engine's tick thread, one at
-a time, through the write connection this class owns. Readers use their own
-connections (see ``queries.py``); WAL mode lets them read while apply writes.
+Threading contract: :meth:`Store.apply` and :meth:`Store.restore` are called
+only by the Raft engine's tick thread, one at a time, through the write
+connection this class owns. Readers use their own connections (see
+``queries.py``); WAL mode lets them read while apply writes.
 
 Determinism: apply reads no clock, no randomness and no network. Every time
 comes inside the command. Every transition is guarded by the state it expects;
@@ -13,10 +13,16 @@ outcome from an attempt that was re-assigned) changes nothing and reports why.
 Exactly-once application: the entry's index is written in the same
 transaction as its effects, so replaying the journal after a restart skips
 what is already in the database.
+
+Divergence is visible: beside the index, the same transaction stores a running
+hash of every command applied (``state_hash``: BLAKE2b over the previous hash,
+the index and the command's bytes). Two replicas at the same index hold the
+same hash, or they applied different commands.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +43,7 @@ SCHEMA_VERSION = 4
 # The write connection's page cache, in KiB.
 CACHE_KIB = 64 * 1024
 WAL_CHECKPOINT_PAGES = 10_000
+HASH_BYTES = 16
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -165,7 +172,11 @@ class Store:
         self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
         self._migrate()
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('last_applied', '0')")
+        self._db.execute("INSERT OR IGNORE INTO meta VALUES ('state_hash', '')")
         self.last_applied = self._read_last_applied()
+        self.applied = (self.last_applied, self._read_state_hash())
+        # Snapshots taken in from the leader (see snapshots.py: a dump begun before one is stale).
+        self.restores = 0
         self.listener: Callable[[Effects], None] | None = None
         self._lock = threading.Lock()
         self._transitions = Transitions(self._db)
@@ -178,6 +189,15 @@ class Store:
     def _read_last_applied(self) -> int:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'last_applied'").fetchone()
         return int(row[0])
+
+    def _read_state_hash(self) -> str:
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'state_hash'").fetchone()
+        return str(row[0]) if row is not None else ""
+
+    @property
+    def state_hash(self) -> str:
+        """The running hash of the commands applied up to :attr:`last_applied`, in hex."""
+        return self.applied[1]
 
     def close(self) -> None:
         """Close the write connection."""
@@ -205,19 +225,26 @@ class Store:
             log.error("skipping entry index=%d: %s", index, e)
             cmd = None
         effects = Effects(index=index)
+        digest = next_hash(self.applied[1], index, blob)
         try:
             with self._lock:
                 self._db.execute("BEGIN IMMEDIATE")
                 result = None
                 if cmd is not None:
                     result, effects = self._apply_in_tx(cmd, index)
-                self._db.execute("UPDATE meta SET value = ? WHERE key = 'last_applied'", (str(index),))
+                self._db.execute(
+                    "UPDATE meta SET value = CASE key WHEN 'last_applied' THEN ? ELSE ? END"
+                    " WHERE key IN ('last_applied', 'state_hash')",
+                    (str(index), digest),
+                )
                 self._db.execute("COMMIT")
         except sqlite3.Error:
             log.critical("cannot write the state machine at index=%d; stopping", index, exc_info=True)
             logging.shutdown()
             os._exit(70)
         self.last_applied = index
+        # One assignment, so a reader on another thread sees an index and its hash together.
+        self.applied = (index, digest)
         if self.listener is not None:
             self.listener(effects)
         return result
@@ -255,26 +282,8 @@ class Store:
 
     # -- snapshots -----------------------------------------------------------
 
-    def snapshot(self, path: str, raft_meta: Any) -> None:
-        """Write a consistent copy of the database to ``path``, with PySyncObj's metadata inside.
-
-        Called on the tick thread with the database exactly at the last applied
-        entry, so a plain SQLite backup is consistent.
-        """
-        if os.path.exists(path):
-            os.unlink(path)
-        dest = sqlite3.connect(path)
-        try:
-            with self._lock:
-                self._db.backup(dest)
-            dest.execute("CREATE TABLE raft_snapshot (meta BLOB NOT NULL)")
-            dest.execute("INSERT INTO raft_snapshot VALUES (?)", (pickle.dumps(raft_meta),))
-            dest.commit()
-        finally:
-            dest.close()
-
     def restore(self, path: str) -> Any:
-        """Load a snapshot written by :meth:`snapshot`; return PySyncObj's metadata.
+        """Load a snapshot (see ``snapshots.py``); return PySyncObj's metadata.
 
         At start-up the local database is usually at or past the snapshot: it
         is kept, and the journal replay skips what it already holds. Only a
@@ -294,6 +303,16 @@ class Store:
                     self._migrate()
                     log.info("restored snapshot index=%d (was %d)", snap_index, self.last_applied)
                     self.last_applied = self._read_last_applied()
+                    self.applied = (self.last_applied, self._read_state_hash())
+                    self.restores += 1
             return meta
         finally:
             src.close()
+
+
+def next_hash(previous: str, index: int, blob: bytes) -> str:
+    """The running state hash after applying ``blob`` at ``index`` on top of ``previous`` (hex)."""
+    h = hashlib.blake2b(bytes.fromhex(previous), digest_size=HASH_BYTES)
+    h.update(index.to_bytes(8, "big"))
+    h.update(blob)
+    return h.hexdigest()

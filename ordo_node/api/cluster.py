@@ -74,6 +74,9 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
                 node.tags.extend(st.tags)
                 node.running_count = len(st.running)
                 node.applied_index = st.applied_index
+                node.state_hash = st.state_hash
+                node.clock_offset_ms = st.clock_offset_ms
+                node.fault = st.fault
                 node.draining = st.draining
                 node.running.extend(
                     ordo_pb2.RunningRun(

@@ -17,6 +17,7 @@ log = logging.getLogger("ordo_node.peer")
 
 def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> internal_pb2.ExecutorStatus:
     """This node's executor, as the leader and ClusterService see it."""
+    applied, state_hash = consensus.store.applied
     return internal_pb2.ExecutorStatus(
         node_id=node_id,
         capacity=executor.capacity,
@@ -33,7 +34,10 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
             )
             for r in executor.status()
         ],
-        applied_index=consensus.store.last_applied,
+        applied_index=applied,
+        state_hash=state_hash,
+        clock_offset_ms=consensus.clock_offset_us // 1000,
+        fault=consensus.fault,
         role=consensus.role,
         draining=executor.draining,
         boot_id=executor.boot_id,

@@ -75,7 +75,7 @@ class ExecutorRun(_message.Message):
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_heartbeat: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., progress: _Optional[str] = ...) -> None: ...
 
 class ExecutorStatus(_message.Message):
-    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role", "draining", "boot_id", "handlers")
+    __slots__ = ("node_id", "capacity", "tags", "running", "applied_index", "role", "draining", "boot_id", "handlers", "state_hash", "clock_offset_ms", "fault")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +85,9 @@ class ExecutorStatus(_message.Message):
     DRAINING_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
     HANDLERS_FIELD_NUMBER: _ClassVar[int]
+    STATE_HASH_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    FAULT_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     capacity: int
     tags: _containers.RepeatedScalarFieldContainer[str]
@@ -94,4 +97,7 @@ class ExecutorStatus(_message.Message):
     draining: bool
     boot_id: str
     handlers: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ..., draining: _Optional[bool] = ..., boot_id: _Optional[str] = ..., handlers: _Optional[_Iterable[str]] = ...) -> None: ...
+    state_hash: str
+    clock_offset_ms: int
+    fault: str
+    def __init__(self, node_id: _Optional[str] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running: _Optional[_Iterable[_Union[ExecutorRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., role: _Optional[str] = ..., draining: _Optional[bool] = ..., boot_id: _Optional[str] = ..., handlers: _Optional[_Iterable[str]] = ..., state_hash: _Optional[str] = ..., clock_offset_ms: _Optional[int] = ..., fault: _Optional[str] = ...) -> None: ...

@@ -532,7 +532,7 @@ class ClusterStatus(_message.Message):
     def __init__(self, leader_id: _Optional[str] = ..., term: _Optional[int] = ..., commit_index: _Optional[int] = ..., node_id: _Optional[str] = ..., applied_index: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[NodeStatus, _Mapping]]] = ...) -> None: ...
 
 class NodeStatus(_message.Message):
-    __slots__ = ("node_id", "role", "grpc_address", "raft_address", "reachable", "capacity", "tags", "running_count", "running", "applied_index", "draining")
+    __slots__ = ("node_id", "role", "grpc_address", "raft_address", "reachable", "capacity", "tags", "running_count", "running", "applied_index", "draining", "state_hash", "clock_offset_ms", "fault")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     GRPC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
@@ -544,6 +544,9 @@ class NodeStatus(_message.Message):
     RUNNING_FIELD_NUMBER: _ClassVar[int]
     APPLIED_INDEX_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    STATE_HASH_FIELD_NUMBER: _ClassVar[int]
+    CLOCK_OFFSET_MS_FIELD_NUMBER: _ClassVar[int]
+    FAULT_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     role: str
     grpc_address: str
@@ -555,7 +558,10 @@ class NodeStatus(_message.Message):
     running: _containers.RepeatedCompositeFieldContainer[RunningRun]
     applied_index: int
     draining: bool
-    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., grpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., reachable: _Optional[bool] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running_count: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunningRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., draining: _Optional[bool] = ...) -> None: ...
+    state_hash: str
+    clock_offset_ms: int
+    fault: str
+    def __init__(self, node_id: _Optional[str] = ..., role: _Optional[str] = ..., grpc_address: _Optional[str] = ..., raft_address: _Optional[str] = ..., reachable: _Optional[bool] = ..., capacity: _Optional[int] = ..., tags: _Optional[_Iterable[str]] = ..., running_count: _Optional[int] = ..., running: _Optional[_Iterable[_Union[RunningRun, _Mapping]]] = ..., applied_index: _Optional[int] = ..., draining: _Optional[bool] = ..., state_hash: _Optional[str] = ..., clock_offset_ms: _Optional[int] = ..., fault: _Optional[str] = ...) -> None: ...
 
 class RunningRun(_message.Message):
     __slots__ = ("run_id", "attempt", "job_id", "type", "started_at", "last_heartbeat", "progress")
