@@ -19,12 +19,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, SyncObjException, replicated
+from pysyncobj import FAIL_REASON, SyncObjConf, SyncObjException, replicated
 
 from . import commands
 from .config import Config
-from .errors import ConfigError, DeadlineExceeded, Unavailable
+from .engine import Engine
+from .errors import ConfigError, DeadlineExceeded, InvalidArgument, Unavailable
 from .peers import Peers
+from .snapshots import SnapshotWriter
 from .store import Store
 
 log = logging.getLogger("ordo_node.consensus")
@@ -38,7 +40,7 @@ _NOT_APPLIED = {FAIL_REASON.MISSING_LEADER, FAIL_REASON.DISCARDED, FAIL_REASON.N
 _MAYBE_APPLIED = {FAIL_REASON.LEADER_CHANGED, FAIL_REASON.UNKNOWN_OUTCOME}
 
 
-class _Raft(SyncObj):  # type: ignore[misc]
+class _Raft(Engine):
     """The replicated object. It has one replicated method, on purpose.
 
     PySyncObj numbers replicated methods by their sorted names, so adding a
@@ -72,19 +74,42 @@ class _Raft(SyncObj):  # type: ignore[misc]
 class Consensus:
     """Owns the Raft engine; proposes commands and publishes role changes."""
 
-    def __init__(self, config: Config, store: Store, peers: Peers, *, max_in_flight: int = 2000) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        peers: Peers,
+        *,
+        max_in_flight: int = 2000,
+        max_command_bytes: int = 64 * 1024 * 1024,
+    ) -> None:
         self.config = config
         self.store = store
         self.peers = peers
         self._raft: _Raft | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._in_flight = asyncio.Semaphore(max_in_flight)
+        # Every command travels in one append message: PySyncObj splits an entry of
+        # its batch size or more into chunks, and its reassembly is unreliable.
+        self.max_command_bytes = max_command_bytes
+        self.snapshots = SnapshotWriter(store.path, config.data_dir / "raft.snapshot", lambda: store.restores)
         self._role_listeners: list[Callable[[str, int], None]] = []
+        self._fault_listeners: list[Callable[[str], None]] = []
         self.role = "follower"
 
     def on_role_change(self, listener: Callable[[str, int], None]) -> None:
         """Call ``listener(role, term)`` on the event loop whenever this node's role changes."""
         self._role_listeners.append(listener)
+
+    def on_fault(self, listener: Callable[[str], None]) -> None:
+        """Call ``listener(reason)`` on the event loop if the engine stops replicating (fail-stop)."""
+        self._fault_listeners.append(listener)
+
+    def _fault(self, reason: str) -> None:
+        # Tick thread: hand over to the loop.
+        if self._loop is not None and not self._loop.is_closed():
+            for listener in self._fault_listeners:
+                self._loop.call_soon_threadsafe(listener, reason)
 
     async def start(self) -> None:
         """Create the engine and its tick thread; return once it has bound the Raft port.
@@ -106,16 +131,18 @@ class Consensus:
             connectionTimeout=t.connection_timeout,
             connectionRetryTime=1.0,
             journalFile=str(data / "raft.journal"),
-            fullDumpFile=str(data / "raft.snapshot"),
-            serializer=self.store.snapshot,
+            # PySyncObj pickles a command's bytes over 127 as two bytes each.
+            appendEntriesBatchSizeBytes=2 * self.max_command_bytes + 1024 * 1024,
+            fullDumpFile=str(self.snapshots.dump_path),
+            serializer=self.snapshots.serialize,
+            serializeChecker=self.snapshots.check,
             deserializer=self.store.restore,
             logCompactionMinEntries=max(2, int(t.snapshot_min_entries)),
             logCompactionMinTime=t.snapshot_min_interval,
-            # Snapshots are written by a forked child (PySyncObj's useFork), so the
+            # Snapshots are written by a thread of their own (snapshots.py), so the
             # nodes need not take turns; and a split would hold back the
             # journal-size snapshot for up to snapshot_min_interval.
             logCompactionSplit=False,
-            useFork=True,
             dynamicMembershipChange=True,
             onStateChanged=self._state_changed,
             bindAddress=self.config.raft_address,
@@ -125,6 +152,7 @@ class Consensus:
         partners = [p.raft_address for p in self.config.peers]
         journal_bytes = max(1, int(t.snapshot_journal_mb * 1024 * 1024))
         self._raft = _Raft(self.config.raft_address, partners, conf, self.store, journal_bytes)
+        self._raft.on_fault = self._fault
         try:
             await asyncio.to_thread(self._raft.waitBinded)
         except SyncObjException:
@@ -164,6 +192,21 @@ class Consensus:
         return int(self._raft.raftCommitIndex) if self._raft else 0
 
     @property
+    def engine(self) -> Engine | None:
+        """The engine while it runs (for its counters), else None."""
+        return self._raft
+
+    @property
+    def fault(self) -> str:
+        """Why this node stopped replicating (fail-stop), or ''."""
+        return self._raft.fault if self._raft else ""
+
+    @property
+    def clock_offset_us(self) -> int:
+        """This node's wall clock minus the majority's, in microseconds, as the heartbeats measure it."""
+        return int(self._raft.clock_offset_us) if self._raft else 0
+
+    @property
     def is_leader(self) -> bool:
         """True while this node believes it leads (two may, briefly)."""
         return bool(self._raft and self._raft._isLeader())
@@ -184,7 +227,13 @@ class Consensus:
         """
         if self._raft is None:
             raise Unavailable("this node is shutting down")
+        if self._raft.fault:
+            raise Unavailable(f"this node cannot take writes: {self._raft.fault}")
         blob = commands.encode(cmd)
+        if len(blob) >= self.max_command_bytes:
+            raise InvalidArgument(
+                "request", f"is {len(blob)} bytes as a command; the limit is {self.max_command_bytes}"
+            )
         deadline = time.monotonic() + (timeout or self.config.raft.commit_timeout)
         uncertain = False
         async with self._in_flight:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .dashboard.server import Allow, App, HttpServer
@@ -93,7 +93,7 @@ class StateCollector(Collector):
         self.consensus = consensus
         self.executor = executor
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=1)
         try:
             jobs = GaugeMetricFamily("ordo_jobs", "Jobs by state.", labels=["state"])
@@ -123,6 +123,33 @@ class StateCollector(Collector):
             "ordo_raft_applied_index",
             "The last command applied to this node's database.",
             c.store.last_applied,
+        )
+        raft = c.engine
+        yield _gauge(
+            "ordo_raft_fault",
+            "1 once this node stopped replicating to protect the data (fail-stop; see the log).",
+            1.0 if c.fault else 0.0,
+        )
+        if raft is not None:
+            yield CounterMetricFamily(
+                "ordo_raft_chunked_entries",
+                "Entries that arrived in chunks (never expected: commands stay below the batch size).",
+                value=raft.chunked_entries,
+            )
+            yield CounterMetricFamily(
+                "ordo_raft_stale_replies",
+                "Replies to appends sent before a reset, ignored by this leader.",
+                value=raft.stale_replies,
+            )
+            yield CounterMetricFamily(
+                "ordo_raft_skipped_entries",
+                "Entries a leader sent again that this follower already held, kept instead of truncated.",
+                value=raft.skipped_entries,
+            )
+        yield _gauge(
+            "ordo_clock_offset_seconds",
+            "This node's wall clock minus the majority's, as measured over the Raft heartbeats.",
+            c.clock_offset_us / 1e6,
         )
         role = GaugeMetricFamily("ordo_raft_role", "1 for this node's current role.", labels=["role"])
         for name in ROLES:

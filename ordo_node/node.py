@@ -18,8 +18,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from contextlib import AsyncExitStack, suppress
-from typing import IO
+from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -129,7 +130,10 @@ class Node:
             self.peers = Peers(cfg)
             self.peers.sync(await self.queries.members())
             stack.push_async_callback(self.peers.close)
-            self.consensus = Consensus(cfg, self.store, self.peers)
+            # A command holds at most one request's jobs, and encodes them in less than twice its bytes.
+            self.consensus = Consensus(
+                cfg, self.store, self.peers, max_command_bytes=2 * max_request_bytes(cfg.max_payload_bytes)
+            )
             stack.push_async_callback(self.consensus.stop)
             self.reporter = Reporter(cfg.node_id, self.consensus)
             reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
@@ -170,6 +174,7 @@ class Node:
             self.executor.start()
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.consensus.on_fault(lambda _: self._spawn(_not_serving(health_servicer)))
             stack.push_async_callback(health_servicer.enter_graceful_shutdown)
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self.stop)
@@ -240,9 +245,7 @@ class Node:
     def _on_effects(self, fx: Effects) -> None:
         self.changes.notify()
         if fx.members_changed:
-            task = asyncio.create_task(self._sync_members())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._sync_members())
         if fx.earliest_due is not None and self.timekeeper is not None:
             self.timekeeper.notify_due(fx.earliest_due)
         if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs or fx.retry_at):
@@ -251,6 +254,12 @@ class Node:
         for run_id, attempt, node_id in fx.cancelled_runs:
             if node_id == self.config.node_id:
                 self.executor.cancel(run_id, attempt)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background, keeping a reference until it ends."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _on_role(self, role: str, term: int) -> None:
         if self._stop.is_set():
@@ -336,6 +345,12 @@ class Node:
             self.timekeeper = self.dispatcher = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+async def _not_serving(health_servicer: health.aio.HealthServicer) -> None:
+    """A node that stopped replicating (fail-stop) says so to health checks and load balancers."""
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

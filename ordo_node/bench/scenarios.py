@@ -14,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from .. import snapshots
 from ..client import submit_request
 from ..localcluster import LocalNode
 from ..pb import ordo_pb2, ordo_pb2_grpc
@@ -482,7 +483,7 @@ async def scenario_scale(
 def snapshot_cost(db: Path, work: Path) -> dict[str, Any]:
     """Size and time of a Raft snapshot of ``db``, and of restoring it on an empty node.
 
-    The same code the engine calls (Store.snapshot, Store.restore), on a copy
+    The same code the engine calls (snapshots.copy_database, Store.restore), on a copy
     of the leader's database taken with SQLite's backup API.
     """
     copy = work / "state.db"
@@ -494,7 +495,7 @@ def snapshot_cost(db: Path, work: Path) -> dict[str, Any]:
     store = Store(copy)
     snap = work / "raft.snapshot"
     t0 = time.perf_counter()
-    store.snapshot(str(snap), ("entry", "entry", "cluster"))
+    snapshots.write(store.path, snap, ("entry", "entry", "cluster"))
     written = time.perf_counter() - t0
     store.close()
     fresh = Store(work / "fresh" / "state.db")

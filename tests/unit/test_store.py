@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from ordo_node import commands as c
+from ordo_node import snapshots
 from ordo_node.errors import InvalidArgument
 from ordo_node.queries import Queries, decode_token, encode_token
 from ordo_node.store import Effects, Store
@@ -759,7 +760,7 @@ def test_snapshot_restores_into_empty_store(store: Store, apply: Log, tmp_path: 
     apply(cancel(3))
     snap = tmp_path / "snapshots" / "snap.db"
     snap.parent.mkdir()
-    store.snapshot(str(snap), ("raft", 7, [1, 2]))
+    snapshots.write(store.path, snap, ("raft", 7, [1, 2]))
 
     # When: it is restored into a fresh store in another directory
     fresh = Store(tmp_path / "elsewhere" / "state.db")
@@ -785,7 +786,7 @@ def test_older_snapshot_does_not_overwrite_newer_store(store: Store, apply: Log,
     # Given: a snapshot taken at index 1, and a store that went on to index 3
     apply(submit(spec(1)))
     snap = tmp_path / "old.db"
-    store.snapshot(str(snap), "old-meta")
+    snapshots.write(store.path, snap, "old-meta")
     apply(submit(spec(2)))
     apply(trigger(1))
     newer = dump(store.path)
@@ -802,10 +803,10 @@ def test_older_snapshot_does_not_overwrite_newer_store(store: Store, apply: Log,
 def test_snapshot_overwrites_existing_file(store: Store, apply: Log, tmp_path: Path) -> None:
     snap = tmp_path / "snap.db"
     apply(submit(spec(1)))
-    store.snapshot(str(snap), "first")
+    snapshots.write(store.path, snap, "first")
     apply(submit(spec(2)))
 
-    store.snapshot(str(snap), "second")
+    snapshots.write(store.path, snap, "second")
 
     assert rows(snap, "SELECT id FROM jobs ORDER BY id") == [(jid(1),), (jid(2),)]
     fresh = Store(tmp_path / "fresh" / "state.db")

@@ -1,0 +1,354 @@
+"""The Raft engine: PySyncObj, guarded against the ways it loses acknowledged commands under load.
+
+PySyncObj 0.3.17 has three faults that our load meets (see ``../shared/DESIGN.md``,
+"PySyncObj: hazards found under load"). Every one is handled here by wrapping the
+transport that carries the Raft messages, never by copying PySyncObj's code:
+
+* **Leader: success acks move ``nextIndex`` backward.** With several appends in
+  flight, the ack of an older one sets ``nextIndex`` to just past what that append
+  carried, although later ones were already sent. The resend then overlaps what
+  the follower holds. Here a success ack never lowers ``nextIndex``.
+* **Follower: an overlapping append deletes everything after ``prevLogIdx``,**
+  even entries it already holds with the same term, applied ones included, while
+  the leader goes on counting them as replicated. Here the follower skips the
+  entries it already holds with the same index and term (checking their bytes too),
+  and a deletion reaches PySyncObj only at a real conflict (Raft's AppendEntries
+  rules 3 and 4). An append that verifies only a prefix of a longer log is
+  acknowledged for that prefix and truncates nothing.
+* **Leader: replies to appends sent before a reset undo it** (an isolated leader
+  that came back was never repaired: its ``nextIndex`` went back one step on the
+  conflict and forward again on every later reply). Each append carries a
+  sequence number that its reply echoes; once a ``reset`` reply is acted on,
+  replies to appends sent before it are stale and ignored.
+
+Should a follower still be asked to delete an entry it has applied, or meet a
+different command at an index and term it holds, it stops replicating at once
+(fail-stop): one CRITICAL log line, the reason in :attr:`Engine.fault` (shown by
+the cluster status, the metrics and the health check), and no further Raft
+message is handled, so it neither votes nor acknowledges. It never diverges
+silently.
+
+The same messages measure the nodes' clocks: each append carries the leader's
+wall clock and each reply the follower's, which gives the leader every
+follower's offset (the sample with the shortest round trip of the last few);
+the leader tells each follower its offset from the majority's clock in the next
+append. See :attr:`Engine.clock_offset_us`.
+
+Threading: everything here runs on PySyncObj's tick thread, except the read-only
+properties, which read values the tick thread replaces whole.
+
+This module relies on PySyncObj's private state (its name-mangled attributes);
+:func:`check_engine` stops the node at start-up if the installed version is not
+the one these wrappers were written and tested against.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import pysyncobj
+from pysyncobj import SyncObj, SyncObjConf
+from pysyncobj.monotonic import monotonic as monotonic_time
+from pysyncobj.transport import TCPTransport
+from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
+
+from . import timeutil
+from .errors import ConfigError
+
+log = logging.getLogger("ordo_node.engine")
+
+PINNED_VERSION = "0.3.17"
+# PySyncObj's private attributes the wrappers read or set; all exist after SyncObj.__init__.
+_PRIVATE = (
+    "_SyncObj__raftLog",
+    "_SyncObj__raftNextIndex",
+    "_SyncObj__raftMatchIndex",
+    "_SyncObj__raftCurrentTerm",
+    "_SyncObj__raftLastApplied",
+    "_SyncObj__raftCommitIndex",
+    "_SyncObj__raftState",
+    "_SyncObj__lastResponseTime",
+    "_SyncObj__sendNextNodeIdx",
+    "_SyncObj__onMessageReceived",
+    "_SyncObj__transport",
+)
+_LEADER = 2
+# Clock samples kept per follower; the one with the shortest round trip counts.
+_CLOCK_SAMPLES = 8
+# The leader recomputes the offsets from its samples at most this often (seconds).
+_CLOCK_EVERY = 0.2
+
+
+class EngineFault(Exception):
+    """The engine met a state it must not go on from; the node stops replicating."""
+
+
+def check_engine() -> None:
+    """Refuse to start on a PySyncObj whose internals the wrappers were not written for."""
+    if PYSYNCOBJ_VERSION != PINNED_VERSION:
+        raise ConfigError(
+            f"pysyncobj {PYSYNCOBJ_VERSION} is installed, but ordo_node's Raft safety wrappers are "
+            f"written for exactly {PINNED_VERSION}: pip install 'pysyncobj=={PINNED_VERSION}'"
+        )
+
+
+class GuardedTransport(TCPTransport):  # type: ignore[misc]
+    """PySyncObj's TCP transport with the engine's checks on every Raft message, both ways."""
+
+    def send(self, node: Any, message: Any) -> bool:
+        engine = self._syncObj
+        if isinstance(engine, Engine) and isinstance(message, dict):
+            engine._ordo_outgoing(node, message)
+        return bool(super().send(node, message))
+
+    def _onMessageReceived(self, node: Any, message: Any) -> None:
+        engine = self._syncObj
+        if not (isinstance(engine, Engine) and isinstance(message, dict)):
+            super()._onMessageReceived(node, message)
+            return
+        try:
+            passed = engine._ordo_incoming(node, message)
+            if passed is not None:
+                super()._onMessageReceived(node, passed)
+        finally:
+            # Replies sent while the message was handled carried its tag; no later one may.
+            engine._ordo_replying = None
+
+
+class Engine(SyncObj):  # type: ignore[misc]
+    """A SyncObj whose Raft messages pass through the guards described in the module docstring.
+
+    Subclasses add the replicated methods; this class adds none.
+    """
+
+    def __init__(
+        self,
+        self_address: str,
+        partners: list[str],
+        conf: SyncObjConf,
+        transport_class: type[GuardedTransport] = GuardedTransport,
+    ) -> None:
+        check_engine()
+        self.fault = ""
+        self.on_fault: Callable[[str], None] | None = None  # called on the tick thread, once
+        self.chunked_entries = 0
+        self.stale_replies = 0
+        self.held_next_index = 0
+        self.skipped_entries = 0
+        self.clock_offset_us = 0
+        self.clock_measured = False
+        self._ordo_sent: dict[Any, int] = {}  # leader: the last append sequence number sent to each node
+        self._ordo_barrier: dict[Any, int] = {}  # leader: replies to appends up to this one are stale
+        self._ordo_replying: tuple[Any, int, int] | None = None  # follower: (leader, seq, leader's time)
+        self._ordo_samples: dict[Any, deque[tuple[int, int]]] = {}  # leader: (round trip, offset) per node
+        self._ordo_offsets: dict[Any, int] = {}  # leader: each follower's offset from the majority
+        self._ordo_clock_next = 0.0
+        super().__init__(self_address, partners, conf, transportClass=transport_class)
+        missing = [name for name in _PRIVATE if not hasattr(self, name)]
+        if missing:
+            raise ConfigError(
+                f"pysyncobj {pysyncobj.__file__} lacks {', '.join(missing)}: reinstall "
+                f"pysyncobj=={PINNED_VERSION}"
+            )
+
+    # -- the log, as the wrappers read it -------------------------------------
+
+    def _ordo_last_index(self) -> int:
+        return int(self._SyncObj__raftLog[-1][1])
+
+    def _ordo_entry(self, index: int) -> tuple[bytes, int, int] | None:
+        log_ = self._SyncObj__raftLog
+        first = log_[0][1]
+        if index < first or index > log_[-1][1]:
+            return None
+        entry: tuple[bytes, int, int] = log_[index - first]
+        return entry
+
+    # -- outgoing ---------------------------------------------------------------
+
+    def _ordo_outgoing(self, node: Any, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "append_entries":
+            seq = self._ordo_sent.get(node, 0) + 1
+            self._ordo_sent[node] = seq
+            message["ordo_seq"] = seq
+            message["ordo_time"] = timeutil.now_us()
+            if node in self._ordo_offsets:
+                message["ordo_offset"] = self._ordo_offsets[node]
+        elif kind == "next_node_idx" and self._ordo_replying is not None and self._ordo_replying[0] == node:
+            _, seq, leader_time = self._ordo_replying
+            message["ordo_ack"] = seq
+            message["ordo_echo"] = leader_time
+            message["ordo_time"] = timeutil.now_us()
+
+    # -- incoming ---------------------------------------------------------------
+
+    def _ordo_incoming(self, node: Any, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Return the message PySyncObj should handle (maybe rewritten), or None to drop it."""
+        if self.fault:
+            return None
+        kind = message.get("type")
+        if kind == "next_node_idx":
+            self._ordo_reply(node, message)
+            return None
+        if kind != "append_entries":
+            return message
+        self._ordo_replying = (node, int(message.get("ordo_seq", 0)), int(message.get("ordo_time", 0)))
+        if "ordo_offset" in message:
+            self.clock_offset_us = int(message["ordo_offset"])
+            self.clock_measured = True
+        try:
+            return self._ordo_append(node, message)
+        except EngineFault as fault:
+            self._ordo_stop(str(fault))
+            return None
+
+    def _ordo_append(self, node: Any, message: dict[str, Any]) -> dict[str, Any] | None:
+        if message.get("term", 0) < self._SyncObj__raftCurrentTerm or "prevLogIdx" not in message:
+            return message  # PySyncObj ignores an old term; a snapshot install goes through as it is
+        if "transmission" in message:
+            # Never sent while every command is below the batch size (Consensus checks);
+            # PySyncObj's reassembly of chunks is unreliable, so count it where it happens.
+            self.chunked_entries += 1
+            return message
+        prev = int(message["prevLogIdx"])
+        last = self._ordo_last_index()
+        if prev >= last:
+            return message  # nothing held past prev: nothing can be truncated
+        mine = self._ordo_entry(prev)
+        if mine is None:
+            return message  # prev is compacted away: PySyncObj answers with a reset to the log's end
+        if mine[2] != message["prevLogTerm"]:
+            self._ordo_conflict(node, message, prev, mine[2])
+            return None
+        entries = message.get("entries") or []
+        held = self._ordo_held(entries, last)
+        self.skipped_entries += held
+        verified, verified_term = (entries[held - 1][1], entries[held - 1][2]) if held else (prev, mine[2])
+        rest = entries[held:]
+        if rest:
+            # A real conflict at rest[0] (or plain new entries when verified == last):
+            # PySyncObj deletes from verified + 1 and appends.
+            kept = max(self._SyncObj__raftLastApplied, self._SyncObj__raftCommitIndex)
+            if rest[0][1] <= kept:
+                raise EngineFault(
+                    f"the leader's entry index={rest[0][1]} term={rest[0][2]} conflicts with one this "
+                    f"node committed (commit {self._SyncObj__raftCommitIndex}, "
+                    f"applied {self._SyncObj__raftLastApplied})"
+                )
+            return dict(message, prevLogIdx=verified, prevLogTerm=verified_term, entries=rest)
+        if verified == last:
+            return dict(message, prevLogIdx=verified, prevLogTerm=verified_term, entries=[])
+        # This append verifies a prefix of a longer log: keep the rest (it is not in
+        # conflict with anything the leader sent), let PySyncObj note the leader and
+        # term, commit no further than what was verified, and acknowledge the prefix.
+        self._ordo_note_leader(node, message, verified)
+        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=verified + 1, success=True)
+        return None
+
+    def _ordo_held(self, entries: list[tuple[bytes, int, int]], last: int) -> int:
+        """How many of ``entries`` (which follow a matching prevLogIdx) this log already holds."""
+        held = 0
+        for command, index, term in entries:
+            if index > last:
+                break
+            own = self._ordo_entry(index)
+            if own is None or own[2] != term:
+                break
+            if own[0] != command:
+                raise EngineFault(f"entry index={index} term={term} holds another command than the leader's")
+            held += 1
+        return held
+
+    def _ordo_conflict(self, node: Any, message: dict[str, Any], prev: int, term: int) -> None:
+        """prev holds another term than the leader's: answer with a reset to where that term began.
+
+        PySyncObj would step back one entry per round trip; an isolated leader that
+        came back with thousands of entries of its old term would take minutes. The
+        entries up to the commit index match every later leader's, so the reset never
+        goes below it.
+        """
+        floor = max(self._SyncObj__raftCommitIndex, self._SyncObj__raftLog[0][1]) + 1
+        start = prev
+        while start - 1 >= floor:
+            entry = self._ordo_entry(start - 1)
+            if entry is None or entry[2] != term:
+                break
+            start -= 1
+        self._ordo_note_leader(node, message, self._SyncObj__raftCommitIndex)
+        self._SyncObj__sendNextNodeIdx(node, nextNodeIdx=max(start, floor), success=False, reset=True)
+
+    def _ordo_note_leader(self, node: Any, message: dict[str, Any], verified: int) -> None:
+        """Let PySyncObj take the append's leader, term and election deadline, without its entries.
+
+        The commit index it may take is capped at what this append verified: entries
+        past it were not checked against the leader's log.
+        """
+        bookkeeping = {k: v for k, v in message.items() if k not in ("prevLogIdx", "entries", "serialized")}
+        bookkeeping["commit_index"] = min(int(message["commit_index"]), verified)
+        self._SyncObj__onMessageReceived(node, bookkeeping)
+
+    def _ordo_reply(self, node: Any, message: dict[str, Any]) -> None:
+        """A follower's answer to an append; handled here and by PySyncObj (leader only)."""
+        ack = message.get("ordo_ack")
+        if ack is not None and "ordo_echo" in message and "ordo_time" in message:
+            self._ordo_clock_sample(node, int(message["ordo_echo"]), int(message["ordo_time"]))
+        if ack is not None and ack <= self._ordo_barrier.get(node, 0):
+            # Answers an append sent before a reset was acted on: stale. It still shows the node is alive.
+            self.stale_replies += 1
+            if self._SyncObj__raftState == _LEADER and node in self._SyncObj__lastResponseTime:
+                self._SyncObj__lastResponseTime[node] = monotonic_time()
+            return
+        next_index = self._SyncObj__raftNextIndex
+        before = next_index.get(node)
+        if message.get("reset"):
+            self._ordo_barrier[node] = self._ordo_sent.get(node, 0)
+            self._SyncObj__onMessageReceived(node, message)
+            return
+        self._SyncObj__onMessageReceived(node, message)
+        if before is not None and self._SyncObj__raftState == _LEADER and next_index.get(node, 0) < before:
+            next_index[node] = before
+            self.held_next_index += 1
+
+    def _ordo_clock_sample(self, node: Any, sent_us: int, their_us: int) -> None:
+        now = timeutil.now_us()
+        rtt = now - sent_us
+        if rtt < 0:
+            return
+        samples = self._ordo_samples.setdefault(node, deque(maxlen=_CLOCK_SAMPLES))
+        samples.append((rtt, their_us - (sent_us + now) // 2))
+        if time.monotonic() >= self._ordo_clock_next:
+            self._ordo_clock_next = time.monotonic() + _CLOCK_EVERY
+            self._ordo_clock_update()
+
+    def _ordo_clock_update(self) -> None:
+        # Each follower's offset from this node: the sample with the shortest round trip.
+        offsets = {n: min(s)[1] for n, s in self._ordo_samples.items() if s and n in self._ordo_members()}
+        if not offsets:
+            return
+        majority = int(statistics.median([0, *offsets.values()]))
+        self.clock_offset_us = -majority
+        self.clock_measured = True
+        self._ordo_offsets = {n: off - majority for n, off in offsets.items()}
+
+    def _ordo_members(self) -> set[Any]:
+        members: set[Any] = self.otherNodes
+        return members
+
+    # -- fail-stop --------------------------------------------------------------
+
+    def _ordo_stop(self, reason: str) -> None:
+        self.fault = f"replication stopped to protect the data: {reason}"
+        log.critical("fail-stop: %s; this node no longer votes, acknowledges or applies", reason)
+        if self.on_fault is not None:
+            self.on_fault(self.fault)
+
+    @property
+    def offsets(self) -> dict[str, int]:
+        """Leader: each follower's clock offset from the majority, by Raft address, in microseconds."""
+        return {n.id: off for n, off in dict(self._ordo_offsets).items()}
