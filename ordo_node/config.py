@@ -103,6 +103,8 @@ class Config:
     event_max_age_days: float = 30.0
     prune_interval: float = 60.0
     raft: RaftTimings = field(default_factory=RaftTimings)
+    # [raft] durable: acknowledge a command only once a majority has it on disk (fsync).
+    durable: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
     metrics_address: str = ""
@@ -361,6 +363,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     lim.finish()
 
     r = top.table("raft")
+    durable = r.get("durable", bool, False)
     d = RaftTimings()
     timings = RaftTimings(
         **{
@@ -395,6 +398,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         event_max_age_days=age,
         prune_interval=prune_interval,
         raft=timings,
+        durable=durable,
         log_level=log_level,
         log_format=log_format,
         metrics_address=metrics_address,
