@@ -49,12 +49,18 @@ class _Raft(Engine):
     """
 
     def __init__(
-        self, self_address: str, partners: list[str], conf: SyncObjConf, store: Store, journal_bytes: int
+        self,
+        self_address: str,
+        partners: list[str],
+        conf: SyncObjConf,
+        store: Store,
+        journal_bytes: int,
+        durable: bool,
     ) -> None:
         self._ordo_store = store
         self._ordo_journal_bytes = journal_bytes
         self._ordo_since_snapshot = 0
-        super().__init__(self_address, partners, conf)
+        super().__init__(self_address, partners, conf, durable=durable)
 
     @replicated  # type: ignore[untyped-decorator]
     def apply(self, blob: bytes) -> Any:
@@ -151,7 +157,11 @@ class Consensus:
         )
         partners = [p.raft_address for p in self.config.peers]
         journal_bytes = max(1, int(t.snapshot_journal_mb * 1024 * 1024))
-        self._raft = _Raft(self.config.raft_address, partners, conf, self.store, journal_bytes)
+        if self.config.durable:
+            self.store.make_durable()
+        self._raft = _Raft(
+            self.config.raft_address, partners, conf, self.store, journal_bytes, self.config.durable
+        )
         self._raft.on_fault = self._fault
         try:
             await asyncio.to_thread(self._raft.waitBinded)

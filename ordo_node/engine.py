@@ -28,6 +28,13 @@ the cluster status, the metrics and the health check), and no further Raft
 message is handled, so it neither votes nor acknowledges. It never diverges
 silently.
 
+Durability (``durable=True``): PySyncObj writes its journal through mmap and
+never flushes it, and renames its term/vote file without fsync. A durable
+engine fsyncs the journal before every success reply a follower sends and, on
+every tick, before the leader counts its own log towards a commit (group
+commit: one fsync covers every entry appended since the last); the term/vote
+file is written, fsynced, renamed and its directory fsynced before any vote.
+
 The same messages measure the nodes' clocks: each append carries the leader's
 wall clock and each reply the follower's, which gives the leader every
 follower's offset (the sample with the shortest round trip of the last few);
@@ -45,6 +52,7 @@ the one these wrappers were written and tested against.
 from __future__ import annotations
 
 import logging
+import os
 import statistics
 import time
 from collections import deque
@@ -53,7 +61,9 @@ from typing import Any
 
 import pysyncobj
 from pysyncobj import SyncObj, SyncObjConf
+from pysyncobj.journal import FileJournal, MetaStorer
 from pysyncobj.monotonic import monotonic as monotonic_time
+from pysyncobj.pickle import dumps as meta_dumps
 from pysyncobj.transport import TCPTransport
 from pysyncobj.version import VERSION as PYSYNCOBJ_VERSION
 
@@ -97,6 +107,23 @@ def check_engine() -> None:
         )
 
 
+class DurableMetaStorer(MetaStorer):  # type: ignore[misc]
+    """PySyncObj's term/vote file, written so that it survives power loss: fsync, rename, fsync the folder."""
+
+    def storeMeta(self, meta: Any) -> None:
+        path = self.getPath()
+        with open(path + ".tmp", "wb") as f:
+            f.write(meta_dumps(meta))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
 class GuardedTransport(TCPTransport):  # type: ignore[misc]
     """PySyncObj's TCP transport with the engine's checks on every Raft message, both ways."""
 
@@ -132,8 +159,13 @@ class Engine(SyncObj):  # type: ignore[misc]
         partners: list[str],
         conf: SyncObjConf,
         transport_class: type[GuardedTransport] = GuardedTransport,
+        *,
+        durable: bool = False,
     ) -> None:
         check_engine()
+        self.durable = durable
+        self.fsyncs = 0
+        self._ordo_flushed_at = -1
         self.fault = ""
         self.on_fault: Callable[[str], None] | None = None  # called on the tick thread, once
         self.chunked_entries = 0
@@ -150,11 +182,39 @@ class Engine(SyncObj):  # type: ignore[misc]
         self._ordo_clock_next = 0.0
         super().__init__(self_address, partners, conf, transportClass=transport_class)
         missing = [name for name in _PRIVATE if not hasattr(self, name)]
+        journal = self._SyncObj__raftLog
+        if durable and isinstance(journal, FileJournal):
+            parts = ("__journalFile", "__currentOffset", "__metaStorer")
+            missing += [f"_FileJournal{p}" for p in parts if not hasattr(journal, f"_FileJournal{p}")]
         if missing:
             raise ConfigError(
                 f"pysyncobj {pysyncobj.__file__} lacks {', '.join(missing)}: reinstall "
                 f"pysyncobj=={PINNED_VERSION}"
             )
+        if durable and isinstance(journal, FileJournal):
+            journal._FileJournal__metaStorer = DurableMetaStorer(journal._FileJournal__metaStorer.getPath())
+
+    # -- durability -------------------------------------------------------------
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:
+        # The leader counts its own log when it commits, at the start of a tick:
+        # what earlier ticks appended reaches the disk first.
+        if self.durable:
+            self._ordo_flush()
+        super()._onTick(timeToWait)
+
+    def _ordo_flush(self) -> None:
+        """fsync the journal if anything was appended or deleted since the last fsync."""
+        journal = self._SyncObj__raftLog
+        if not isinstance(journal, FileJournal):
+            return
+        offset = journal._FileJournal__currentOffset
+        if offset == self._ordo_flushed_at:
+            return
+        # fsync of the file descriptor writes the mmap's dirty pages and the file's size.
+        os.fsync(journal._FileJournal__journalFile._ResizableFile__f.fileno())
+        self._ordo_flushed_at = offset
+        self.fsyncs += 1
 
     # -- the log, as the wrappers read it -------------------------------------
 
@@ -181,6 +241,8 @@ class Engine(SyncObj):  # type: ignore[misc]
             if node in self._ordo_offsets:
                 message["ordo_offset"] = self._ordo_offsets[node]
         elif kind == "next_node_idx" and self._ordo_replying is not None and self._ordo_replying[0] == node:
+            if self.durable and message.get("success"):
+                self._ordo_flush()  # what this reply says the follower holds is on its disk
             _, seq, leader_time = self._ordo_replying
             message["ordo_ack"] = seq
             message["ordo_echo"] = leader_time

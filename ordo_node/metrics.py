@@ -142,6 +142,16 @@ class StateCollector(Collector):
                 value=raft.stale_replies,
             )
             yield CounterMetricFamily(
+                "ordo_raft_fsyncs",
+                "Journal fsyncs ([raft] durable: one per group of entries, before an ack or a commit).",
+                value=raft.fsyncs,
+            )
+            yield CounterMetricFamily(
+                "ordo_raft_held_next_index",
+                "Success acks that would have moved this leader's nextIndex backward, held.",
+                value=raft.held_next_index,
+            )
+            yield CounterMetricFamily(
                 "ordo_raft_skipped_entries",
                 "Entries a leader sent again that this follower already held, kept instead of truncated.",
                 value=raft.skipped_entries,

@@ -181,6 +181,11 @@ class Store:
         self._lock = threading.Lock()
         self._transitions = Transitions(self._db)
 
+    def make_durable(self) -> None:
+        """Commit with synchronous=FULL from now on (``[raft] durable``); before the engine starts."""
+        with self._lock:
+            self._db.execute("PRAGMA synchronous=FULL")
+
     def _migrate(self) -> None:
         """Bring the file to this version's schema (idempotent): on open, and after a snapshot came in."""
         self._db.executescript(MIGRATE + SCHEMA)

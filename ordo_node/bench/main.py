@@ -70,6 +70,7 @@ def cluster_runs(
     report: dict[str, Any],
     progress: Progress,
     baseline: dict[str, Any] | None,
+    root: Path,
 ) -> dict[str, Any]:
     """The scenario functions that need a cluster, by name."""
 
@@ -85,17 +86,42 @@ def cluster_runs(
     return {
         "submit": lambda: scenario_submit(target, plan, progress),
         "e2e": lambda: scenario_e2e(target, plan, progress),
+        "durable": lambda: scenario_durable(plan, progress, root),
         "lateness": lambda: scenario_lateness(target, plan, progress, batch_rate()),
         "failover": failover,
         "scale": lambda: scenario_scale(target, plan, progress, baseline),
     }
 
 
-def make_target(plan: Plan, root: Path) -> Target:
+async def scenario_durable(plan: Plan, progress: Progress, root: Path) -> dict[str, Any]:
+    """Submit and end to end again on a second local cluster with ``[raft] durable = true``.
+
+    Beside the same scenarios on the main cluster (durable off), in the same run: the cost of fsync.
+    """
+    if plan.address:
+        return {"skipped": "needs the cluster bench starts itself (not with --address)"}
+    target = make_target(plan, root, durable=True)
+    try:
+        progress.start("durable: waiting for a leader")
+        progress.done(f"leader at {await target.leader(timeout=60)}")
+        return {
+            "submit": await scenario_submit(target, plan, progress),
+            "e2e": await scenario_e2e(target, plan, progress),
+        }
+    finally:
+        await target.close()
+        if target.cluster is not None:
+            target.cluster.stop()
+
+
+def make_target(plan: Plan, root: Path, *, durable: bool = False) -> Target:
     """The cluster to measure: ``--address``, or three local processes started here."""
     if plan.address:
         return Target([a.strip() for a in plan.address.split(",") if a.strip()], None)
-    cluster = LocalCluster(root / "cluster", capacity=plan.capacity)
+    settings = {"raft": {"durable": True}} if durable else {}
+    cluster = LocalCluster(
+        root / ("durable" if durable else "cluster"), capacity=plan.capacity, settings=settings
+    )
     try:
         cluster.start()
     except OSError:
@@ -118,7 +144,7 @@ async def run(plan: Plan, progress: Progress) -> dict[str, Any]:
             progress.start("cluster: waiting for a leader")
             progress.done(f"leader at {await target.leader(timeout=60)}")
             baseline = await leader_query_costs(target) if "scale" in names else None
-            runs = cluster_runs(target, plan, report, progress, baseline)
+            runs = cluster_runs(target, plan, report, progress, baseline, root)
             for name in names:
                 await run_one(name, runs[name], report, progress)
             if target.cluster is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -283,6 +284,12 @@ def rows_scale(sc: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def rows_durable(dur: dict[str, Any], lim: dict[str, Any], plan: Plan) -> list[Row]:
+    """Submit and end to end with ``[raft] durable = true``; compare with the submit and e2e rows."""
+    rows = rows_submit(dur["submit"], lim, plan) + rows_e2e(dur["e2e"], lim, plan)
+    return [dataclasses.replace(r, scenario=f"durable {r.scenario}", target="", met=None) for r in rows]
+
+
 def build_rows(report: dict[str, Any], plan: Plan) -> list[Row]:
     """Every row of the table, scenario by scenario; skipped or failed scenarios get one row."""
     lim = report.get("limits") or {}
@@ -291,6 +298,7 @@ def build_rows(report: dict[str, Any], plan: Plan) -> list[Row]:
         "limits": lambda r: rows_limits(r, plan),
         "submit": lambda r: rows_submit(r, lim, plan),
         "e2e": lambda r: rows_e2e(r, lim, plan),
+        "durable": lambda r: rows_durable(r, lim, plan),
         "lateness": rows_lateness,
         "failover": rows_failover,
         "scale": rows_scale,

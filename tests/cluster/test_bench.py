@@ -55,6 +55,7 @@ def test_tiny_bench_reports_every_scenario_as_json() -> None:
     assert report["failover"]["resume_s"] > 0
     # and the failure counts are zero, and every figure is a positive number
     assert report["e2e"]["failed"] == 0
+    assert report["durable"]["e2e"]["failed"] == 0
     assert report["lateness"]["history_mismatches"] == 0
     found = dict(figures({k: report[k] for k in SCENARIOS}))
     assert len(found) > 40
