@@ -207,6 +207,11 @@ class Consensus:
         return self._raft
 
     @property
+    def caught_up(self) -> bool:
+        """Whether this node leads, or has applied what the leader committed (see engine.CATCH_UP_GRACE)."""
+        return bool(self._raft and self._raft.caught_up())
+
+    @property
     def fault(self) -> str:
         """Why this node stopped replicating (fail-stop), or ''."""
         return self._raft.fault if self._raft else ""
@@ -239,6 +244,12 @@ class Consensus:
             raise Unavailable("this node is shutting down")
         if self._raft.fault:
             raise Unavailable(f"this node cannot take writes: {self._raft.fault}")
+        if not self.caught_up:
+            # A write through it would commit but be confirmed only once this node applied it.
+            raise Unavailable(
+                f"this node is catching up with the leader ({self._raft.behind} entries behind); "
+                "retry, or use another node"
+            )
         blob = commands.encode(cmd)
         if len(blob) >= self.max_command_bytes:
             raise InvalidArgument(

@@ -82,12 +82,17 @@ _PRIVATE = (
     "_SyncObj__raftLastApplied",
     "_SyncObj__raftCommitIndex",
     "_SyncObj__raftState",
+    "_SyncObj__raftLeader",
+    "_SyncObj__leaderCommitIndex",
     "_SyncObj__lastResponseTime",
     "_SyncObj__sendNextNodeIdx",
     "_SyncObj__onMessageReceived",
     "_SyncObj__transport",
 )
 _LEADER = 2
+# A follower that has not been level with the leader's commit index for this long
+# is catching up: it takes no assignments and no writes (seconds).
+CATCH_UP_GRACE = 3.0
 # Clock samples kept per follower; the one with the shortest round trip counts.
 _CLOCK_SAMPLES = 8
 # The leader recomputes the offsets from its samples at most this often (seconds).
@@ -164,6 +169,7 @@ class Engine(SyncObj):  # type: ignore[misc]
     ) -> None:
         check_engine()
         self.durable = durable
+        self._ordo_level_at = -CATCH_UP_GRACE  # when this node last had applied all the leader committed
         self.fsyncs = 0
         self._ordo_flushed_at = -1
         self.fault = ""
@@ -202,6 +208,20 @@ class Engine(SyncObj):  # type: ignore[misc]
         if self.durable:
             self._ordo_flush()
         super()._onTick(timeToWait)
+        if self._SyncObj__raftState == _LEADER or (
+            self._SyncObj__raftLeader is not None
+            and self._SyncObj__raftLastApplied >= (self._SyncObj__leaderCommitIndex or 0)
+        ):
+            self._ordo_level_at = time.monotonic()
+
+    def caught_up(self) -> bool:
+        """Leader, or a follower level with the leader's commit index within CATCH_UP_GRACE."""
+        return time.monotonic() - self._ordo_level_at < CATCH_UP_GRACE
+
+    @property
+    def behind(self) -> int:
+        """Entries the leader committed that this node has not applied yet (as of its last append)."""
+        return max(0, int(self._SyncObj__leaderCommitIndex or 0) - int(self._SyncObj__raftLastApplied))
 
     def _ordo_flush(self) -> None:
         """fsync the journal if anything was appended or deleted since the last fsync."""

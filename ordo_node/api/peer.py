@@ -7,6 +7,7 @@ import logging
 import grpc
 
 from ..consensus import Consensus
+from ..errors import Unavailable
 from ..executor import Executor
 from ..pb import internal_pb2, internal_pb2_grpc
 from .convert import ts
@@ -57,7 +58,12 @@ class PeerService(internal_pb2_grpc.PeerServiceServicer):  # type: ignore[misc]
     async def Assign(
         self, request: internal_pb2.AssignRequest, context: grpc.aio.ServicerContext
     ) -> internal_pb2.AssignResponse:
-        """Start the assigned attempts that fit."""
+        """Start the assigned attempts that fit; none while this node is catching up or has stopped."""
+        if self.consensus.fault or not self.consensus.caught_up:
+            raise Unavailable(
+                f"node {self.node_id} takes no assignments: "
+                + (self.consensus.fault or "it is catching up with the leader")
+            )
         accepted = self.executor.assign(list(request.assignments))
         return internal_pb2.AssignResponse(accepted=accepted)
 
