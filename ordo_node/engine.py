@@ -300,14 +300,22 @@ class Engine(SyncObj):  # type: ignore[misc]
             return message
         prev = int(message["prevLogIdx"])
         last = self._ordo_last_index()
-        if prev >= last:
-            return message  # nothing held past prev: nothing can be truncated
+        if prev > last:
+            return message  # PySyncObj answers with a reset to this log's end
         mine = self._ordo_entry(prev)
         if mine is None:
             return message  # prev is compacted away: PySyncObj answers with a reset to the log's end
         if mine[2] != message["prevLogTerm"]:
+            kept = max(self._SyncObj__raftLastApplied, self._SyncObj__raftCommitIndex)
+            if prev <= kept:
+                raise EngineFault(
+                    f"the leader's entry index={prev} term={message['prevLogTerm']} conflicts with one "
+                    f"this node committed (term {mine[2]}; commit {self._SyncObj__raftCommitIndex})"
+                )
             self._ordo_conflict(node, message, prev, mine[2])
             return None
+        if prev == last:
+            return message  # the usual append: nothing held past prev, nothing to truncate
         entries = message.get("entries") or []
         held = self._ordo_held(entries, last)
         self.skipped_entries += held

@@ -224,3 +224,127 @@ def test_acknowledged_commands_survive_the_leader_cut_off(
     assert sum(n.chunked_entries for n in replicas) == 0
     # and the hazard did arise: pipelined acks would have moved nextIndex backward
     assert leader.held_next_index > 0
+
+
+# -- the follower's rules, one append at a time ----------------------------------------
+
+
+class Recorder(GuardedTransport):
+    """Keeps what the engine sends instead of sending it."""
+
+    def send(self, node: Any, message: Any) -> bool:
+        engine = self._syncObj
+        assert isinstance(engine, Engine)
+        engine._ordo_outgoing(node, message)
+        self.sent.append((node, message))
+        return True
+
+    @property
+    def sent(self) -> list[tuple[Any, dict[str, Any]]]:
+        if not hasattr(self, "_sent"):
+            self._sent: list[tuple[Any, dict[str, Any]]] = []
+        return self._sent
+
+
+@pytest.fixture
+def follower() -> Iterator[Engine]:
+    """A follower (no ticks: the test drives it) holding entries 1..10 of term 1, 8 of them applied."""
+    me, leader = (f"127.0.0.1:{p}" for p in free_ports(2))
+    engine = Engine(me, [leader], SyncObjConf(autoTick=False), transport_class=Recorder)
+    log_ = engine._SyncObj__raftLog
+    log_.clear()
+    for i in range(1, 11):
+        log_.add(entry(i, 1)[0], i, 1)
+    engine._SyncObj__raftCurrentTerm = 1
+    engine._SyncObj__raftCommitIndex = 8
+    engine._SyncObj__raftLastApplied = 8
+    try:
+        yield engine
+    finally:
+        engine.destroy()
+
+
+def entry(index: int, term: int) -> tuple[bytes, int, int]:
+    return (f"cmd {index} of term {term}".encode(), index, term)
+
+
+def append(engine: Engine, prev: int, prev_term: int, entries: list[Any], commit: int = 8) -> dict[str, Any]:
+    """Deliver one append from the leader; return the reply the follower sent."""
+    transport = engine._SyncObj__transport
+    leader = next(iter(engine._SyncObj__otherNodes))
+    transport.sent.clear()
+    message = {
+        "type": "append_entries",
+        "term": 1 if not entries else max(e[2] for e in entries),
+        "commit_index": commit,
+        "prevLogIdx": prev,
+        "prevLogTerm": prev_term,
+        "entries": entries,
+        "ordo_seq": 7,
+        "ordo_time": 0,
+    }
+    transport._onMessageReceived(leader, message)
+    replies = [m for _, m in transport.sent if m["type"] == "next_node_idx"]
+    return replies[-1] if replies else {}
+
+
+def terms(engine: Engine) -> list[tuple[int, int]]:
+    log_ = engine._SyncObj__raftLog
+    return [(log_[i][1], log_[i][2]) for i in range(len(log_))]
+
+
+def test_an_append_of_entries_held_already_truncates_nothing(follower: Engine) -> None:
+    # When the leader resends 6..7, which the follower holds with the same term
+    reply = append(follower, 5, 1, [entry(6, 1), entry(7, 1)])
+
+    # Then entries 8..10 stay, and it acknowledges what the append verified, tagged
+    assert terms(follower) == [(i, 1) for i in range(1, 11)]
+    assert reply["success"] and reply["next_node_idx"] == 8 and reply["ordo_ack"] == 7
+    assert follower.skipped_entries == 2 and follower.fault == ""
+
+
+def test_an_overlapping_append_adds_only_what_is_new(follower: Engine) -> None:
+    reply = append(follower, 5, 1, [entry(i, 1) for i in range(6, 13)])
+
+    assert terms(follower) == [(i, 1) for i in range(1, 13)]
+    assert reply["success"] and reply["next_node_idx"] == 13
+    assert follower.skipped_entries == 5
+
+
+def test_a_real_conflict_past_the_commit_index_replaces_the_tail(follower: Engine) -> None:
+    # When a leader of term 2 sends 9..10 of its own after 8
+    reply = append(follower, 8, 1, [entry(9, 2), entry(10, 2)])
+
+    # Then the unapplied tail of term 1 is replaced
+    assert terms(follower) == [*((i, 1) for i in range(1, 9)), (9, 2), (10, 2)]
+    assert reply["success"] and reply["next_node_idx"] == 11
+    assert follower.fault == ""
+
+
+def test_a_conflict_at_an_applied_entry_stops_the_follower(follower: Engine) -> None:
+    # When a leader asks to replace entry 7, which this node applied
+    reply = append(follower, 6, 1, [entry(7, 2)])
+
+    # Then it fail-stops: nothing deleted, no reply, and every later message is dropped
+    assert reply == {}
+    assert terms(follower) == [(i, 1) for i in range(1, 11)]
+    assert "conflicts with one this node committed" in follower.fault
+    assert append(follower, 10, 1, [entry(11, 1)]) == {}
+    assert len(terms(follower)) == 10
+
+
+def test_another_command_at_a_held_index_and_term_stops_the_follower(follower: Engine) -> None:
+    forged = (b"another command", 9, 1)
+    reply = append(follower, 8, 1, [forged])
+
+    assert reply == {} and "another command than the leader's" in follower.fault
+
+
+def test_a_conflict_at_prev_resets_to_where_that_term_began(follower: Engine) -> None:
+    # Given entries 9..10 of term 1 that a leader of term 3 does not have (its 10 is of term 2)
+    # When it appends after its entry 10
+    reply = append(follower, 10, 2, [entry(11, 3)])
+
+    # Then nothing is deleted yet, and the reset points past the commit index, at the term's start
+    assert len(terms(follower)) == 10
+    assert reply["reset"] and not reply["success"] and reply["next_node_idx"] == 9
