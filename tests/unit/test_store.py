@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import closing
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pysyncobj import SERIALIZER_STATE
 
 from ordo_node import commands as c
 from ordo_node import snapshots
@@ -1385,3 +1387,86 @@ def test_a_page_token_out_of_range_is_not_ours(created: str) -> None:
     token = base64.urlsafe_b64encode(f"{created}:00000000-0000-4000-8000-000000000001".encode()).decode()
     with pytest.raises(InvalidArgument, match="pageToken"):
         decode_token(token)
+
+
+# -- state hash and snapshots written off the tick thread ------------------------------
+
+
+def test_state_hash_follows_the_commands_applied(tmp_path: Path) -> None:
+    # Given two stores fed the same commands, and a third fed one different command
+    stores = [Store(tmp_path / name / "state.db") for name in ("a", "b", "c")]
+    try:
+        blobs = scenario()
+        for s in stores:
+            log_ = Log(s)
+            for blob in blobs[:-1]:
+                log_.raw(blob)
+        Log(stores[0]).raw(blobs[-1])
+        Log(stores[1]).raw(blobs[-1])
+        Log(stores[2]).raw(c.encode(cancel(1)))
+        index_hash = [s.applied for s in stores]
+    finally:
+        for s in stores:
+            s.close()
+
+    # Then equal commands give equal hashes at equal indexes, and one different command shows
+    assert index_hash[0] == index_hash[1]
+    assert index_hash[2][0] == index_hash[0][0] and index_hash[2][1] != index_hash[0][1]
+    assert len(index_hash[0][1]) == 32
+    # and the hash is stored with the index: a store opened again reads the same pair
+    again = Store(tmp_path / "a" / "state.db")
+    try:
+        assert again.applied == index_hash[0]
+        assert again.apply(index_hash[0][0], c.encode(cancel(1))) is None  # a replay changes nothing
+        assert again.applied == index_hash[0]
+    finally:
+        again.close()
+
+
+def test_snapshot_writer_copies_the_state_pinned_at_serialize(
+    store: Store, apply: Log, tmp_path: Path
+) -> None:
+    # Given a store with a job, an older dump on disk, and a writer
+    apply(submit(spec(1)))
+    dump_path = tmp_path / "raft.snapshot"
+    snapshots.write(store.path, dump_path, "older")
+    writer = snapshots.SnapshotWriter(store.path, dump_path, lambda: store.restores)
+
+    # When it serializes, and the store goes on applying before the copy is checked
+    writer.serialize(str(dump_path) + ".tmp", "meta at 1")
+    pinned = dump(store.path)
+    apply(submit(spec(2)))
+    assert (dump_path.with_name(dump_path.name + ".tmp")).exists()  # PySyncObj's rename is a no-op
+    states = []
+    deadline = time.monotonic() + 10
+    while (state := writer.check()) == SERIALIZER_STATE.SERIALIZING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    states.append(state)
+    states.append(writer.check())
+
+    # Then the dump holds the state at serialize, not the later job, and success is reported once
+    assert states == [SERIALIZER_STATE.SUCCESS, SERIALIZER_STATE.NOT_SERIALIZING]
+    fresh = Store(tmp_path / "fresh" / "state.db")
+    try:
+        assert fresh.restore(str(dump_path)) == "meta at 1"
+        assert dump(fresh.path) == pinned
+    finally:
+        fresh.close()
+    assert not (dump_path.with_name(dump_path.name + ".tmp")).exists()
+
+
+def test_snapshot_writer_drops_a_dump_overtaken_by_a_restore(
+    store: Store, apply: Log, tmp_path: Path
+) -> None:
+    apply(submit(spec(1)))
+    dump_path = tmp_path / "raft.snapshot"
+    writer = snapshots.SnapshotWriter(store.path, dump_path, lambda: store.restores)
+    writer.serialize(str(dump_path) + ".tmp", "ours")
+    store.restores += 1  # the leader's snapshot came in meanwhile
+
+    deadline = time.monotonic() + 10
+    while (state := writer.check()) == SERIALIZER_STATE.SERIALIZING and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    assert state == SERIALIZER_STATE.FAILED
+    assert not dump_path.exists()
