@@ -216,6 +216,8 @@ class Engine(SyncObj):  # type: ignore[misc]
 
     def caught_up(self) -> bool:
         """Leader, or a follower level with the leader's commit index within CATCH_UP_GRACE."""
+        if self._SyncObj__raftState == _LEADER:
+            return True
         return time.monotonic() - self._ordo_level_at < CATCH_UP_GRACE
 
     @property

@@ -258,8 +258,8 @@ def rows_scale(sc: dict[str, Any]) -> list[Row]:
             f"  snapshot of {sc['snapshot']['jobs']:,} jobs",
             f"{sc['snapshot']['size_mb']} MB, written in {sc['snapshot']['write_s']:.2f} s,"
             f" restored in {sc['snapshot']['restore_s']:.2f} s",
-            "Store.snapshot (a SQLite backup, on the tick thread) and Store.restore on an empty node,"
-            " on a copy of the leader's database",
+            "snapshots.copy_database (the SQLite backup the snapshot thread makes) and Store.restore"
+            " on an empty node, on a copy of the leader's database",
         ),
         Row(
             "scale",
