@@ -6,8 +6,21 @@ Leadership starts and stops the leader-only actors (timekeeper, dispatcher);
 they are started only after a barrier command commits, so the new leader's
 database holds every command committed before its term.
 
-Stop order (SIGINT/SIGTERM): health NOT_SERVING, leader actors, gRPC server
-(short grace), executor, reporter, Raft engine, read connection, store.
+Stop order (SIGINT/SIGTERM), every step bounded by one deadline,
+``shutdown_grace`` + STOP_MARGIN after the signal:
+
+1. drain: health NOT_SERVING, the executor takes no new assignments;
+2. leadership handed to a caught-up follower, leader actors stopped (no new
+   runs are triggered or handed out here);
+3. running attempts get until ``shutdown_grace`` after the signal to end;
+4. their outcomes are committed (the reporter drains);
+5. gRPC server, executor (what still runs is cancelled; its lease brings it
+   back), reporter, Raft engine, read connection, store.
+
+A step that overruns is logged and skipped. A stop begun by a signal also
+arms a watchdog thread: a process still alive a moment past the deadline (a
+handler thread that ignores cancellation keeps the interpreter from exiting)
+exits with ``os._exit``.
 """
 
 from __future__ import annotations
@@ -18,7 +31,9 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, suppress
 from typing import IO, Any
 
@@ -57,6 +72,15 @@ GRPC_OPTIONS = [
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ("grpc.so_reuseport", 0),
 ]
+# The stop sequence's own time past shutdown_grace: the last outcomes commit,
+# (LATE), the node leaves Raft and closes.
+LATE = 1.5
+STOP_MARGIN = 3.0
+# Past the deadline, each step still gets this long (closing files, channels);
+# the watchdog bounds the sum.
+LAST_CHANCE = 0.1
+# A process still alive this long past the stop deadline exits at once.
+EXIT_MARGIN = 1.0
 SERVICE_NAMES = (
     ordo_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     ordo_pb2.DESCRIPTOR.services_by_name["ClusterService"].full_name,
@@ -98,12 +122,77 @@ class Node:
         self._background: set[asyncio.Task[None]] = set()
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
+        self._stop_began: float | None = None  # time.monotonic() of the first stop
+        self._hurried = False
+        self._exit_at: float | None = None  # the watchdog's time, once a signal armed it
+        self._stopped = False
 
     def stop(self) -> None:
         """Ask the node to shut down; asked again, stop waiting for running attempts."""
-        if self._stop.is_set() and hasattr(self, "executor"):
-            self.executor.hurry()
+        if self._stop.is_set():
+            self._hurried = True
+            if hasattr(self, "executor"):
+                self.executor.hurry()
+        self._stop_began = self._stop_began or time.monotonic()
         self._stop.set()
+
+    @property
+    def stop_deadline(self) -> float:
+        """When the whole stop sequence must be over (time.monotonic())."""
+        if self._stop_began is None:  # a failed start-up closes what it opened
+            self._stop_began = time.monotonic()
+        return self._stop_began + self.config.shutdown_grace + STOP_MARGIN
+
+    def _on_signal(self) -> None:
+        """SIGINT/SIGTERM: stop, and make sure the process exits by the deadline."""
+        first = not self._stop.is_set()
+        self.stop()
+        if first:
+            self._exit_at = self.stop_deadline + EXIT_MARGIN
+            threading.Thread(target=self._watchdog, name="stop watchdog", daemon=True).start()
+
+    def _watchdog(self) -> None:
+        """Exit the process (status 1) once it outlived the stop's deadline (runs in its own thread)."""
+        while self._exit_at is None or time.monotonic() < self._exit_at:
+            time.sleep(0.1)
+        if self._stopped:
+            log.warning(
+                "node %s stopped, but the process did not exit (a handler ignoring cancellation?); exiting",
+                self.config.node_id,
+            )
+        else:
+            log.error(
+                "node %s: stop overran its deadline (shutdown_grace + %gs); exiting now",
+                self.config.node_id,
+                STOP_MARGIN,
+            )
+        for handler in logging.getLogger().handlers:
+            with suppress(Exception):
+                handler.flush()
+        os._exit(1)
+
+    async def _step(
+        self, name: str, work: Callable[[], Awaitable[object]], until: Callable[[], float] | float = 1.0
+    ) -> None:
+        """One step of the stop sequence, given ``until`` seconds, or until the time ``until()``
+        returns, and never past the stop deadline (but at least LAST_CHANCE).
+
+        A step that overruns is cancelled without waiting for it (it may ignore
+        cancellation), logged and skipped; one that fails is logged; either way
+        the sequence goes on.
+        """
+        began = time.monotonic()
+        remaining = min(self.stop_deadline, until() if callable(until) else began + until) - began
+        remaining = max(remaining, LAST_CHANCE)
+        task = asyncio.ensure_future(work())
+        done, _ = await asyncio.wait({task}, timeout=remaining)
+        if not done:
+            task.cancel()
+            log.warning("stop: %s overran its %.1fs; skipped", name, remaining)
+            return
+        if not task.cancelled() and (e := task.exception()) is not None:
+            log.error("stop: %s failed; going on", name, exc_info=e)
+        log.debug("stop: %s took %.2fs", name, time.monotonic() - began)
 
     async def run(self) -> None:
         """Start everything, serve until stopped, then stop everything in order.
@@ -126,21 +215,22 @@ class Node:
             stack.callback(self.store.close)
             self.queries = Queries(self.store.path)
             await self.queries.open()
-            stack.push_async_callback(self.queries.close)
+            stack.push_async_callback(self._step, "read connection", self.queries.close)
             self.peers = Peers(cfg)
             self.peers.sync(await self.queries.members())
-            stack.push_async_callback(self.peers.close)
+            stack.push_async_callback(self._step, "peer channels", self.peers.close)
             # A command holds at most one request's jobs, and encodes them in less than twice its bytes.
             self.consensus = Consensus(
                 cfg, self.store, self.peers, max_command_bytes=2 * max_request_bytes(cfg.max_payload_bytes)
             )
-            stack.push_async_callback(self.consensus.stop)
+            stack.push_async_callback(
+                self._step, "Raft engine", self.consensus.stop, lambda: self.stop_deadline
+            )
             self.reporter = Reporter(cfg.node_id, self.consensus)
             reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
-            stack.push_async_callback(_cancel, reporter_task)
-            stack.push_async_callback(self.reporter.drain, 3.0)
+            stack.push_async_callback(self._step, "reporter", lambda: _cancel(reporter_task), 0.5)
             self.executor = Executor(cfg, registry, self.reporter, self.consensus, self.metrics)
-            stack.push_async_callback(self.executor.stop)
+            stack.push_async_callback(self._step, "executor", self.executor.stop)
 
             def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
                 loop.call_soon_threadsafe(self._on_effects, fx)
@@ -167,17 +257,25 @@ class Node:
                     ) from None
                 stack.callback(http.close)
             await server.start()
-            stack.push_async_callback(server.stop, 1.0)
-            stack.push_async_callback(self.executor.finish_running, cfg.shutdown_grace)
-            stack.push_async_callback(self._stop_leading)
+            # The stop sequence runs from the bottom of this list up.
+            stack.push_async_callback(self._step, "gRPC server", lambda: server.stop(0.5))
+            # Leaving Raft as leader would cost the nodes still up an election.
+            stack.push_async_callback(
+                self._step, "leadership", lambda: self.consensus.transfer_leadership(1.0), 1.5
+            )
+            stack.push_async_callback(self._step, "outcomes", self._commit_outcomes, self._outcomes_until)
+            stack.push_async_callback(
+                self._step, "running attempts", self._finish_running, lambda: self._graced
+            )
+            stack.push_async_callback(self._step, "leader actors", self._stop_leading, 3.0)
             await self.consensus.start()
             self.executor.start()
             for name in ("", *SERVICE_NAMES):
                 await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
             self.consensus.on_fault(lambda _: self._spawn(_not_serving(health_servicer)))
-            stack.push_async_callback(health_servicer.enter_graceful_shutdown)
+            stack.push_async_callback(self._step, "drain", lambda: self._drain(health_servicer), 2.0)
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self._on_signal)
             log.info(
                 "node %s serving grpc=%s raft=%s data=%s peers=%s",
                 cfg.node_id,
@@ -201,7 +299,10 @@ class Node:
                     cfg.metrics_address,
                 )
             await self._stop.wait()
-            log.info("node %s stopping", cfg.node_id)
+            log.info("node %s stopping (running attempts get %gs)", cfg.node_id, cfg.shutdown_grace)
+        self._stopped = True
+        if self._exit_at is not None:  # now only the interpreter's exit is left
+            self._exit_at = min(self._exit_at, time.monotonic() + EXIT_MARGIN)
         log.info("node %s stopped", cfg.node_id)
 
     def _server(self) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
@@ -274,6 +375,36 @@ class Node:
                 self._leader_task.cancel()
                 self._leader_task = None
                 self.timekeeper = self.dispatcher = None
+
+    # -- the stop sequence's steps (see the module's docstring) ------------------
+
+    @property
+    def _graced(self) -> float:
+        """When the running attempts' shutdown_grace ends."""
+        return self.stop_deadline - STOP_MARGIN
+
+    @property
+    def _late(self) -> float:
+        """When the last outcomes must have committed."""
+        return self._graced + LATE
+
+    async def _drain(self, health_servicer: health.aio.HealthServicer) -> None:
+        """Take no new work: health checks say NOT_SERVING, assignments are refused, and the
+        attempts held here and not started are given back (a grace of 0 waits for nothing)."""
+        await health_servicer.enter_graceful_shutdown()
+        await self.executor.finish_running(0)
+
+    async def _finish_running(self) -> None:
+        await self.executor.finish_running(max(0.0, self._graced - time.monotonic()))
+
+    def _outcomes_until(self) -> float:
+        """When this node stops waiting for its outcomes to commit: LATE after its attempts ended
+        (a cluster that lost its majority will not commit them by waiting longer)."""
+        return min(self._late, time.monotonic() + LATE)
+
+    async def _commit_outcomes(self) -> None:
+        # A little under the step's time, so that the reporter says itself what it leaves.
+        await self.reporter.drain(max(0.0, self._outcomes_until() - time.monotonic() - 0.1))
 
     async def _stop_leading(self) -> None:
         # Hand leadership to a caught-up follower first, so triggering resumes
