@@ -24,6 +24,11 @@ DEFAULT_GRPC = "127.0.0.1:7001"
 # Built-in handlers that run commands or write files on the node: off unless enabled.
 DANGEROUS = ("shell", "file_write")
 DEFAULT_RAFT = "127.0.0.1:7101"
+# [cluster] max_clock_skew bounds (seconds): below 10 ms the measurement's own error
+# (half a round trip on a busy node) would take healthy clocks for skewed ones; above
+# an hour the check would no longer stop anything a cron schedule cares about.
+MIN_CLOCK_SKEW = 0.01
+MAX_CLOCK_SKEW = 3600.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,9 @@ class Config:
     handlers: tuple[str, ...] = ()
     max_payload_bytes: int = 1024 * 1024
     lease_timeout: float = 10.0
+    # [cluster] max_clock_skew (seconds): a node whose wall clock is further than this from
+    # the majority's does not trigger jobs or time submissions (clock.py).
+    max_clock_skew: float = 1.0
     shutdown_grace: float = 30.0
     keep_runs: int = 100
     event_max_age_days: float = 30.0
@@ -340,6 +348,12 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     lease = float(cluster.get("lease_timeout", (int, float), 10.0))
     if not 1.0 <= lease <= 3600:
         raise ConfigError(f"{where}: cluster.lease_timeout: must be between 1 and 3600 seconds, not {lease}")
+    max_skew = float(cluster.get("max_clock_skew", (int, float), 1.0))
+    if not MIN_CLOCK_SKEW <= max_skew <= MAX_CLOCK_SKEW:
+        raise ConfigError(
+            f"{where}: cluster.max_clock_skew: must be between {MIN_CLOCK_SKEW} and {MAX_CLOCK_SKEW:.0f}"
+            f" seconds, not {max_skew}"
+        )
     cluster.finish()
 
     capacity, tags, dangerous, grace = _executor(where, top.table("executor"))
@@ -393,6 +407,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         handlers=tuple(handlers),
         max_payload_bytes=max_payload,
         lease_timeout=lease,
+        max_clock_skew=max_skew,
         shutdown_grace=grace,
         keep_runs=keep_runs,
         event_max_age_days=age,

@@ -2,10 +2,17 @@
 
 Only proposers read the clock (``now_us``); the state machine gets every time
 inside the command it applies.
+
+Test hook: the environment variable ``ORDO_TEST_CLOCK_SKEW_MS``, read once at
+import, shifts ``now_us`` by that many milliseconds (e.g. ``30000``: this
+node's clock is 30 s fast). It stands for a wrong system clock in the tests of
+clock skew (tests/cluster/test_clock_skew.py); nothing else reads it, and
+unset it costs nothing: ``now_us`` is then the plain function.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
@@ -13,9 +20,27 @@ from functools import lru_cache
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def now_us() -> int:
-    """The wall clock, in microseconds since the epoch."""
-    return time.time_ns() // 1000
+def _skew_us(text: str) -> int:
+    """The test hook's value (milliseconds, may be fractional or negative) in microseconds."""
+    try:
+        return round(float(text or "0") * 1000)
+    except (ValueError, OverflowError):  # not a number, NaN, infinite
+        raise ValueError(f"ORDO_TEST_CLOCK_SKEW_MS: {text!r} is not a number of milliseconds") from None
+
+
+SKEW_US = _skew_us(os.environ.get("ORDO_TEST_CLOCK_SKEW_MS", ""))
+
+if SKEW_US:
+
+    def now_us() -> int:
+        """The wall clock, in microseconds since the epoch, shifted by ORDO_TEST_CLOCK_SKEW_MS (a test)."""
+        return time.time_ns() // 1000 + SKEW_US
+
+else:
+
+    def now_us() -> int:
+        """The wall clock, in microseconds since the epoch."""
+        return time.time_ns() // 1000
 
 
 def to_datetime(us: int) -> datetime:

@@ -298,3 +298,36 @@ def test_ids_and_ports_are_checked_whole_and_in_ascii(
     # A trailing newline slipped past the id check, and '²' or Arabic-Indic digits past the port check.
     message = load_error(write(tmp_path, variant(old, new)))
     assert expected in message and "is not a valid" in message
+
+
+# --- [cluster] max_clock_skew (issue 13) ------------------------------------------
+
+
+def test_max_clock_skew_defaults_to_one_second_and_takes_a_value(tmp_path: Path) -> None:
+    # Given the base file, and one with max_clock_skew = 0.25
+    plain = load(write(tmp_path, BASE))
+    tuned = load(
+        write(tmp_path, variant("]\n\n[executor]", "]\nmax_clock_skew = 0.25\n\n[executor]"), "b.toml")
+    )
+
+    # Then the default is 1 s and the key is read
+    assert plain.max_clock_skew == 1.0
+    assert tuned.max_clock_skew == 0.25
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0", "cluster.max_clock_skew: must be between 0.01 and 3600 seconds, not 0.0"),
+        ("-1", "cluster.max_clock_skew: must be between 0.01 and 3600 seconds, not -1.0"),
+        ("7200", "cluster.max_clock_skew: must be between 0.01 and 3600 seconds, not 7200.0"),
+        ("nan", "cluster.max_clock_skew: must be between 0.01 and 3600 seconds, not nan"),
+        ('"1s"', "cluster.max_clock_skew: must be int or float, not '1s'"),
+        ("true", "cluster.max_clock_skew: must be int or float, not True"),
+    ],
+    ids=["zero", "negative", "too-large", "nan", "string", "bool"],
+)
+def test_a_bad_max_clock_skew_names_the_key(tmp_path: Path, value: str, expected: str) -> None:
+    path = write(tmp_path, variant("]\n\n[executor]", f"]\nmax_clock_skew = {value}\n\n[executor]"))
+
+    assert load_error(path) == f"{path}: {expected}"
