@@ -14,6 +14,13 @@ due in the same second start on time instead of queueing behind their
 triggers' and assignments' commits. A cancellation before the due time still
 stops the held run. Recurring jobs are triggered at their fire time: their
 occurrences' fates (catch-up, overlap, pause) are decided then.
+
+Clock skew (clock.py): the timekeeper triggers only while this node's clock is
+within ``[cluster] max_clock_skew`` of the majority's; otherwise it triggers
+nothing and hands leadership over. And while an executor it may assign to has
+a clock not known to be within bounds, one-off jobs are triggered at their due
+time instead of ahead of it: an executor holds a run until its scheduled time
+by its own clock, so a fast one would start it early.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import uuid
 from contextlib import suppress
 
 from . import commands as c
+from .clock import ClockGuard, members_out_of_bounds, seconds
 from .consensus import Consensus
 from .dispatcher import Dispatcher, Pending
 from .errors import OrdoError
@@ -66,8 +74,13 @@ class Timekeeper:
         batch: int = 2000,
         dispatcher: Dispatcher | None = None,
         lookahead: int = LOOKAHEAD,
+        clock: ClockGuard | None = None,
     ) -> None:
         self.metrics = metrics
+        # Tests without a consensus have no clock to judge.
+        self.clock = clock if clock is not None or consensus is None else ClockGuard(consensus)
+        # The executors whose clocks keep one-off jobs from being triggered ahead (logged when it changes).
+        self._skewed: set[str] = set()
         self.dispatcher = dispatcher
         self.lookahead = lookahead
         self.node_id = node_id
@@ -106,6 +119,8 @@ class Timekeeper:
         """Trigger due jobs until cancelled."""
         while True:
             self._wake.clear()
+            if self.clock is not None:
+                await self.clock.hold()
             if await self.trigger_due():
                 continue
             nxt = await self.queries.next_due()
@@ -135,7 +150,8 @@ class Timekeeper:
     async def trigger_due(self) -> bool:
         """Propose triggers for one batch of due jobs; True if it found any."""
         now = now_us()
-        due = await self.queries.due_jobs(now, self.batch, one_offs_until=now + self._window)
+        window = self._window if not self._executors_out_of_bounds() else 0
+        due = await self.queries.due_jobs(now, self.batch, one_offs_until=now + window)
         if not due:
             return False
         triggers = tuple(
@@ -181,6 +197,26 @@ class Timekeeper:
         for job_id, why in result.get("skipped", {}).items():
             log.info("not triggering job %s: %s", job_id, why)
         return True
+
+    def _executors_out_of_bounds(self) -> bool:
+        """Whether a reachable executor's clock is not known to be within bounds (see the module doc)."""
+        if self.clock is None or self.dispatcher is None:
+            return False
+        reachable = {n for n, ok in self.dispatcher.reachable.items() if ok}
+        unfit = members_out_of_bounds(self.consensus, reachable)
+        # Said when a measured skew appears or goes; a member not measured yet (for a moment
+        # after this node became leader) is waited for silently.
+        skewed = {n: off for n, off in unfit.items() if off is not None}
+        if skewed.keys() != self._skewed:
+            if skewed:
+                log.info(
+                    "triggering one-off jobs at their due time, not ahead: executor clock out of bounds %s",
+                    " ".join(f"{n}={seconds(off)}" for n, off in sorted(skewed.items())),
+                )
+            else:
+                log.info("triggering one-off jobs ahead again: every executor's clock is within bounds")
+            self._skewed = set(skewed)
+        return bool(unfit)
 
 
 def recurring_trigger(d: DueJob, now: int) -> c.Trigger:

@@ -4,14 +4,18 @@ and when the timekeeper wakes up."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from contextlib import suppress
+from types import SimpleNamespace
 from typing import Any, cast
 
 from helpers import eventually
 
+from ordo_node.config import Config, Peer
 from ordo_node.consensus import Consensus
+from ordo_node.dispatcher import Dispatcher
 from ordo_node.queries import DueJob, Queries
-from ordo_node.timekeeper import BURST, MAX_LOOKAHEAD, MAX_SLEEP, Timekeeper, recurring_trigger
+from ordo_node.timekeeper import BURST, LOOKAHEAD, MAX_LOOKAHEAD, MAX_SLEEP, Timekeeper, recurring_trigger
 from ordo_node.timeutil import now_us
 
 SEC = 1_000_000
@@ -154,3 +158,101 @@ async def test_a_far_earliest_job_is_planned_again_in_time_for_the_longest_lead(
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+
+# --- clock skew (issue 13) ----------------------------------------------------------------------------
+
+
+class SkewConsensus:
+    """What the timekeeper's clock checks read: this node's offset, and each follower's (as leader)."""
+
+    def __init__(self, offset_us: int, followers: dict[str, int]) -> None:
+        self.config = Config(
+            node_id="node1",
+            grpc_address="127.0.0.1:101",
+            raft_address="127.0.0.1:1",
+            data_dir=cast(Any, None),
+            secret="x" * 16,
+        )
+        self.engine = SimpleNamespace(
+            clock_offset_us=offset_us,
+            clock_measured=True,
+            otherNodes={"127.0.0.1:2", "127.0.0.1:3"},
+            offsets=followers,
+        )
+        self.peers = SimpleNamespace(
+            members=lambda: [Peer(f"node{i}", f"127.0.0.1:10{i}", f"127.0.0.1:{i}") for i in (1, 2, 3)]
+        )
+        self.term = 3
+        self.transfers = 0
+
+    @property
+    def clock_offset_us(self) -> int:
+        return int(self.engine.clock_offset_us)
+
+    async def transfer_leadership(self) -> None:
+        self.transfers += 1
+
+
+class WindowQueries(FakeQueries):
+    """Records how far ahead the timekeeper asked for one-off jobs."""
+
+    def __init__(self) -> None:
+        super().__init__(now_us() + 3600 * SEC)
+        self.ahead: list[int] = []
+
+    async def due_jobs(self, now: int, limit: int, *, one_offs_until: int | None = None) -> list[DueJob]:
+        self.ahead.append((one_offs_until or now) - now)
+        return []
+
+
+def keeper_with(consensus: SkewConsensus, queries: Queries, reachable: dict[str, bool]) -> Timekeeper:
+    dispatcher = SimpleNamespace(reachable=reachable)
+    return Timekeeper("node1", cast(Consensus, consensus), queries, dispatcher=cast(Dispatcher, dispatcher))
+
+
+async def test_one_offs_are_not_triggered_ahead_while_an_executor_clock_is_out_of_bounds() -> None:
+    # Given a leader within bounds whose follower node3 is 30 s fast, node2 within bounds
+    consensus = SkewConsensus(0, {"127.0.0.1:2": 2 * 1000, "127.0.0.1:3": 30 * SEC})
+    queries = WindowQueries()
+    keeper = keeper_with(consensus, cast(Queries, queries), {"node2": True, "node3": True})
+
+    # When it looks for due jobs
+    await keeper.trigger_due()
+    # Then it asks only for one-off jobs due by now (node3 would start a run held for later at once)
+    assert queries.ahead == [0]
+
+    # When node3 is unreachable (no run goes there), or its clock is back within bounds
+    keeper.dispatcher.reachable["node3"] = False  # type: ignore[union-attr]
+    await keeper.trigger_due()
+    keeper.dispatcher.reachable["node3"] = True  # type: ignore[union-attr]
+    consensus.engine.offsets["127.0.0.1:3"] = 500_000
+    await keeper.trigger_due()
+    # Then one-off jobs are triggered ahead again
+    assert queries.ahead[1:] == [LOOKAHEAD, LOOKAHEAD]
+
+
+async def test_a_leader_whose_clock_is_out_of_bounds_triggers_nothing_and_hands_over() -> None:
+    # Given a leader whose clock is 30 s fast (its followers agree with each other)
+    consensus = SkewConsensus(30 * SEC, {"127.0.0.1:2": 0, "127.0.0.1:3": 0})
+    queries = WindowQueries()
+    keeper = keeper_with(consensus, cast(Queries, queries), {"node2": True, "node3": True})
+    assert keeper.clock is not None
+    keeper.clock.confirm, keeper.clock.retry = 0.05, 0.05
+    task = asyncio.create_task(keeper.run())
+    try:
+        # Then it asks to hand leadership over
+        await eventually(lambda: _at_least(lambda: consensus.transfers, 1), timeout=5, interval=0.01)
+        # and never looked for due jobs
+        assert queries.ahead == [] and queries.plans == 0
+        # When its clock is corrected (an operator fixed NTP), it triggers again
+        consensus.engine.clock_offset_us = 0
+        await eventually(lambda: _at_least(lambda: queries.plans, 1), timeout=5, interval=0.01)
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+
+async def _at_least(read: Callable[[], int], n: int) -> bool:
+    return read() >= n
