@@ -11,6 +11,7 @@ from contextlib import suppress
 import grpc
 
 from .. import commands as c
+from ..clock import ClockGuard
 from ..config import Config
 from ..consensus import Consensus
 from ..errors import InvalidArgument, NotFound
@@ -24,7 +25,7 @@ from .batcher import SubmitBatcher
 from .convert import event_message, job_message, occurrence_message, ts
 from .errors import raise_refusal, rpc, rpc_stream
 from .explain import explain, preview_times
-from .submission import job_spec
+from .submission import clock_timed, job_spec
 
 log = logging.getLogger("ordo_node.jobs")
 
@@ -58,6 +59,8 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self.consensus = consensus
         self.queries = queries
         self.registry = registry
+        # A node whose clock is off the majority's refuses what it would have to time.
+        self.clock = ClockGuard(consensus)
 
     async def _submit(self, specs: list[c.JobSpec]) -> list[str]:
         cmd = c.SubmitJobs(
@@ -86,6 +89,9 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.SubmitJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.SubmitJobResponse:
         """Schedule one job; answer once it is committed (grouped with concurrent calls)."""
+        what = clock_timed(request)
+        if what:
+            self.clock.refuse_timing(what)
         spec = self._spec(request, now_us())
         answer = await self.batcher.submit(spec)
         raise_refusal(answer)
@@ -107,6 +113,9 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
             raise InvalidArgument("jobs", "is empty")
         if len(request.jobs) > v.MAX_BATCH:
             raise InvalidArgument("jobs", f"has {len(request.jobs)} jobs; the limit is {v.MAX_BATCH}")
+        what = next((w for r in request.jobs if (w := clock_timed(r))), "")
+        if what:
+            self.clock.refuse_timing(what)
         now = now_us()
         specs = [self._spec(r, now, f"jobs[{i}].") for i, r in enumerate(request.jobs)]
         # One batch is one Raft command: bound it, yet always let one job of the largest payload through.

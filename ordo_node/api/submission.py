@@ -14,6 +14,16 @@ from . import validate as v
 from .options import job_options
 
 
+def clock_timed(req: ordo_pb2.SubmitJobRequest) -> str:
+    """What of the request the taking node's clock would time ('' if nothing): a cron schedule (its
+    first fire time comes after now), ``delay``, or "now" when runAt is absent."""
+    if req.cron:
+        return "a cron schedule (its first fire time)"
+    if req.run_at:
+        return ""
+    return "delay" if req.HasField("delay") else "a job without runAt (due now)"
+
+
 def _run_at(req: ordo_pb2.SubmitJobRequest, now: int, prefix: str) -> int:
     """When the job is due: runAt, or now plus delay, or now."""
     if req.run_at and req.HasField("delay"):
