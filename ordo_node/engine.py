@@ -21,6 +21,17 @@ transport that carries the Raft messages, never by copying PySyncObj's code:
   sequence number that its reply echoes; once a ``reset`` reply is acted on,
   replies to appends sent before it are stale and ignored.
 
+Two more faults of PySyncObj's Raft are closed the same way. **Acks carry no
+term**: each reply here carries the term of the append it answers, and a
+leader ignores replies from another term. **No PreVote**: a node cut off from
+the others times out again and again, raising its term each time, and when it
+comes back its vote requests depose a healthy leader. Here a node whose
+election timer runs out first asks the others whether they would vote for it
+(``ordo_prevote``, which changes no term); a node that has heard from a leader
+within the minimum election timeout, or holds a longer log, says no. Only with
+a majority of yeses does PySyncObj start its real election. A leadership
+transfer (``timeout_now``) skips the question.
+
 Should a follower still be asked to delete an entry it has applied, or meet a
 different command at an index and term it holds, it stops replicating at once
 (fail-stop): one CRITICAL log line, the reason in :attr:`Engine.fault` (shown by
@@ -88,6 +99,12 @@ _PRIVATE = (
     "_SyncObj__sendNextNodeIdx",
     "_SyncObj__onMessageReceived",
     "_SyncObj__transport",
+    "_SyncObj__raftElectionDeadline",
+    "_SyncObj__transferInProgress",
+    "_SyncObj__selfNode",
+    "_SyncObj__otherNodes",
+    "_SyncObj__generateRaftTimeout",
+    "_SyncObj__conf",
 )
 _LEADER = 2
 # A follower that has not been level with the leader's commit index for this long
@@ -158,6 +175,8 @@ class Engine(SyncObj):  # type: ignore[misc]
     Subclasses add the replicated methods; this class adds none.
     """
 
+    _SyncObj__raftElectionDeadline: float  # PySyncObj's, set here too
+
     def __init__(
         self,
         self_address: str,
@@ -182,7 +201,13 @@ class Engine(SyncObj):  # type: ignore[misc]
         self.clock_measured = False
         self._ordo_sent: dict[Any, int] = {}  # leader: the last append sequence number sent to each node
         self._ordo_barrier: dict[Any, int] = {}  # leader: replies to appends up to this one are stale
-        self._ordo_replying: tuple[Any, int, int] | None = None  # follower: (leader, seq, leader's time)
+        # follower: (leader, seq, leader's time, term) of the append being handled
+        self._ordo_replying: tuple[Any, int, int, int] | None = None
+        self._ordo_leader_seen = 0.0  # when an append of a current leader last arrived
+        self._ordo_prevote_round = 0
+        self._ordo_prevotes: set[Any] = set()
+        self._ordo_prevote_won = False
+        self.prevotes_refused = 0
         self._ordo_samples: dict[Any, deque[tuple[int, int]]] = {}  # leader: (round trip, offset) per node
         self._ordo_offsets: dict[Any, int] = {}  # leader: each follower's offset from the majority
         self._ordo_clock_next = 0.0
@@ -207,12 +232,68 @@ class Engine(SyncObj):  # type: ignore[misc]
         # what earlier ticks appended reaches the disk first.
         if self.durable:
             self._ordo_flush()
+        self._ordo_hold_election()
         super()._onTick(timeToWait)
         if self._SyncObj__raftState == _LEADER or (
             self._SyncObj__raftLeader is not None
             and self._SyncObj__raftLastApplied >= (self._SyncObj__leaderCommitIndex or 0)
         ):
             self._ordo_level_at = time.monotonic()
+
+    # -- pre-vote ---------------------------------------------------------------
+
+    def _ordo_hold_election(self) -> None:
+        """Tick thread, before PySyncObj's tick: an election it would start now waits for a pre-vote."""
+        if (
+            self.fault
+            or self._SyncObj__raftState == _LEADER
+            or self._SyncObj__raftElectionDeadline >= monotonic_time()
+            or self._SyncObj__transferInProgress
+            or self._SyncObj__selfNode is None
+        ):
+            return
+        if self._ordo_prevote_won or not self._SyncObj__otherNodes:
+            self._ordo_prevote_won = False
+            return  # PySyncObj starts its election in this tick
+        self._SyncObj__raftElectionDeadline = monotonic_time() + self._SyncObj__generateRaftTimeout()
+        self._ordo_prevote_round += 1
+        self._ordo_prevotes = set()
+        log_ = self._SyncObj__raftLog
+        for node in self._SyncObj__otherNodes:
+            self._SyncObj__transport.send(
+                node,
+                {
+                    "type": "ordo_prevote",
+                    "round": self._ordo_prevote_round,
+                    "term": self._SyncObj__raftCurrentTerm + 1,
+                    "last_log_index": log_[-1][1],
+                    "last_log_term": log_[-1][2],
+                },
+            )
+
+    def _ordo_answer_prevote(self, node: Any, message: dict[str, Any]) -> None:
+        log_ = self._SyncObj__raftLog
+        mine = (log_[-1][2], log_[-1][1])
+        theirs = (message["last_log_term"], message["last_log_index"])
+        leader_alive = self._SyncObj__raftState == _LEADER or (
+            monotonic_time() - self._ordo_leader_seen < self._SyncObj__conf.raftMinTimeout
+        )
+        granted = not leader_alive and message["term"] > self._SyncObj__raftCurrentTerm and theirs >= mine
+        self._SyncObj__transport.send(
+            node, {"type": "ordo_prevote_reply", "round": message["round"], "granted": granted}
+        )
+
+    def _ordo_count_prevote(self, node: Any, message: dict[str, Any]) -> None:
+        if message["round"] != self._ordo_prevote_round or self._SyncObj__raftState == _LEADER:
+            return
+        if not message["granted"]:
+            self.prevotes_refused += 1
+            return
+        self._ordo_prevotes.add(node)
+        if len(self._ordo_prevotes) + 1 > (len(self._SyncObj__otherNodes) + 1) / 2:
+            self._ordo_prevote_won = True
+            self._ordo_prevote_round += 1  # later replies of this round count for nothing
+            self._SyncObj__raftElectionDeadline = 0  # elect in the next tick
 
     def caught_up(self) -> bool:
         """Leader, or a follower level with the leader's commit index within CATCH_UP_GRACE."""
@@ -265,8 +346,9 @@ class Engine(SyncObj):  # type: ignore[misc]
         elif kind == "next_node_idx" and self._ordo_replying is not None and self._ordo_replying[0] == node:
             if self.durable and message.get("success"):
                 self._ordo_flush()  # what this reply says the follower holds is on its disk
-            _, seq, leader_time = self._ordo_replying
+            _, seq, leader_time, term = self._ordo_replying
             message["ordo_ack"] = seq
+            message["ordo_term"] = term
             message["ordo_echo"] = leader_time
             message["ordo_time"] = timeutil.now_us()
 
@@ -280,9 +362,19 @@ class Engine(SyncObj):  # type: ignore[misc]
         if kind == "next_node_idx":
             self._ordo_reply(node, message)
             return None
+        if kind == "ordo_prevote":
+            self._ordo_answer_prevote(node, message)
+            return None
+        if kind == "ordo_prevote_reply":
+            self._ordo_count_prevote(node, message)
+            return None
         if kind != "append_entries":
             return message
-        self._ordo_replying = (node, int(message.get("ordo_seq", 0)), int(message.get("ordo_time", 0)))
+        term = int(message.get("term", 0))
+        if term >= self._SyncObj__raftCurrentTerm:
+            self._ordo_leader_seen = monotonic_time()
+            self._ordo_prevote_won = False  # a leader is there: a pre-vote won before it is void
+        self._ordo_replying = (node, int(message.get("ordo_seq", 0)), int(message.get("ordo_time", 0)), term)
         if "ordo_offset" in message:
             self.clock_offset_us = int(message["ordo_offset"])
             self.clock_measured = True
@@ -388,6 +480,9 @@ class Engine(SyncObj):  # type: ignore[misc]
     def _ordo_reply(self, node: Any, message: dict[str, Any]) -> None:
         """A follower's answer to an append; handled here and by PySyncObj (leader only)."""
         ack = message.get("ordo_ack")
+        if message.get("ordo_term", self._SyncObj__raftCurrentTerm) != self._SyncObj__raftCurrentTerm:
+            self.stale_replies += 1  # answers an append of another term (acks carry no term in PySyncObj)
+            return
         if ack is not None and "ordo_echo" in message and "ordo_time" in message:
             self._ordo_clock_sample(node, int(message["ordo_echo"]), int(message["ordo_time"]))
         if ack is not None and ack <= self._ordo_barrier.get(node, 0):

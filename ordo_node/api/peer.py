@@ -6,6 +6,7 @@ import logging
 
 import grpc
 
+from ..clock import skew_fault
 from ..consensus import Consensus
 from ..errors import Unavailable
 from ..executor import Executor
@@ -38,7 +39,7 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
         applied_index=applied,
         state_hash=state_hash,
         clock_offset_ms=consensus.clock_offset_us // 1000,
-        fault=consensus.fault,
+        fault=consensus.fault or skew_fault(consensus),
         role=consensus.role,
         draining=executor.draining,
         boot_id=executor.boot_id,

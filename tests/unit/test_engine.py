@@ -348,3 +348,48 @@ def test_a_conflict_at_prev_resets_to_where_that_term_began(follower: Engine) ->
     # Then nothing is deleted yet, and the reset points past the commit index, at the term's start
     assert len(terms(follower)) == 10
     assert reply["reset"] and not reply["success"] and reply["next_node_idx"] == 9
+
+
+# -- pre-vote -----------------------------------------------------------------------------
+
+
+def test_a_node_cut_off_and_back_does_not_depose_the_leader(replicas: list[Replica]) -> None:
+    # Given: a leader and two followers
+    wait("a leader", lambda: leader_of(replicas) is not None)
+    leader = leader_of(replicas)
+    assert leader is not None
+    term = leader.raftCurrentTerm
+    wait("every node in the leader's term", lambda: all(n.raftCurrentTerm == term for n in replicas))
+    loner = next(n for n in replicas if n is not leader)
+
+    # When: one follower is cut off for several election timeouts, then comes back
+    Cuttable.cut = {loner.selfNode.id}
+    wait(
+        "three of the loner's election timeouts",
+        lambda: loner._ordo_prevote_round >= 3 or loner.raftCurrentTerm > term,
+    )
+    assert loner.raftCurrentTerm == term  # its timeouts raised no term
+    Cuttable.cut = set()
+    marker: list[int] = []
+    leader.put(command(1), callback=lambda r, e: marker.append(int(r)) if e == 0 else None)
+    wait("a command after the heal", lambda: bool(marker) and marker[0] in loner.applied)
+
+    # Then: the same leader leads in the same term, and nobody started an election
+    assert leader_of(replicas) is leader
+    assert [n.raftCurrentTerm for n in replicas] == [term, term, term]
+
+
+def test_followers_elect_a_new_leader_after_pre_votes(replicas: list[Replica]) -> None:
+    wait("a leader", lambda: leader_of(replicas) is not None)
+    leader = leader_of(replicas)
+    assert leader is not None
+    others = [n for n in replicas if n is not leader]
+
+    Cuttable.cut = {leader.selfNode.id}
+    started = time.monotonic()
+    wait("a new leader", lambda: leader_of(others) is not None)
+
+    # one pre-vote round and one election, within a few election timeouts
+    assert time.monotonic() - started < 6.0
+    new_leader = leader_of(others)
+    assert new_leader is not None and new_leader.raftCurrentTerm == leader.raftCurrentTerm + 1
