@@ -35,6 +35,7 @@ from typing import Any
 
 from . import commands as c
 from .api.convert import from_value
+from .clock import majority_now_us
 from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
@@ -238,7 +239,7 @@ class Executor:
         refs = tuple(c.RunRef(*key) for key in (*self.running, *self.held))
         if not refs:
             return
-        at = now_us()
+        at = majority_now_us(self.consensus)  # the leader expires leases by the majority's clock
         cmd = c.RenewLeases(
             request_id=uuid.uuid4().hex,
             node=self.config.node_id,
@@ -291,7 +292,8 @@ class Executor:
         """Wait for the attempt's scheduled time and a free slot, then run it."""
         key = (a.run_id, a.attempt)
         try:
-            delay = (a.scheduled_at.ToMicroseconds() - now_us()) / 1e6
+            # Scheduled by the leader's clock, within bounds of the majority's: wait by that.
+            delay = (a.scheduled_at.ToMicroseconds() - majority_now_us(self.consensus)) / 1e6
             if delay > 0:
                 await asyncio.sleep(delay)
             if not self._queued:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ class FakeConsensus:
 
     def __init__(self) -> None:
         self.proposed: list[Any] = []
+        self.clock_offset_us = 0  # this node's clock less the majority's
 
     async def propose(self, cmd: Any, timeout: float | None = None) -> Any:
         self.proposed.append(cmd)
@@ -86,6 +88,20 @@ async def test_a_run_assigned_ahead_starts_at_its_scheduled_time(tmp_path: Path)
     assert started == [] and ("a:1", 1) in ex.held and not ex.running
     await until(lambda: started == ["a:1"])
     assert now_us() >= due
+    await ex.stop()
+
+
+async def test_an_executor_with_a_fast_clock_holds_a_run_by_the_majoritys_clock(tmp_path: Path) -> None:
+    # Given an executor whose clock is 30 s fast, and a run the leader scheduled half a second ahead
+    started: list[str] = []
+    ex, consensus = make(tmp_path, 2, started)
+    consensus.clock_offset_us = 30_000_000
+    assigned = time.monotonic()
+    ex.assign([assignment("a:1", now_us() - 30_000_000 + 500_000)])
+
+    # Then it waits the half second (by its own clock the time passed 29.5 s ago)
+    await until(lambda: started == ["a:1"])
+    assert time.monotonic() - assigned >= 0.45
     await ex.stop()
 
 
