@@ -34,7 +34,7 @@ from . import commands as c
 from .clock import ClockGuard, members_out_of_bounds, seconds
 from .consensus import Consensus
 from .dispatcher import Dispatcher, Pending
-from .errors import OrdoError
+from .errors import InvalidArgument, OrdoError
 from .metrics import Metrics
 from .queries import DueJob, Queries
 from .schedule import catch_up, fire_time, from_options, next_occurrence
@@ -154,9 +154,9 @@ class Timekeeper:
         due = await self.queries.due_jobs(now, self.batch, one_offs_until=now + window)
         if not due:
             return False
-        triggers = tuple(
-            recurring_trigger(d, now) if d.options.get("cron") else c.Trigger(d.job_id, d.due_at) for d in due
-        )
+        due, triggers = await self._triggers(due, now)
+        if not due:
+            return True
         assignments: list[c.Assignment] = []
         if self.dispatcher is not None:
             # The one run a one-off job's trigger creates is "<job id>:1", attempt 1.
@@ -197,6 +197,33 @@ class Timekeeper:
         for job_id, why in result.get("skipped", {}).items():
             log.info("not triggering job %s: %s", job_id, why)
         return True
+
+    async def _triggers(self, due: list[DueJob], now: int) -> tuple[list[DueJob], tuple[c.Trigger, ...]]:
+        """The trigger of each due job; a recurring job whose stored schedule this version refuses
+        (an expression an older version accepted, see README, cron) is paused with a note instead."""
+        kept: list[DueJob] = []
+        triggers: list[c.Trigger] = []
+        for d in due:
+            try:
+                recurring = bool(d.options.get("cron"))
+                trigger = recurring_trigger(d, now) if recurring else c.Trigger(d.job_id, d.due_at)
+            except InvalidArgument as e:
+                await self._pause_unreadable(d.job_id, str(e))
+                continue
+            kept.append(d)
+            triggers.append(trigger)
+        return kept, tuple(triggers)
+
+    async def _pause_unreadable(self, job_id: str, why: str) -> None:
+        note = f"paused: its schedule is no longer accepted ({why}); submit it again with a valid one"
+        log.error("job %s: %s", job_id, note, extra={"job": job_id})
+        cmd = c.PauseJob(
+            request_id=uuid.uuid4().hex, at=now_us(), node=self.node_id, job_id=job_id, pause=True, note=note
+        )
+        try:
+            await self.consensus.propose(cmd)
+        except OrdoError as e:
+            log.warning("pausing job %s not committed: %s", job_id, e)
 
     def _executors_out_of_bounds(self) -> bool:
         """Whether a reachable executor's clock is not known to be within bounds (see the module doc)."""

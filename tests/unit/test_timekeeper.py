@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from helpers import eventually
 
+from ordo_node import commands as c
 from ordo_node.config import Config, Peer
 from ordo_node.consensus import Consensus
 from ordo_node.dispatcher import Dispatcher
@@ -256,3 +257,43 @@ async def test_a_leader_whose_clock_is_out_of_bounds_triggers_nothing_and_hands_
 
 async def _at_least(read: Callable[[], int], n: int) -> bool:
     return read() >= n
+
+
+class ProposeRecorder(SkewConsensus):
+    """Within bounds, and remembers what the timekeeper proposed (every command commits)."""
+
+    def __init__(self) -> None:
+        super().__init__(0, {"127.0.0.1:2": 0, "127.0.0.1:3": 0})
+        self.proposed: list[Any] = []
+
+    async def propose(self, cmd: Any, timeout: float | None = None) -> Any:
+        self.proposed.append(cmd)
+        return {"triggered": [t.job_id for t in getattr(cmd, "triggers", ())]}
+
+
+class DueQueries(FakeQueries):
+    def __init__(self, jobs: list[DueJob]) -> None:
+        super().__init__(now_us() + 3600 * SEC)
+        self.jobs = jobs
+
+    async def due_jobs(self, now: int, limit: int, *, one_offs_until: int | None = None) -> list[DueJob]:
+        return self.jobs
+
+
+async def test_a_stored_schedule_this_version_refuses_pauses_that_job_not_the_timekeeper() -> None:
+    # Given two due recurring jobs, one stored with an expression an older version accepted
+    now = now_us()
+    good = DueJob("good", now - SEC, now - SEC, {"cron": "* * * * * *", "timezone": "UTC"}, 0, None, None)
+    old = DueJob("old", now - SEC, now - SEC, {"cron": "R * * * *", "timezone": "UTC"}, 0, None, None)
+    consensus = ProposeRecorder()
+    keeper = Timekeeper("node1", cast(Consensus, consensus), cast(Queries, DueQueries([old, good])))
+
+    # When the timekeeper triggers what is due
+    assert await keeper.trigger_due()
+
+    # Then the old one is paused with a note naming the refusal, and the other is triggered
+    pauses = [p for p in consensus.proposed if isinstance(p, c.PauseJob)]
+    assert [(p.job_id, p.pause) for p in pauses] == [("old", True)]
+    assert "no longer accepted" in pauses[0].note and "random" in pauses[0].note
+    triggers = [p for p in consensus.proposed if isinstance(p, c.TriggerJobs)]
+    assert [t.job_id for t in triggers[0].triggers] == ["good"]
