@@ -112,6 +112,8 @@ class Stats:
     longest_without_leader_s: float = 0.0
     # Per nemesis, the elections (new leader terms) seen after each of its heals, until the next fault.
     elections_per_heal: dict[str, list[int]] = field(default_factory=dict)
+    heals: int = 0
+    elections_after_heals: int = 0
     heals_with_more_than_one_election: int = 0
     reassignments: int = 0
     cron_jobs: int = 0
@@ -377,11 +379,18 @@ class Chaos:
     def count_elections_per_heal(self) -> None:
         """For every healed fault, the new leader terms seen from the heal until the next fault began."""
         per: dict[str, list[int]] = {}
+        timeline = []
         for i, ep in enumerate(self.episodes):
             end = self.episodes[i + 1].start if i + 1 < len(self.episodes) else ep.healed + 10.0
-            n = sum(1 for t, _, _ in self.elections if ep.healed <= t < end)
-            per.setdefault(ep.nemesis, []).append(n)
+            during = [e for e in self.elections if ep.start <= e[0] < ep.healed]
+            after = [e for e in self.elections if ep.healed <= e[0] < end]
+            per.setdefault(ep.nemesis, []).append(len(after))
+            timeline.append({**asdict(ep), "elections_during": during, "elections_after_heal": after})
+        # The whole timeline, for reading beside the nodes' logs (kept with --keep or on a violation).
+        (self.cluster.root / "episodes.json").write_text(json.dumps(timeline, indent=1))
         self.stats.elections_per_heal = per
+        self.stats.heals = len(self.episodes)
+        self.stats.elections_after_heals = sum(map(sum, per.values()))
         self.stats.heals_with_more_than_one_election = sum(1 for v in per.values() for n in v if n > 1)
 
     # -- settling and checking ------------------------------------------------------
