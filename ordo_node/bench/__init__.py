@@ -10,6 +10,7 @@ object) with every figure, what it measures, and its target:
   due in 2099, so they never run.
 - ``e2e``: N no-op ``echo`` jobs due now, submitted in batches: the time from
   the first submission until the last one has succeeded.
+- ``durable``: submit and e2e again on a local cluster with ``[raft] durable``.
 - ``lateness``: N jobs due in the same second: trigger and start lateness.
 - ``failover``: jobs due every 100 ms while the leader is killed with SIGKILL:
   how long until triggering resumes, and how many jobs were lost or triggered
@@ -20,6 +21,12 @@ object) with every figure, what it measures, and its target:
   at cluster start, before and after the M jobs.
 - ``limits``: this machine's ceilings in the same run: a bare ``grpc.aio``
   echo server at the same concurrency, and PySyncObj's raw commit rate.
+
+For end to end and for batch submission, the report also gives what a job
+costs (issue 14): each node process's CPU time (user + system, from
+``/proc/PID/stat``) over the measured window divided by its jobs, per node
+with its role, per role and in total, and the client's own beside it
+(:mod:`.cpu`); with ``--address`` the nodes' CPU is n/a.
 
 Everything runs on this machine: the benchmark's own client competes with the
 nodes for the same cores, and the figures say so.

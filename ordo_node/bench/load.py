@@ -398,19 +398,27 @@ async def finished_since(stub: Any, since_us: int) -> Finished:
 
 
 async def wait_finished(
-    stub: Any, since_us: int, expected: int, timeout: float, progress: Progress
+    stub: Any,
+    since_us: int,
+    expected: int,
+    timeout: float,
+    progress: Progress,
+    on_idle: Callable[[], Awaitable[None]] | None = None,
 ) -> Finished:
     """Wait until ``expected`` jobs created since ``since_us`` have ended.
 
     Cheap while waiting (three one-row ListJobs calls per poll); the full
     count by paging through SUCCEEDED and FAILED runs only once nothing is
-    open any more.
+    open any more. ``on_idle`` is awaited each time nothing is open, before
+    that count: the last call marks the end of the work, not of the count.
     """
     start = time.monotonic()
 
     async def check() -> Finished | None:
         state = await open_state(stub, since_us)
         if state is None:
+            if on_idle is not None:
+                await on_idle()
             fin = await finished_since(stub, since_us)
             if fin.total >= expected:
                 return fin

@@ -93,35 +93,57 @@ def cluster_runs(
     }
 
 
-async def scenario_durable(plan: Plan, progress: Progress, root: Path) -> dict[str, Any]:
-    """Submit and end to end again on a second local cluster with ``[raft] durable = true``.
-
-    Beside the same scenarios on the main cluster (durable off), in the same run: the cost of fsync.
-    """
+async def on_own_cluster(
+    name: str,
+    body: Callable[[Target], Awaitable[dict[str, Any]]],
+    plan: Plan,
+    progress: Progress,
+    root: Path,
+    *,
+    size: int = 3,
+    settings: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Run ``body`` on a local cluster of its own (under ``root/name``), stopped afterwards."""
     if plan.address:
         return {"skipped": "needs the cluster bench starts itself (not with --address)"}
-    target = make_target(plan, root, durable=True)
+    target = make_target(plan, root, name=name, size=size, settings=settings)
     try:
-        progress.start("durable: waiting for a leader")
+        progress.start(f"{name}: waiting for a leader")
         progress.done(f"leader at {await target.leader(timeout=60)}")
-        return {
-            "submit": await scenario_submit(target, plan, progress),
-            "e2e": await scenario_e2e(target, plan, progress),
-        }
+        return await body(target)
     finally:
         await target.close()
         if target.cluster is not None:
             target.cluster.stop()
 
 
-def make_target(plan: Plan, root: Path, *, durable: bool = False) -> Target:
-    """The cluster to measure: ``--address``, or three local processes started here."""
+async def scenario_durable(plan: Plan, progress: Progress, root: Path) -> dict[str, Any]:
+    """Submit and end to end again on a second local cluster with ``[raft] durable = true``.
+
+    Beside the same scenarios on the main cluster (durable off), in the same run: the cost of fsync.
+    """
+
+    async def body(target: Target) -> dict[str, Any]:
+        return {
+            "submit": await scenario_submit(target, plan, progress),
+            "e2e": await scenario_e2e(target, plan, progress),
+        }
+
+    return await on_own_cluster("durable", body, plan, progress, root, settings={"raft": {"durable": True}})
+
+
+def make_target(
+    plan: Plan,
+    root: Path,
+    *,
+    name: str = "cluster",
+    size: int = 3,
+    settings: dict[str, dict[str, Any]] | None = None,
+) -> Target:
+    """The cluster to measure: ``--address``, or ``size`` local processes started here under ``root/name``."""
     if plan.address:
         return Target([a.strip() for a in plan.address.split(",") if a.strip()], None)
-    settings = {"raft": {"durable": True}} if durable else {}
-    cluster = LocalCluster(
-        root / ("durable" if durable else "cluster"), capacity=plan.capacity, settings=settings
-    )
+    cluster = LocalCluster(root / name, size=size, capacity=plan.capacity, settings=settings or {})
     try:
         cluster.start()
     except OSError:

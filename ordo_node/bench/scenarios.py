@@ -21,6 +21,7 @@ from ..pb import ordo_pb2, ordo_pb2_grpc
 from ..queries import Queries
 from ..store import Store
 from ..timeutil import format_us, now_us
+from .cpu import CpuMark, cpu_figures, cpu_summary, end_mark, start_mark
 from .load import (
     LocalCluster,
     Target,
@@ -71,10 +72,12 @@ async def scenario_submit(target: Target, plan: Plan, progress: Progress) -> dic
     batch = []
     for k in plan.batch_concurrency:
         progress.start(f"submit: SubmitJobs x{plan.batch}, {k} in flight")
+        mark = await start_mark(target)
         sent = await submit_batches(
             target.jobs(leader), same_jobs(request, plan.batch_jobs, plan.batch), k, progress
         )
-        progress.done(f"{sent.rate:,.0f} jobs/s")
+        cpu = cpu_figures(mark, await end_mark(target), len(sent.ids))
+        progress.done(f"{sent.rate:,.0f} jobs/s{cpu_summary(cpu)}")
         batch.append(
             {
                 "in_flight": k,
@@ -83,6 +86,7 @@ async def scenario_submit(target: Target, plan: Plan, progress: Progress) -> dic
                 "seconds": round(sent.seconds, 3),
                 "jobs_per_s": round(sent.rate, 1),
                 "errors": sum(sent.errors.values()),
+                **cpu,
             }
         )
     return {"address": leader, "unary": unary, "batch": batch}
@@ -92,11 +96,17 @@ async def scenario_submit(target: Target, plan: Plan, progress: Progress) -> dic
 
 
 async def scenario_e2e(target: Target, plan: Plan, progress: Progress) -> dict[str, Any]:
-    """N echo jobs due now: from the first submission until the last success."""
+    """N echo jobs due now: from the first submission until the last success, and the CPU it took.
+
+    The CPU window opens before the first submission and closes once no job is
+    open any more and every node has applied the leader's commits (before the
+    count of the ended jobs, which pages through them all).
+    """
     leader = await target.leader()
     stub = target.jobs(leader)
     n = plan.e2e_jobs
     progress.start(f"e2e: submit {n:,} echo jobs due now")
+    mark = await start_mark(target)
     start_us = now_us()
     sent = await submit_batches(stub, same_jobs(submit_request("echo", {"n": 1}), n, plan.batch), 1, progress)
     progress.done(f"{len(sent.ids):,} submitted, {sent.rate:,.0f} jobs/s")
@@ -104,9 +114,17 @@ async def scenario_e2e(target: Target, plan: Plan, progress: Progress) -> dict[s
         raise BenchError(f"no e2e job was accepted: {dict(sent.errors)}")
     since = await created_at(stub, sent.ids[0])
     progress.start(f"e2e: wait for {len(sent.ids):,} to succeed")
-    fin = await wait_finished(stub, since, len(sent.ids), timeout=120 + n / 50, progress=progress)
+    ends: list[CpuMark] = []
+
+    async def at_idle() -> None:
+        ends[:] = [await end_mark(target)]
+
+    fin = await wait_finished(
+        stub, since, len(sent.ids), timeout=120 + n / 50, progress=progress, on_idle=at_idle
+    )
     seconds = (fin.last_update_us - start_us) / 1e6
-    progress.done(f"{len(sent.ids) / seconds:,.0f} jobs/s")
+    cpu = cpu_figures(mark, ends[-1], len(sent.ids))
+    progress.done(f"{len(sent.ids) / seconds:,.0f} jobs/s{cpu_summary(cpu)}")
     return {
         "jobs": len(sent.ids),
         "seconds": round(seconds, 3),
@@ -115,6 +133,7 @@ async def scenario_e2e(target: Target, plan: Plan, progress: Progress) -> dict[s
         "succeeded": fin.succeeded,
         "failed": fin.failed,
         "errors": sum(sent.errors.values()),
+        **cpu,
     }
 
 

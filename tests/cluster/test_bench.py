@@ -62,6 +62,26 @@ def test_tiny_bench_reports_every_scenario_as_json() -> None:
     # (trigger lateness may be negative: one-off jobs are triggered ahead of their due time)
     early = (".lateness.trigger.", ".failover.lateness_after_kill.")
     assert {path: x for path, x in found.items() if not x > 0 and not path.startswith(early)} == {}
+    # and CPU per job is there for every window it is measured in: per node with its role, per role,
+    # in total, and the client's beside it
+    windows = {
+        "e2e": report["e2e"],
+        "durable e2e": report["durable"]["e2e"],
+        **{f"submit {b['in_flight']}": b for b in report["submit"]["batch"]},
+        **{f"durable submit {b['in_flight']}": b for b in report["durable"]["submit"]["batch"]},
+    }
+    for name, window in windows.items():
+        cpu = window["cpu_us_per_job"]
+        roles = sorted(v["role"] for v in cpu["nodes"].values())
+        assert roles == ["follower", "follower", "leader"], (name, cpu)
+        assert cpu["total"] > 0 and cpu["leader"] > 0 and cpu["follower_mean"] > 0, (name, cpu)
+        assert all(v["us_per_job"] > 0 for v in cpu["nodes"].values()), (name, cpu)
+        assert window["client_cpu_us_per_job"] > 0, name
+    # and the CPU targets of issue 14 are judged where they apply
+    judged = {(t["scenario"], t["figure"]): t for t in report["targets"] if "CPU" in t["figure"]}
+    assert judged[("e2e", "CPU per job, total")]["target"] == "<= 450 us"
+    assert judged[("submit", "CPU per job, 1 in flight, leader")]["target"] == "<= 25 us"
+    assert all(t["met"] is not None for t in judged.values())
     # and every target it judged is listed with a value
     assert report["targets"] and all(
         t["value"] is not None for t in report["targets"] if t["met"] is not None
