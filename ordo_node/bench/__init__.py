@@ -10,6 +10,7 @@ object) with every figure, what it measures, and its target:
   due in 2099, so they never run.
 - ``e2e``: N no-op ``echo`` jobs due now, submitted in batches: the time from
   the first submission until the last one has succeeded.
+- ``e2e1``: the same on a local cluster of one node of its own.
 - ``durable``: submit and e2e again on a local cluster with ``[raft] durable``.
 - ``lateness``: N jobs due in the same second: trigger and start lateness.
 - ``failover``: jobs due every 100 ms while the leader is killed with SIGKILL:

@@ -86,6 +86,7 @@ def cluster_runs(
     return {
         "submit": lambda: scenario_submit(target, plan, progress),
         "e2e": lambda: scenario_e2e(target, plan, progress),
+        "e2e1": lambda: scenario_e2e1(plan, progress, root),
         "durable": lambda: scenario_durable(plan, progress, root),
         "lateness": lambda: scenario_lateness(target, plan, progress, batch_rate()),
         "failover": failover,
@@ -130,6 +131,13 @@ async def scenario_durable(plan: Plan, progress: Progress, root: Path) -> dict[s
         }
 
     return await on_own_cluster("durable", body, plan, progress, root, settings={"raft": {"durable": True}})
+
+
+async def scenario_e2e1(plan: Plan, progress: Progress, root: Path) -> dict[str, Any]:
+    """End to end on a local cluster of one node: the whole job in one process, no replication."""
+    return await on_own_cluster(
+        "e2e1", lambda t: scenario_e2e(t, plan, progress, label="e2e1"), plan, progress, root, size=1
+    )
 
 
 def make_target(

@@ -95,7 +95,7 @@ async def scenario_submit(target: Target, plan: Plan, progress: Progress) -> dic
 # -- scenario: end to end ---------------------------------------------------------------
 
 
-async def scenario_e2e(target: Target, plan: Plan, progress: Progress) -> dict[str, Any]:
+async def scenario_e2e(target: Target, plan: Plan, progress: Progress, label: str = "e2e") -> dict[str, Any]:
     """N echo jobs due now: from the first submission until the last success, and the CPU it took.
 
     The CPU window opens before the first submission and closes once no job is
@@ -105,15 +105,15 @@ async def scenario_e2e(target: Target, plan: Plan, progress: Progress) -> dict[s
     leader = await target.leader()
     stub = target.jobs(leader)
     n = plan.e2e_jobs
-    progress.start(f"e2e: submit {n:,} echo jobs due now")
+    progress.start(f"{label}: submit {n:,} echo jobs due now")
     mark = await start_mark(target)
     start_us = now_us()
     sent = await submit_batches(stub, same_jobs(submit_request("echo", {"n": 1}), n, plan.batch), 1, progress)
     progress.done(f"{len(sent.ids):,} submitted, {sent.rate:,.0f} jobs/s")
     if not sent.ids:
-        raise BenchError(f"no e2e job was accepted: {dict(sent.errors)}")
+        raise BenchError(f"no {label} job was accepted: {dict(sent.errors)}")
     since = await created_at(stub, sent.ids[0])
-    progress.start(f"e2e: wait for {len(sent.ids):,} to succeed")
+    progress.start(f"{label}: wait for {len(sent.ids):,} to succeed")
     ends: list[CpuMark] = []
 
     async def at_idle() -> None:

@@ -77,9 +77,14 @@ def test_tiny_bench_reports_every_scenario_as_json() -> None:
         assert cpu["total"] > 0 and cpu["leader"] > 0 and cpu["follower_mean"] > 0, (name, cpu)
         assert all(v["us_per_job"] > 0 for v in cpu["nodes"].values()), (name, cpu)
         assert window["client_cpu_us_per_job"] > 0, name
+    single = report["e2e1"]["cpu_us_per_job"]
+    assert list(single["nodes"]) == ["node1"] and single["nodes"]["node1"]["role"] == "leader"
+    assert single["total"] > 0 and single["leader"] == single["total"]
+    assert report["e2e1"]["failed"] == 0
     # and the CPU targets of issue 14 are judged where they apply
     judged = {(t["scenario"], t["figure"]): t for t in report["targets"] if "CPU" in t["figure"]}
     assert judged[("e2e", "CPU per job, total")]["target"] == "<= 450 us"
+    assert judged[("e2e1", "CPU per job, total")]["target"] == "<= 200 us"
     assert judged[("submit", "CPU per job, 1 in flight, leader")]["target"] == "<= 25 us"
     assert all(t["met"] is not None for t in judged.values())
     # and every target it judged is listed with a value
