@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,10 +98,16 @@ class LocalNode:
             return None
         if self.proc.poll() is None:
             self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 30.0) -> int | None:
+        """Wait for the process to exit; kill -9 if it does not in time. Returns the exit status."""
+        if self.proc is None:
+            return None
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
         return self.proc.returncode
 
     def rss_bytes(self) -> int:
@@ -189,13 +196,18 @@ class LocalCluster:
         for node in self.nodes:
             node.start()
 
-    def terminate_all(self) -> None:
-        """SIGTERM every node at once, then wait for each."""
+    def terminate_all(self, timeout: float = 30.0) -> None:
+        """SIGTERM every node at once, then wait for each (kill -9 after ``timeout`` seconds).
+
+        One signal each: a node takes a second one as "stop now", without
+        waiting for its running attempts.
+        """
         for node in self.nodes:
             if node.alive and node.proc is not None:
                 node.proc.terminate()
+        deadline = time.monotonic() + timeout
         for node in self.nodes:
-            node.terminate()
+            node.wait(max(0.1, deadline - time.monotonic()))
 
     def addresses(self) -> list[str]:
         """Every node's gRPC address."""
