@@ -71,7 +71,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start every ``*.toml`` in a folder as a child process; stop them all on Ctrl-C."""
+    """Start every ``*.toml`` in a folder as a child process; stop them all on Ctrl-C.
+
+    The children run in their own process group, so a Ctrl-C in the terminal
+    reaches only this process, which then sends each node exactly one SIGTERM:
+    every node drains at the same time (takes no new work, lets its running
+    attempts finish within its shutdown_grace, commits their outcomes while
+    the others are still up) and then stops. A second Ctrl-C is passed on to
+    the nodes, which then stop without waiting for running attempts.
+    """
     folder = Path(args.dir)
     paths = sorted(folder.glob("*.toml"))
     if not paths:
@@ -82,41 +90,76 @@ def cmd_up(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    stopping = False
+    signals = 0
 
     def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal signals
+        signals += 1
 
     # Before the first child starts, so a Ctrl-C at any moment stops them all.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
     children: list[subprocess.Popen[bytes]] = []
     for path, cfg in zip(paths, configs, strict=True):
-        children.append(subprocess.Popen([sys.executable, "-m", "ordo_node", "run", "--config", str(path)]))
+        children.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "ordo_node", "run", "--config", str(path)], process_group=0
+            )
+        )
         print(
             f"{cfg.node_id}: grpc {cfg.grpc_address}  raft {cfg.raft_address}  data {cfg.data_dir}",
             flush=True,
         )
     print(f"{len(children)} nodes started; Ctrl-C stops them all. Try: ordo-node cluster", flush=True)
     alive = set(range(len(children)))
-    while alive and not stopping:
-        time.sleep(0.2)
+
+    def reap() -> None:
         for i in list(alive):
             rc = children[i].poll()
             if rc is not None:
                 alive.discard(i)
-                print(f"{configs[i].node_id} exited with status {rc}", flush=True)
-    for i in alive:
-        children[i].terminate()
-    deadline = time.monotonic() + 15
-    for i in alive:
-        try:
-            children[i].wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            children[i].kill()
-            children[i].wait()
-    return 0 if stopping else 1
+                if not signals:
+                    print(f"{configs[i].node_id} exited with status {rc}", flush=True)
+
+    while alive and not signals:
+        time.sleep(0.2)
+        reap()
+    if alive:
+        _stop_nodes(
+            {configs[i].node_id: children[i] for i in alive},
+            max(cfg.shutdown_grace for cfg in configs),
+            lambda: signals,
+        )
+    return 0 if signals else 1
+
+
+def _stop_nodes(nodes: dict[str, subprocess.Popen[bytes]], grace: float, signals: Callable[[], int]) -> None:
+    """SIGTERM every node at once and wait for them; pass further Ctrl-Cs on as SIGINT.
+
+    A node bounds its own stop to its shutdown_grace and a few seconds; the
+    kill -9 after ``grace`` + 15 s is only a backstop.
+    """
+    print(
+        f"stopping {len(nodes)} nodes: running jobs get up to {grace:g}s to finish"
+        " (Ctrl-C again to stop at once)",
+        flush=True,
+    )
+    for proc in nodes.values():
+        proc.terminate()
+    deadline = time.monotonic() + grace + 15
+    passed_on = signals()
+    while any(p.poll() is None for p in nodes.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if signals() > passed_on:
+            passed_on = signals()
+            for proc in nodes.values():
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGINT)
+    for node_id, proc in nodes.items():
+        if proc.poll() is None:
+            print(f"{node_id} did not stop in time; killing it", flush=True)
+            proc.kill()
+            proc.wait()
 
 
 # -- client commands -------------------------------------------------------------

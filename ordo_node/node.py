@@ -14,7 +14,9 @@ Stop order (SIGINT/SIGTERM), every step bounded by one deadline,
    runs are triggered or handed out here);
 3. running attempts get until ``shutdown_grace`` after the signal to end;
 4. their outcomes are committed (the reporter drains);
-5. gRPC server, executor (what still runs is cancelled; its lease brings it
+5. while peers that are stopping too still hold attempts, stay in Raft, so
+   that a whole cluster stopped at once keeps a majority for their outcomes;
+6. gRPC server, executor (what still runs is cancelled; its lease brings it
    back), reporter, Raft engine, read connection, store.
 
 A step that overruns is logged and skipped. A stop begun by a signal also
@@ -73,7 +75,7 @@ GRPC_OPTIONS = [
     ("grpc.so_reuseport", 0),
 ]
 # The stop sequence's own time past shutdown_grace: the last outcomes commit,
-# (LATE), the node leaves Raft and closes.
+# peers that stop too finish theirs (LATE), the node leaves Raft and closes.
 LATE = 1.5
 STOP_MARGIN = 3.0
 # Past the deadline, each step still gets this long (closing files, channels);
@@ -263,6 +265,9 @@ class Node:
             stack.push_async_callback(
                 self._step, "leadership", lambda: self.consensus.transfer_leadership(1.0), 1.5
             )
+            stack.push_async_callback(
+                self._step, "stopping peers", self._wait_for_stopping_peers, lambda: self._late
+            )
             stack.push_async_callback(self._step, "outcomes", self._commit_outcomes, self._outcomes_until)
             stack.push_async_callback(
                 self._step, "running attempts", self._finish_running, lambda: self._graced
@@ -385,7 +390,7 @@ class Node:
 
     @property
     def _late(self) -> float:
-        """When the last outcomes must have committed."""
+        """When the last outcomes, this node's and stopping peers', must have committed."""
         return self._graced + LATE
 
     async def _drain(self, health_servicer: health.aio.HealthServicer) -> None:
@@ -405,6 +410,50 @@ class Node:
     async def _commit_outcomes(self) -> None:
         # A little under the step's time, so that the reporter says itself what it leaves.
         await self.reporter.drain(max(0.0, self._outcomes_until() - time.monotonic() - 0.1))
+
+    async def _wait_for_stopping_peers(self) -> None:
+        """Stay in Raft while peers that are stopping too still hold attempts.
+
+        When a whole cluster stops at once (Ctrl-C on ``ordo-node up``, a
+        SIGTERM to every node), the nodes with nothing running would leave at
+        once; with the majority gone, the outcomes of attempts still running
+        elsewhere could not commit, and after a restart those attempts would
+        be LOST and run again. A peer that is not stopping needs no wait, nor
+        one that is gone. The replicated runs table says who holds what; a
+        peer's executor status says whether it is draining and still runs
+        attempts.
+        """
+        me, announced = self.config.node_id, ""
+        idle_since: dict[str, float] = {}  # peers draining with nothing left running
+        while not self._hurried:
+            load = await self.queries.load_by_node()
+            holders = sorted(n for n, count in load.items() if count and n != me and self.peers.is_member(n))
+            waiting = []
+            for node_id in holders:
+                status = await self._executor_status(node_id)
+                if status is None or not status.draining:
+                    continue
+                # Nothing running there: its last outcomes commit within LATE, or the
+                # attempts the table gives it are stale (their leases bring them back).
+                now = time.monotonic()
+                if status.running or now - idle_since.setdefault(node_id, now) < LATE:
+                    waiting.append(node_id)
+            if not waiting:
+                return
+            if announced != (names := ",".join(waiting)):
+                log.info("staying in Raft until stopping nodes %s commit their running attempts", names)
+                announced = names
+            await asyncio.sleep(0.1)
+
+    async def _executor_status(self, node_id: str) -> internal_pb2.ExecutorStatus | None:
+        """A peer's executor status (None when it does not answer: it is gone, or going)."""
+        try:
+            status: internal_pb2.ExecutorStatus = await self.peers.stub(node_id).GetExecutorStatus(
+                internal_pb2.ExecutorStatusRequest(), timeout=1.0
+            )
+        except (grpc.RpcError, KeyError):
+            return None
+        return status
 
     async def _stop_leading(self) -> None:
         # Hand leadership to a caught-up follower first, so triggering resumes

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sqlite3
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from conftest import MakeCluster
-from helpers import Cluster, eventually
+from helpers import Cluster, eventually, ordo_node_program
+
+from ordo_node.pb import ordo_pb2
 
 pytestmark = pytest.mark.cluster
 
@@ -83,6 +88,95 @@ def runs_in_database(cluster: Cluster, job_id: str) -> dict[str, list[tuple[int,
     return found
 
 
+async def test_ctrl_c_on_up_lets_a_running_job_finish_and_commit_before_the_nodes_stop(
+    tmp_path: Path,
+) -> None:
+    # Given a 3-node cluster started by `ordo-node up` (in its own process group, as in a terminal)
+    cluster = Cluster(
+        tmp_path / "cluster",
+        handlers=["stop_jobs"],
+        files={"stop_jobs.py": HANDLERS},
+        shutdown_grace=10.0,
+    )
+    up_log = tmp_path / "up.log"
+    with open(up_log, "ab") as out:
+        up = subprocess.Popen(
+            [*ordo_node_program(), "up", str(cluster.root)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cluster.root,
+            start_new_session=True,
+        )
+    try:
+        client = cluster.client(cluster.nodes[0])
+
+        async def leader() -> str:
+            return (await client.cluster()).leader_id
+
+        await eventually(leader, timeout=30, what="a leader")
+        # and a 3 s job that is running
+        job_id = await client.submit("record", {"work": 3})
+        await eventually(lambda: _started(cluster.root), timeout=20, what="the job started")
+
+        # When Ctrl-C reaches `up` (SIGINT to its process group, as a terminal sends it)
+        stopped_at = time.monotonic()
+        os.killpg(up.pid, signal.SIGINT)
+        status = await asyncio.to_thread(up.wait, 40)
+        took = time.monotonic() - stopped_at
+
+        # Then `up` exits cleanly once the job has finished and its outcome is committed
+        assert status == 0, up_log.read_text()
+        assert took < 10 + 5, f"up took {took:.1f}s to stop"
+        text = up_log.read_text()
+        assert "run updates not committed" not in text.replace("not committed yet", ""), text
+        assert "did not stop in time" not in text and "overran" not in text, text
+        # (on every node's disk: the outcome was committed while a majority was up)
+        for node_id, runs in runs_in_database(cluster, job_id).items():
+            assert runs == [(1, "SUCCEEDED")], f"{node_id}: {runs}"
+
+        # and after a restart on the same data directories the job is SUCCEEDED, executed once
+        cluster.start()
+        await cluster.wait_for_leader()
+        await cluster.wait_for_applied()
+        job = await cluster.client(cluster.nodes[0]).get(job_id)
+        assert job.state == ordo_pb2.JOB_STATE_SUCCEEDED
+        assert [r.state for r in job.runs] == [ordo_pb2.RUN_STATE_SUCCEEDED]
+        assert [e["job"] for e in executions(cluster.root)] == [job_id]
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+            up.wait(10)
+        await cluster.stop()
+        print(up_log.read_text()[-8000:] if up_log.exists() else "")
+        print(cluster.logs())
+
+
+async def test_sigterm_to_every_node_at_once_loses_no_outcome(make_cluster: MakeCluster) -> None:
+    # Given a 3-node cluster with a 3 s job running on one of its nodes
+    cluster = await make_cluster(
+        handlers=["stop_jobs"], files={"stop_jobs.py": HANDLERS}, shutdown_grace=10.0
+    )
+    leader = await cluster.wait_for_leader()
+    job_id = await cluster.client(leader).submit("record", {"work": 3})
+    await eventually(lambda: _started(cluster.root), timeout=20, what="the job started")
+
+    # When every node is sent SIGTERM at the same moment (as `docker compose down` does)
+    await cluster.stop()
+
+    # Then every node exited by itself, with the job's outcome committed on every disk
+    assert [n.proc.returncode for n in cluster.nodes if n.proc] == [0, 0, 0]
+    for node_id, runs in runs_in_database(cluster, job_id).items():
+        assert runs == [(1, "SUCCEEDED")], f"{node_id}: {runs}"
+    assert "staying in Raft until stopping nodes" in "".join(n.log_text() for n in cluster.nodes)
+    # and after a restart it is SUCCEEDED, executed once
+    cluster.start()
+    await cluster.wait_for_leader()
+    await cluster.wait_for_applied()
+    job = await cluster.client(cluster.nodes[0]).get(job_id)
+    assert [r.state for r in job.runs] == [ordo_pb2.RUN_STATE_SUCCEEDED]
+    assert [e["job"] for e in executions(cluster.root)] == [job_id]
+
+
 async def test_a_node_whose_stop_is_slowed_every_way_exits_within_shutdown_grace_and_5s(
     make_cluster: MakeCluster,
 ) -> None:
@@ -122,3 +216,7 @@ async def test_a_node_whose_stop_is_slowed_every_way_exits_within_shutdown_grace
     assert "stop: executor overran" in text, text[-4000:]
     assert "did not exit" in text or "overran its deadline" in text, text[-4000:]
     assert status == 1, status
+
+
+async def _started(root: Path) -> bool:
+    return bool(executions(root))
