@@ -48,7 +48,8 @@ file is written, fsynced, renamed and its directory fsynced before any vote.
 
 The same messages measure the nodes' clocks: each append carries the leader's
 wall clock and each reply the follower's, which gives the leader every
-follower's offset (the sample with the shortest round trip of the last few);
+follower's offset (the sample with the shortest round trip of the last few, of
+those under 250 ms and 30 s old);
 the leader tells each follower its offset from the majority's clock in the next
 append. See :attr:`Engine.clock_offset_us`.
 
@@ -114,6 +115,9 @@ CATCH_UP_GRACE = 3.0
 _CLOCK_SAMPLES = 8
 # The leader recomputes the offsets from its samples at most this often (seconds).
 _CLOCK_EVERY = 0.2
+# Samples with a longer round trip (microseconds) or older (seconds) count for nothing.
+_CLOCK_MAX_RTT_US = 250_000
+_CLOCK_MAX_AGE = 30.0
 
 
 class EngineFault(Exception):
@@ -208,7 +212,8 @@ class Engine(SyncObj):  # type: ignore[misc]
         self._ordo_prevotes: set[Any] = set()
         self._ordo_prevote_won = False
         self.prevotes_refused = 0
-        self._ordo_samples: dict[Any, deque[tuple[int, int]]] = {}  # leader: (round trip, offset) per node
+        # leader: (round trip, offset, when) per node
+        self._ordo_samples: dict[Any, deque[tuple[int, int, float]]] = {}
         self._ordo_offsets: dict[Any, int] = {}  # leader: each follower's offset from the majority
         self._ordo_clock_next = 0.0
         super().__init__(self_address, partners, conf, transportClass=transport_class)
@@ -505,17 +510,24 @@ class Engine(SyncObj):  # type: ignore[misc]
     def _ordo_clock_sample(self, node: Any, sent_us: int, their_us: int) -> None:
         now = timeutil.now_us()
         rtt = now - sent_us
-        if rtt < 0:
+        if rtt < 0 or rtt > _CLOCK_MAX_RTT_US:
+            # Its error can be half the round trip: an append that waited out a cut in a
+            # socket buffer would read as a clock seconds off.
             return
         samples = self._ordo_samples.setdefault(node, deque(maxlen=_CLOCK_SAMPLES))
-        samples.append((rtt, their_us - (sent_us + now) // 2))
+        samples.append((rtt, their_us - (sent_us + now) // 2, time.monotonic()))
         if time.monotonic() >= self._ordo_clock_next:
             self._ordo_clock_next = time.monotonic() + _CLOCK_EVERY
             self._ordo_clock_update()
 
     def _ordo_clock_update(self) -> None:
         # Each follower's offset from this node: the sample with the shortest round trip.
-        offsets = {n: min(s)[1] for n, s in self._ordo_samples.items() if s and n in self._ordo_members()}
+        members, fresh = self._ordo_members(), time.monotonic() - _CLOCK_MAX_AGE
+        offsets = {}
+        for n, samples in self._ordo_samples.items():
+            recent = [sample for sample in samples if sample[2] >= fresh]
+            if recent and n in members:
+                offsets[n] = min(recent)[1]
         if not offsets:
             return
         majority = int(statistics.median([0, *offsets.values()]))

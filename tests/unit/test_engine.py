@@ -393,3 +393,28 @@ def test_followers_elect_a_new_leader_after_pre_votes(replicas: list[Replica]) -
     assert time.monotonic() - started < 6.0
     new_leader = leader_of(others)
     assert new_leader is not None and new_leader.raftCurrentTerm == leader.raftCurrentTerm + 1
+
+
+# -- clock offsets --------------------------------------------------------------------------
+
+
+def test_clock_offsets_ignore_replies_delayed_by_a_cut(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a leader with two followers whose clocks agree with its own within 2 ms
+    addresses = [f"127.0.0.1:{p}" for p in free_ports(3)]
+    engine = Engine(addresses[0], addresses[1:], SyncObjConf(autoTick=False), transport_class=Recorder)
+    try:
+        a, b = sorted(engine._SyncObj__otherNodes, key=lambda n: n.id)
+        now = 1_800_000_000_000_000
+        monkeypatch.setattr("ordo_node.timeutil.now_us", lambda: now)
+        engine._ordo_clock_sample(a, now - 1_000, now + 1_500)  # rtt 1 ms, a is 2 ms ahead
+        engine._ordo_clock_sample(b, now - 1_000, now - 500)  # rtt 1 ms, b agrees
+        # When a cut heals and the replies to ten appends that waited in a socket buffer arrive at once
+        for held in range(10):
+            engine._ordo_clock_sample(a, now - 4_000_000 + held * 1_000, now)
+        engine._ordo_clock_update()
+
+        # Then they count for nothing (each would read as a clock 2 s ahead): offsets stay exact
+        assert engine.offsets == {a.id: 2_000, b.id: 0}
+        assert engine.clock_offset_us == 0
+    finally:
+        engine.destroy()
