@@ -16,7 +16,9 @@ Stop order (SIGINT/SIGTERM), every step bounded by one deadline,
 4. their outcomes are committed (the reporter drains);
 5. while peers that are stopping too still hold attempts, stay in Raft, so
    that a whole cluster stopped at once keeps a majority for their outcomes;
-6. gRPC server, executor (what still runs is cancelled; its lease brings it
+6. leadership handed over again if a peer stays up (it would otherwise wait
+   for an election);
+7. gRPC server, executor (what still runs is cancelled; its lease brings it
    back), reporter, Raft engine, read connection, store.
 
 A step that overruns is logged and skipped. A stop begun by a signal also
@@ -261,10 +263,7 @@ class Node:
             await server.start()
             # The stop sequence runs from the bottom of this list up.
             stack.push_async_callback(self._step, "gRPC server", lambda: server.stop(0.5))
-            # Leaving Raft as leader would cost the nodes still up an election.
-            stack.push_async_callback(
-                self._step, "leadership", lambda: self.consensus.transfer_leadership(1.0), 1.5
-            )
+            stack.push_async_callback(self._step, "leadership", self._hand_over, 1.5)
             stack.push_async_callback(
                 self._step, "stopping peers", self._wait_for_stopping_peers, lambda: self._late
             )
@@ -419,31 +418,57 @@ class Node:
         once; with the majority gone, the outcomes of attempts still running
         elsewhere could not commit, and after a restart those attempts would
         be LOST and run again. A peer that is not stopping needs no wait, nor
-        one that is gone. The replicated runs table says who holds what; a
-        peer's executor status says whether it is draining and still runs
-        attempts.
+        one that is gone. A peer's executor status says whether it is draining
+        and still runs attempts; the replicated runs table, whether their
+        outcomes have committed.
         """
         me, announced = self.config.node_id, ""
-        idle_since: dict[str, float] = {}  # peers draining with nothing left running
+        idle_since: dict[str, float] = {}  # draining peers with nothing left running
+        ran: set[str] = set()  # peers seen running attempts during this wait
+        held: set[str] = set()  # peers this replica showed holding attempts
         while not self._hurried:
             load = await self.queries.load_by_node()
-            holders = sorted(n for n, count in load.items() if count and n != me and self.peers.is_member(n))
+            holders = {n for n, count in load.items() if count}
+            held |= holders
             waiting = []
-            for node_id in holders:
-                status = await self._executor_status(node_id)
+            for peer in self.peers.members():
+                if peer.id == me:
+                    continue
+                status = await self._executor_status(peer.id)
                 if status is None or not status.draining:
                     continue
-                # Nothing running there: its last outcomes commit within LATE, or the
-                # attempts the table gives it are stale (their leases bring them back).
+                if status.running:
+                    ran.add(peer.id)
+                    waiting.append(peer.id)
+                    continue
+                # Nothing running there now: its last outcomes commit within LATE. Wait
+                # that long while this replica still shows it holding attempts (they may
+                # also be stale: their leases bring them back), or when it ran some that
+                # this replica, behind, never showed.
                 now = time.monotonic()
-                if status.running or now - idle_since.setdefault(node_id, now) < LATE:
-                    waiting.append(node_id)
+                unseen = peer.id in ran and peer.id not in held
+                idle = now - idle_since.setdefault(peer.id, now)
+                if (peer.id in holders or unseen) and idle < LATE:
+                    waiting.append(peer.id)
             if not waiting:
                 return
             if announced != (names := ",".join(waiting)):
                 log.info("staying in Raft until stopping nodes %s commit their running attempts", names)
                 announced = names
             await asyncio.sleep(0.1)
+
+    async def _hand_over(self) -> None:
+        """Leaving Raft as leader would cost the nodes that stay up an election: hand leadership
+        over if one of them does (not when every peer is stopping or gone)."""
+        if not self.consensus.is_leader:
+            return
+        for peer in self.peers.members():
+            if peer.id == self.config.node_id:
+                continue
+            status = await self._executor_status(peer.id)
+            if status is not None and not status.draining:
+                await self.consensus.transfer_leadership(1.0)
+                return
 
     async def _executor_status(self, node_id: str) -> internal_pb2.ExecutorStatus | None:
         """A peer's executor status (None when it does not answer: it is gone, or going)."""

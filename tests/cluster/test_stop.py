@@ -88,6 +88,16 @@ def runs_in_database(cluster: Cluster, job_id: str) -> dict[str, list[tuple[int,
     return found
 
 
+def assert_committed(cluster: Cluster, job_id: str) -> None:
+    """The job's one attempt is SUCCEEDED on a majority of the stopped nodes' disks (a node
+    that lagged may hold less, never anything else)."""
+    runs = runs_in_database(cluster, job_id)
+    done = [node_id for node_id, rows in runs.items() if rows == [(1, "SUCCEEDED")]]
+    assert len(done) > len(runs) // 2, runs
+    for rows in runs.values():
+        assert rows in ([], [(1, "ASSIGNED")], [(1, "RUNNING")], [(1, "SUCCEEDED")]), runs
+
+
 async def test_ctrl_c_on_up_lets_a_running_job_finish_and_commit_before_the_nodes_stop(
     tmp_path: Path,
 ) -> None:
@@ -130,9 +140,8 @@ async def test_ctrl_c_on_up_lets_a_running_job_finish_and_commit_before_the_node
         text = up_log.read_text()
         assert "run updates not committed" not in text.replace("not committed yet", ""), text
         assert "did not stop in time" not in text and "overran" not in text, text
-        # (on every node's disk: the outcome was committed while a majority was up)
-        for node_id, runs in runs_in_database(cluster, job_id).items():
-            assert runs == [(1, "SUCCEEDED")], f"{node_id}: {runs}"
+        # (on a majority of the disks: it was committed while a majority was up)
+        assert_committed(cluster, job_id)
 
         # and after a restart on the same data directories the job is SUCCEEDED, executed once
         cluster.start()
@@ -163,10 +172,9 @@ async def test_sigterm_to_every_node_at_once_loses_no_outcome(make_cluster: Make
     # When every node is sent SIGTERM at the same moment (as `docker compose down` does)
     await cluster.stop()
 
-    # Then every node exited by itself, with the job's outcome committed on every disk
+    # Then every node exited by itself, with the job's outcome committed
     assert [n.proc.returncode for n in cluster.nodes if n.proc] == [0, 0, 0]
-    for node_id, runs in runs_in_database(cluster, job_id).items():
-        assert runs == [(1, "SUCCEEDED")], f"{node_id}: {runs}"
+    assert_committed(cluster, job_id)
     assert "staying in Raft until stopping nodes" in "".join(n.log_text() for n in cluster.nodes)
     # and after a restart it is SUCCEEDED, executed once
     cluster.start()
