@@ -52,6 +52,7 @@ from .api.jobs import Changes, JobService
 from .api.peer import PeerService
 from .api.validate import max_request_bytes
 from .auth import AuthInterceptor, Tokens
+from .clock import ClockGuard
 from .config import Config, is_loopback
 from .consensus import Consensus
 from .dashboard import Dashboard
@@ -525,6 +526,10 @@ class Node:
                 # Commit a barrier first: once it is applied here, so is every
                 # command committed under earlier leaders.
                 await self.consensus.propose(c.Barrier(node=self.config.node_id))
+                # A leader whose clock is off the majority's by more than max_clock_skew
+                # starts nothing that times by it (leases, triggers); it hands over instead.
+                guard = ClockGuard(self.consensus)
+                await guard.hold()
                 self.dispatcher = Dispatcher(self.config, self.consensus, self.queries, self.peers)
                 self.timekeeper = Timekeeper(
                     self.config.node_id,
@@ -532,6 +537,7 @@ class Node:
                     self.queries,
                     self.metrics,
                     dispatcher=self.dispatcher,
+                    clock=guard,
                 )
                 log.info("leader actors started term=%d", term)
                 async with asyncio.TaskGroup() as tg:
