@@ -35,6 +35,7 @@ from .clock import ClockGuard, members_out_of_bounds, seconds
 from .consensus import Consensus
 from .dispatcher import Dispatcher, Pending
 from .errors import InvalidArgument, OrdoError
+from .logs import log_jobs
 from .metrics import Metrics
 from .queries import DueJob, Queries
 from .schedule import catch_up, fire_time, from_options, next_occurrence
@@ -192,8 +193,13 @@ class Timekeeper:
             due_at = {t.job_id: t.due_at for t in triggers}
             for job_id in result.get("triggered", []):
                 self.metrics.trigger_lateness.observe(max(0.0, (cmd.at - due_at[job_id]) / 1e6))
-        for job_id in result.get("triggered", []):
-            log.info("Triggering job %s", job_id, extra={"job": job_id, "term": self.consensus.term})
+        log_jobs(
+            log,
+            "Triggering job %s",
+            "Triggering %d jobs: %s .. %s",
+            [(job_id,) for job_id in result.get("triggered", [])],
+            term=self.consensus.term,
+        )
         for job_id, why in result.get("skipped", {}).items():
             log.info("not triggering job %s: %s", job_id, why)
         return True

@@ -16,6 +16,7 @@ from ..config import Config
 from ..consensus import Consensus
 from ..errors import InvalidArgument, NotFound
 from ..handlers import Registry
+from ..logs import BURST_LINES, log_jobs
 from ..pb import ordo_pb2, ordo_pb2_grpc
 from ..queries import JobRow, Queries, encode_token
 from ..schedule import parse_schedule
@@ -68,11 +69,22 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         )
         result = await self.consensus.propose(cmd)
         raise_refusal(result)
-        for spec, job_id, created in zip(specs, result["job_ids"], result["created"], strict=True):
-            if created:
-                log.info(
-                    "Scheduling new job %s for %s", job_id, format_us(spec.run_at), extra={"job": job_id}
-                )
+        created = [
+            (job_id, spec.run_at)
+            for spec, job_id, new in zip(specs, result["job_ids"], result["created"], strict=True)
+            if new
+        ]
+        # A burst's summary shows only the first and last times: format just those then.
+        each = len(created) <= BURST_LINES or log.isEnabledFor(logging.DEBUG)
+        log_jobs(
+            log,
+            "Scheduling new job %s for %s",
+            "Scheduling %d new jobs: %s for %s .. %s for %s",
+            [
+                (job_id, format_us(at) if each or i in (0, len(created) - 1) else "")
+                for i, (job_id, at) in enumerate(created)
+            ],
+        )
         return list(result["job_ids"])
 
     def _spec(self, req: ordo_pb2.SubmitJobRequest, now: int, prefix: str = "") -> c.JobSpec:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ordo_node.logs import BufferedHandler, JsonFormatter, TextFormatter, setup_logging
+from ordo_node.logs import BURST_LINES, BufferedHandler, JsonFormatter, TextFormatter, log_jobs, setup_logging
 
 
 def test_json_lines_carry_the_node_and_the_job_fields() -> None:
@@ -73,3 +73,27 @@ def test_the_text_time_is_the_standard_one() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "m", (), None)
     fmt = "%(asctime)s %(message)s"
     assert TextFormatter(fmt).format(record) == logging.Formatter(fmt).format(record)
+
+
+def test_seed_lines_are_per_job_and_a_burst_is_one_summary(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("ordo_node.test_seed_lines")
+    few = [(f"j{i}", f"t{i}") for i in range(BURST_LINES)]
+    burst = [(f"j{i}", f"t{i}") for i in range(BURST_LINES + 1)]
+
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        log_jobs(logger, "Scheduling new job %s for %s", "Scheduling %d: %s %s .. %s %s", few, term=3)
+        log_jobs(logger, "Scheduling new job %s for %s", "Scheduling %d: %s %s .. %s %s", burst, term=3)
+    info = [(r.levelno, r.getMessage()) for r in caplog.records]
+
+    # a few jobs: the seed's line for each; a burst: one summary line, no line a job at INFO
+    assert info[:BURST_LINES] == [
+        (logging.INFO, f"Scheduling new job j{i} for t{i}") for i in range(BURST_LINES)
+    ]
+    assert info[BURST_LINES:] == [(logging.INFO, f"Scheduling {BURST_LINES + 1}: j0 t0 .. j10 t10")]
+    assert [(r.job, r.term) for r in caplog.records[:2]] == [("j0", 3), ("j1", 3)]
+
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger=logger.name):
+        log_jobs(logger, "Scheduling new job %s for %s", "Scheduling %d: %s %s .. %s %s", burst)
+    # at DEBUG, a burst's jobs have their own lines too
+    assert [r.levelno for r in caplog.records] == [logging.INFO] + [logging.DEBUG] * (BURST_LINES + 1)
