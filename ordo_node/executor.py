@@ -40,6 +40,7 @@ from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
 from .handlers import JobContext, Registry
+from .logs import JobLines
 from .metrics import Metrics
 from .pb import internal_pb2
 from .timeutil import now_us, to_datetime
@@ -191,6 +192,8 @@ class Executor:
         self.reporter = reporter
         self.consensus = consensus
         self.running: dict[tuple[str, int], Running] = {}
+        # The seed's "Processing job" and "Successfully executed job": a burst's are held at DEBUG.
+        self._job_lines = JobLines(job_log)
         # Accepted, not started yet: waiting for their scheduled time or a free slot.
         self.held: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(config.capacity)
@@ -349,9 +352,7 @@ class Executor:
     async def _run(self, a: internal_pb2.Assignment, running: Running) -> None:
         key = (a.run_id, a.attempt)
         started = now_us()
-        job_log.info(
-            "Processing job %s", a.job_id, extra={"job": a.job_id, "run": a.run_id, "attempt": a.attempt}
-        )
+        self._seed_line("Processing job %s", a)
         self.reporter.report(c.RunUpdate(a.run_id, a.attempt, "started", started))
         ctx = JobContext(
             job_id=a.job_id,
@@ -388,14 +389,14 @@ class Executor:
             job_log.warning("Failed to execute job %s: %s: %s", a.job_id, type(e).__name__, e)
             self._finish(key, "failed", "", f"{type(e).__name__}: {e}")
         else:
-            job_log.info(
-                "Successfully executed job %s",
-                a.job_id,
-                extra={"job": a.job_id, "run": a.run_id, "attempt": a.attempt},
-            )
+            self._seed_line("Successfully executed job %s", a)
             self._finish(key, "succeeded", encode_result(value), "")
         finally:
             self.running.pop(key, None)
+
+    def _seed_line(self, line: str, a: internal_pb2.Assignment) -> None:
+        if self._job_lines.info(line, a.job_id, run=a.run_id, attempt=a.attempt):
+            asyncio.get_running_loop().call_later(1.0, self._job_lines.flush)
 
     def _finish(self, key: tuple[str, int], kind: str, result: str, error: str) -> None:
         running = self.running.get(key)

@@ -36,6 +36,47 @@ def log_jobs(
             logger.debug(line, *job, extra={"job": job[0], **extra})
 
 
+class JobLines:
+    """The executor's per-job seed lines, at INFO up to ``per_second`` a second; past that, at DEBUG.
+
+    What a second held back is said in one INFO line when the next second's first
+    line comes, or a second later (``flush``, called from the event loop), e.g.
+    ``412 more job lines in the last second at DEBUG (Processing job 206, Successfully
+    executed job 206)``. Errors and warnings never go through here.
+    """
+
+    def __init__(self, logger: logging.Logger, per_second: int = 20) -> None:
+        self.logger = logger
+        self.per_second = per_second
+        self._second = -1
+        self._count = 0
+        self._held: dict[str, int] = {}
+
+    def info(self, line: str, job_id: str, **extra: object) -> bool:
+        """Log ``line % job_id``; return True if it was held back (the caller may then ask for a flush)."""
+        second = int(time.monotonic())
+        if second != self._second:
+            self.flush()
+            self._second, self._count = second, 0
+        self._count += 1
+        if self._count <= self.per_second:
+            self.logger.info(line, job_id, extra={"job": job_id, **extra})
+            return False
+        first = not self._held
+        self._held[line] = self._held.get(line, 0) + 1
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug(line, job_id, extra={"job": job_id, **extra})
+        return first
+
+    def flush(self) -> None:
+        """Say what was held back, if anything."""
+        if not self._held:
+            return
+        held, self._held = self._held, {}
+        kinds = ", ".join(f"{line.replace(' %s', '')} {n}" for line, n in held.items())
+        self.logger.info("%d more job lines in the last second at DEBUG (%s)", sum(held.values()), kinds)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, node, message, and job/run/attempt/term when known."""
 

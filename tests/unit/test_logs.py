@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from ordo_node.logs import BURST_LINES, BufferedHandler, JsonFormatter, TextFormatter, log_jobs, setup_logging
+from ordo_node.logs import (
+    BURST_LINES,
+    BufferedHandler,
+    JobLines,
+    JsonFormatter,
+    TextFormatter,
+    log_jobs,
+    setup_logging,
+)
 
 
 def test_json_lines_carry_the_node_and_the_job_fields() -> None:
@@ -97,3 +105,27 @@ def test_seed_lines_are_per_job_and_a_burst_is_one_summary(caplog: pytest.LogCap
         log_jobs(logger, "Scheduling new job %s for %s", "Scheduling %d: %s %s .. %s %s", burst)
     # at DEBUG, a burst's jobs have their own lines too
     assert [r.levelno for r in caplog.records] == [logging.INFO] + [logging.DEBUG] * (BURST_LINES + 1)
+
+
+def test_job_lines_past_the_budget_of_a_second_go_to_debug_and_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    logger = logging.getLogger("ordo_node.test_job_lines")
+
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        # Within one second (should the calls straddle a second's end, they are made again)
+        while True:
+            caplog.clear()
+            lines = JobLines(logger, per_second=3)
+            start = int(time.monotonic())
+            held = [lines.info("Processing job %s", f"j{i}", run=f"j{i}:1") for i in range(5)]
+            if int(time.monotonic()) == start:
+                break
+        lines.flush()
+    messages = [r.getMessage() for r in caplog.records]
+
+    # the first three at INFO, the two others held (the first held one asks for a flush), then one summary
+    assert held == [False, False, False, True, False]
+    assert messages[:3] == ["Processing job j0", "Processing job j1", "Processing job j2"]
+    assert messages[3:] == ["2 more job lines in the last second at DEBUG (Processing job 2)"]
+    assert caplog.records[0].run == "j0:1"
