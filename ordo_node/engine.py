@@ -301,8 +301,13 @@ class Engine(SyncObj):  # type: ignore[misc]
             self._SyncObj__raftElectionDeadline = 0  # elect in the next tick
 
     def caught_up(self) -> bool:
-        """Leader, or a follower level with the leader's commit index within CATCH_UP_GRACE."""
-        if self._SyncObj__raftState == _LEADER:
+        """False only for a follower that knows it is behind its leader and has been for CATCH_UP_GRACE.
+
+        A node that knows no leader yet is not "behind": a write through it waits for a
+        leader in Consensus.propose, as before (a node just started would otherwise be
+        refused until it had heard from one).
+        """
+        if self._SyncObj__raftState == _LEADER or self._SyncObj__raftLeader is None or self.behind == 0:
             return True
         return time.monotonic() - self._ordo_level_at < CATCH_UP_GRACE
 

@@ -42,12 +42,18 @@ async def test_a_node_that_fail_stopped_refuses_writes_naming_why(tmp_path: Path
         await consensus.propose(c.Barrier(node="node1"))
 
 
-def test_a_follower_is_caught_up_only_while_level_with_the_leader() -> None:
+def test_a_follower_behind_its_leader_is_caught_up_only_within_the_grace() -> None:
     me, other = (f"127.0.0.1:{p}" for p in free_ports(2))
     engine = Engine(me, [other], SyncObjConf(autoTick=False))
     try:
-        # A follower never level with a leader is not caught up; once level it is, for CATCH_UP_GRACE
-        assert not engine.caught_up()
+        # A node that knows no leader, or is level with its leader's commit index, is caught up
+        assert engine.caught_up()
+        engine._SyncObj__raftLeader = next(iter(engine._SyncObj__otherNodes))
+        engine._SyncObj__leaderCommitIndex = engine._SyncObj__raftLastApplied
+        assert engine.caught_up()
+        # One behind its leader is caught up only within CATCH_UP_GRACE of when it was last level
+        engine._SyncObj__leaderCommitIndex = engine._SyncObj__raftLastApplied + 5
+        assert engine.behind == 5 and not engine.caught_up()
         engine._ordo_level_at = time.monotonic()
         assert engine.caught_up()
         engine._ordo_level_at = time.monotonic() - CATCH_UP_GRACE - 0.1
