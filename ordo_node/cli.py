@@ -20,7 +20,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from . import __version__, bench, chaos, demo
+from . import __version__
 from . import config as config_mod
 from .api.convert import from_value
 from .client import (
@@ -36,6 +36,7 @@ from .errors import ConfigError
 from .logs import setup_logging
 from .pb import ordo_pb2
 from .tls import client_credentials, make_certificates, open_channel
+from .tools import bench, chaos, demo
 
 EXIT_CONFIG = 2
 

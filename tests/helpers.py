@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import grpc
 
 from ordo_node.client import Client
-from ordo_node.localcluster import LocalCluster, LocalNode, node_program
-from ordo_node.localcluster import free_ports as free_ports
 from ordo_node.pb import ordo_pb2
+from ordo_node.tools.localcluster import LocalCluster, LocalNode, node_program
+from ordo_node.tools.localcluster import free_ports as free_ports
 
 T = TypeVar("T")
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from helpers import ordo_node_program
 
-from ordo_node.bench import PROBLEM_KEYS, SCENARIOS
+from ordo_node.tools.bench import PROBLEM_KEYS, SCENARIOS
 
 pytestmark = pytest.mark.cluster
 

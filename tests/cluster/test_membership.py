@@ -6,7 +6,7 @@ import grpc
 import pytest
 from helpers import Cluster, eventually
 
-from ordo_node.localcluster import LocalNode, free_ports
+from ordo_node.tools.localcluster import LocalNode, free_ports
 
 pytestmark = pytest.mark.cluster
 

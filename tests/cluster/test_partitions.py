@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from helpers import ordo_node_program
 
-from ordo_node import netfaults
+from ordo_node.tools import netfaults
 
 pytestmark = pytest.mark.cluster
 

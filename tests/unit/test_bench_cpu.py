@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from ordo_node.bench.cpu import (
+from ordo_node.tools.bench.cpu import (
     CLOCK_TICKS,
     REMOTE,
     CpuMark,
@@ -14,7 +14,7 @@ from ordo_node.bench.cpu import (
     process_cpu_seconds,
     stat_cpu_seconds,
 )
-from ordo_node.bench.report import rows_cpu
+from ordo_node.tools.bench.report import rows_cpu
 
 # A /proc/PID/stat line whose command name holds a space and a ")": utime 250, stime 50,
 # cutime 7000, cstime 3000 (the reaped children, which must not count).

@@ -15,7 +15,7 @@ from ordo_node.config import Config
 from ordo_node.consensus import Consensus
 from ordo_node.engine import CATCH_UP_GRACE, Engine
 from ordo_node.errors import Unavailable
-from ordo_node.localcluster import free_ports
+from ordo_node.tools.localcluster import free_ports
 
 
 def consensus_with(engine: Any, tmp_path: Path) -> Consensus:

@@ -31,7 +31,7 @@ import pytest
 from pysyncobj import SyncObjConf, replicated
 
 from ordo_node.engine import Engine, GuardedTransport
-from ordo_node.localcluster import free_ports
+from ordo_node.tools.localcluster import free_ports
 
 COMMAND_BYTES = 100_000
 COMMANDS = 200

@@ -17,7 +17,7 @@ from typing import Any
 
 import grpc
 
-from ..timeutil import format_us, now_us
+from ...timeutil import format_us, now_us
 from .limits import scenario_limits
 from .load import LocalCluster, Target
 from .plan import SCENARIOS, BenchError, Plan, Progress, plan_from_args
@@ -313,8 +313,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m ordo_node.bench [options]``: the same as ``ordo-node bench [options]``."""
-    parser = argparse.ArgumentParser(prog="python -m ordo_node.bench")
+    """``python -m ordo_node.tools.bench [options]``: the same as ``ordo-node bench [options]``."""
+    parser = argparse.ArgumentParser(prog="python -m ordo_node.tools.bench")
     sub = parser.add_subparsers(dest="command", required=True)
     add_parser(sub)
     args = parser.parse_args(["bench", *(sys.argv[1:] if argv is None else argv)])

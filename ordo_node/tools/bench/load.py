@@ -13,10 +13,10 @@ from typing import Any
 
 import grpc
 
+from ...pb import ordo_pb2, ordo_pb2_grpc
+from ...timeutil import now_us
 from ..localcluster import LocalCluster as BaseCluster
 from ..localcluster import LocalNode
-from ..pb import ordo_pb2, ordo_pb2_grpc
-from ..timeutil import now_us
 from .plan import OPEN_STATES, POLL, RPC_TIMEOUT, BenchError, Progress, T, U
 
 # -- small helpers -------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any, TypeVar
 
-from ..client import submit_request
+from ...client import submit_request
 
 T = TypeVar("T")
 

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 from pysyncobj import FAIL_REASON, SyncObj, SyncObjConf, replicated
 
-from ..config import RaftTimings
+from ...config import RaftTimings
 from ..localcluster import free_ports
 from .load import closed_loop
 from .plan import ECHO_METHOD, ECHO_SERVICE, RPC_TIMEOUT, BenchError, Plan, Progress, far_future_request
@@ -147,7 +147,7 @@ def kill_all(procs: Sequence[subprocess.Popen[str]]) -> None:
 async def echo_limits(plan: Plan, progress: Progress, root: Path) -> list[dict[str, Any]]:
     """Calls per second of a bare grpc.aio unary echo at each concurrency, server in its own process."""
     port = free_ports(1)[0]
-    code = "import sys; from ordo_node.bench.limits import serve_echo; serve_echo(int(sys.argv[1]))"
+    code = "import sys; from ordo_node.tools.bench.limits import serve_echo; serve_echo(int(sys.argv[1]))"
     proc = python_child(code, str(port), root / "echo-server.log")
     try:
         if (await first_line(proc, 30)).strip() != "ready":
@@ -173,7 +173,7 @@ async def raw_commit_rate(plan: Plan, progress: Progress, root: Path) -> dict[st
     """PySyncObj's commit rate for small commands: three member processes, the leader drives."""
     ports = free_ports(3)
     secret = secrets.token_urlsafe(24)
-    code = "import sys; from ordo_node.bench.limits import raw_raft_node; raw_raft_node(sys.argv[1])"
+    code = "import sys; from ordo_node.tools.bench.limits import raw_raft_node; raw_raft_node(sys.argv[1])"
     procs: list[subprocess.Popen[str]] = []
     progress.start(f"limits: PySyncObj raw commits x{plan.raw_commands:,}")
     try:

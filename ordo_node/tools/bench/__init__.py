@@ -32,7 +32,7 @@ with its role, per role and in total, and the client's own beside it
 Everything runs on this machine: the benchmark's own client competes with the
 nodes for the same cores, and the figures say so.
 
-Usable as ``python -m ordo_node.bench [options]`` as well as through the
+Usable as ``python -m ordo_node.tools.bench [options]`` as well as through the
 ``bench`` subcommand (see :func:`add_parser`).
 """
 

@@ -61,8 +61,8 @@ from typing import Any
 
 import grpc
 
+from ..client import Client
 from . import netfaults
-from .client import Client
 from .localcluster import LocalCluster, LocalNode
 from .netfaults import NEMESES, Episode, Nemeses, NetCluster, Network
 
@@ -715,6 +715,6 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m ordo_node.chaos")
+    parser = argparse.ArgumentParser(prog="python -m ordo_node.tools.chaos")
     add_parser(parser.add_subparsers(dest="command", required=True))
     sys.exit(cmd_chaos(parser.parse_args(["chaos", *sys.argv[1:]])))

@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 
-from .client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
+from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
 
 # (what it shows, type, payload, submit options)
 JOBS: list[tuple[str, str, Any, dict[str, Any]]] = [

@@ -1,7 +1,0 @@
-"""``python -m ordo_node.bench``: the benchmark without the ``ordo-node`` front door."""
-
-import sys
-
-from .main import main
-
-sys.exit(main())
