@@ -27,7 +27,7 @@ from .engine import Engine
 from .errors import ConfigError, DeadlineExceeded, InvalidArgument, Unavailable
 from .peers import Peers
 from .snapshots import SnapshotWriter
-from .store import Store
+from .statemachine.store import Store
 
 log = logging.getLogger("ordo_node.consensus")
 

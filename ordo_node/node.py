@@ -57,7 +57,6 @@ from .config import Config, is_loopback
 from .consensus import Consensus
 from .dashboard import Dashboard
 from .dispatcher import Dispatcher
-from .effects import Effects
 from .errors import ConfigError, OrdoError
 from .executor import Executor, Reporter
 from .handlers import load_modules, registry
@@ -66,7 +65,8 @@ from .pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
 from .pb import internal_pb2_grpc as peer_grpc
 from .peers import Peers
 from .queries import Queries
-from .store import Store
+from .statemachine.effects import Effects
+from .statemachine.store import Store
 from .timekeeper import Timekeeper
 from .timeutil import now_us
 from .tls import https_context, server_credentials

@@ -1,4 +1,4 @@
-"""When jobs fire: cron and interval schedules, jitter, retry backoff, catch-up and overlap policies.
+"""When jobs fire: cron and interval schedules, jitter and catch-up (backoff, overlap: statemachine/policy).
 
 Everything here is arithmetic on the times it is given (integer microseconds since the epoch, UTC). Nothing
 reads the clock or draws random numbers, so every node computes the same answer from the same inputs: the
@@ -28,7 +28,6 @@ Time zones and daylight saving time
 
 from __future__ import annotations
 
-import hashlib
 import re
 from bisect import bisect_left
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ordo_node import cron
 from ordo_node.errors import InvalidArgument
+from ordo_node.statemachine.policy import hash64
 from ordo_node.timeutil import from_datetime, to_datetime
 
 MILLISECOND = 1_000
@@ -54,7 +54,6 @@ MAX_PREVIEW = 1000
 # fold that matters to a search always has its transition within this distance of the search start.
 _FOLD_REACH = 3 * HOUR
 
-OVERLAP_POLICIES = ("ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER")
 CATCH_UP_POLICIES = ("SKIP", "ONE", "ALL")
 
 _UNITS = {"ms": MILLISECOND, "s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY}
@@ -280,7 +279,7 @@ def fire_time(s: Schedule, nominal: int) -> int:
     """
     if s.jitter <= 0:
         return nominal
-    offset = _hash64(f"{s.key}:{nominal}") % s.jitter
+    offset = hash64(f"{s.key}:{nominal}") % s.jitter
     if offset and _compile(s.expression).cron is not None:
         try:
             following = nominal_after(s, nominal)
@@ -310,30 +309,6 @@ def preview(s: Schedule, after: int, count: int) -> list[tuple[int, int]]:
     return pairs
 
 
-def backoff_delay(
-    attempt: int, *, initial: int, multiplier: float, maximum: int, jitter: float = 0.0, key: str = ""
-) -> int:
-    """Microseconds to wait after failed attempt ``attempt`` (>= 1) before the next one.
-
-    ``min(maximum, initial * multiplier ** (attempt - 1))``, less a deterministic fraction in
-    ``[0, jitter)`` of it seeded by ``key`` and ``attempt``, so retries of many jobs do not stampede.
-    """
-    if attempt < 1:
-        raise ValueError("attempt counts from 1")
-    if not 0.0 <= jitter <= 1.0:
-        raise ValueError("jitter must be between 0 and 1")
-    if initial < 0 or maximum < 0 or multiplier < 1.0:
-        raise ValueError("initial and maximum must not be negative, multiplier must be at least 1")
-    try:
-        grown = initial * float(multiplier) ** (attempt - 1)
-    except OverflowError:  # float pow raises rather than returning inf
-        grown = float(maximum)
-    delay = int(min(float(maximum), grown))
-    if jitter > 0.0:
-        delay -= int(delay * jitter * (_hash64(f"{key}:{attempt}") / 2**64))
-    return max(0, delay)
-
-
 def catch_up(policy: str, missed: list[int], now: int, window: int) -> tuple[list[int], list[int]]:
     """Split ``missed`` nominal times (ascending, all <= ``now``) into ``(to_run, to_mark_missed)``.
 
@@ -350,21 +325,6 @@ def catch_up(policy: str, missed: list[int], now: int, window: int) -> tuple[lis
     return missed[cut:], missed[:cut]
 
 
-def overlap_decision(policy: str, running: int, buffered: int) -> str:
-    """What to do with an occurrence that falls due while ``running`` runs of its job are still running.
-
-    Returns ``RUN``, ``SKIP`` (record SKIPPED_OVERLAP), ``BUFFER`` (run when the current one ends) or
-    ``CANCEL_OTHER`` (cancel the running ones, then run); ``buffered`` occurrences are already waiting.
-    """
-    if policy not in OVERLAP_POLICIES:
-        raise ValueError(f"unknown overlap policy {policy!r}")
-    if running <= 0 or policy == "ALLOW":
-        return "RUN"
-    if policy == "BUFFER_ONE":
-        return "BUFFER" if buffered == 0 else "SKIP"
-    return policy  # "SKIP" or "CANCEL_OTHER"
-
-
 def _duration_text(us: int) -> str:
     """Microseconds as ``1h30m``, ``10s`` or ``500ms``."""
     parts = []
@@ -373,11 +333,6 @@ def _duration_text(us: int) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts) or "0s"
-
-
-def _hash64(text: str) -> int:
-    """The first 8 bytes of the SHA-256 of ``text``, as an unsigned big-endian integer."""
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big")
 
 
 def from_options(options: dict[str, Any], key: str) -> Schedule:

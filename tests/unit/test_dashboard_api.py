@@ -28,7 +28,7 @@ from ordo_node.dashboard import server as server_mod
 from ordo_node.dashboard.server import Allow, HttpServer, bearer_token, token_cookie
 from ordo_node.metrics import Metrics
 from ordo_node.pb import ordo_pb2
-from ordo_node.store import Store
+from ordo_node.statemachine.store import Store
 
 SEC = 1_000_000
 T0 = 1_900_000_000 * SEC

@@ -12,18 +12,16 @@ from croniter import croniter
 from ordo_node.errors import InternalError, InvalidArgument
 from ordo_node.schedule import (
     CATCH_UP_POLICIES,
-    OVERLAP_POLICIES,
     Schedule,
-    backoff_delay,
     catch_up,
     fire_time,
     next_occurrence,
     nominal_after,
-    overlap_decision,
     parse_duration,
     parse_schedule,
     preview,
 )
+from ordo_node.statemachine.policy import OVERLAP_POLICIES, backoff_delay, overlap_decision
 from ordo_node.timeutil import format_us, from_datetime, parse_rfc3339, to_datetime
 
 MS = 1_000

@@ -25,7 +25,8 @@ from ordo_node import commands as c
 from ordo_node import snapshots
 from ordo_node.errors import InvalidArgument
 from ordo_node.queries import Queries, decode_token, encode_token
-from ordo_node.store import Effects, Store
+from ordo_node.statemachine.effects import Effects
+from ordo_node.statemachine.store import Store
 from ordo_node.timeutil import format_us, parse_rfc3339
 
 SEC = 1_000_000

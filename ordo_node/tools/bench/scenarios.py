@@ -18,7 +18,7 @@ from ... import snapshots
 from ...client import submit_request
 from ...pb import ordo_pb2, ordo_pb2_grpc
 from ...queries import Queries
-from ...store import Store
+from ...statemachine.store import Store
 from ...timeutil import format_us, now_us
 from ..localcluster import LocalNode
 from .cpu import CpuMark, cpu_figures, cpu_summary, end_mark, start_mark

@@ -1,14 +1,10 @@
-"""The state machine: committed commands applied, in log order, to SQLite.
+"""The store: committed commands applied, in log order, to SQLite; restore from a snapshot; the state hash.
 
 Threading contract: :meth:`Store.apply` and :meth:`Store.restore` are called
 only by the Raft engine's tick thread, one at a time, through the write
 connection this class owns. Readers use their own connections (see
-``queries.py``); WAL mode lets them read while apply writes.
-
-Determinism: apply reads no clock, no randomness and no network. Every time
-comes inside the command. Every transition is guarded by the state it expects;
-a command that no longer fits (a second trigger for the same due time, an
-outcome from an attempt that was re-assigned) changes nothing and reports why.
+``queries.py``); WAL mode lets them read while apply writes. Determinism: see
+the package docstring.
 
 Exactly-once application: the entry's index is written in the same
 transaction as its effects, so replaying the journal after a restart skips
@@ -33,125 +29,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import commands as c
+from .. import commands as c
+from .base import Refused
 from .effects import Effects
-from .transitions import Refused, Transitions
+from .schema import MIGRATE, SCHEMA, SCHEMA_VERSION
+from .transitions import Transitions
 
 log = logging.getLogger("ordo_node.store")
 
-SCHEMA_VERSION = 4
 # The write connection's page cache, in KiB.
 CACHE_KIB = 64 * 1024
 WAL_CHECKPOINT_PAGES = 10_000
 HASH_BYTES = 16
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    type TEXT NOT NULL,
-    payload TEXT NOT NULL,
-    state TEXT NOT NULL,
-    run_at INTEGER NOT NULL,          -- the first fire time
-    due_at INTEGER,                   -- the next fire time; NULL when nothing is left to trigger
-    next_nominal INTEGER,             -- recurring: the nominal time due_at belongs to
-    armed INTEGER NOT NULL,           -- 1 while the timekeeper should trigger it at due_at
-    occurrences INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    idempotency_key TEXT,
-    spec_hash TEXT NOT NULL,
-    submitted_to TEXT NOT NULL,
-    options TEXT NOT NULL DEFAULT '', -- schedule and policies, JSON
-    paused_at INTEGER,
-    resumed_at INTEGER
-);
--- The timekeeper's question, "what falls due next", reads only this index.
-CREATE INDEX IF NOT EXISTS jobs_due ON jobs(due_at) WHERE armed = 1;
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs(idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
--- Lists are newest first by rowid: the order jobs were committed in, the same on
--- every replica (apply is deterministic, and a snapshot is a copy of the file).
--- An index on (state) holds (state, rowid): a list by state needs no other.
-CREATE INDEX IF NOT EXISTS jobs_name ON jobs(name) WHERE name != '';
-CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state);
--- Retention looks only at jobs with more than one occurrence: the recurring ones.
-CREATE INDEX IF NOT EXISTS jobs_recurring ON jobs(occurrences) WHERE occurrences > 1;
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    job_id TEXT NOT NULL,
-    state TEXT NOT NULL,
-    node_id TEXT,
-    scheduled_at INTEGER NOT NULL,
-    triggered_at INTEGER NOT NULL,
-    assigned_at INTEGER,
-    started_at INTEGER,
-    finished_at INTEGER,
-    result TEXT,
-    error TEXT,
-    lease_until INTEGER,
-    priority INTEGER NOT NULL DEFAULT 0,
-    not_before INTEGER,               -- a retry waits for its backoff until then
-    failures_before INTEGER NOT NULL DEFAULT 0,
-    waiting TEXT,                     -- why no executor takes it (tags no live node has)
-    boot_id TEXT,                     -- the executor process it was assigned to
-    PRIMARY KEY (run_id, attempt)
-);
-CREATE INDEX IF NOT EXISTS runs_job ON runs(job_id);
--- Open attempts (pending, assigned, running) are exactly those not finished. The
--- condition is not "state IN (...)": SQLite 3.40 then builds the IN list's table
--- twice for every row a statement writes, and a run's insert and updates cost
--- two to five times as much.
-CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(state, node_id) WHERE finished_at IS NULL;
-CREATE TABLE IF NOT EXISTS occurrences (
-    job_id TEXT NOT NULL,
-    nominal INTEGER NOT NULL,
-    fire_at INTEGER NOT NULL,
-    fate TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    run_id TEXT,
-    decided_at INTEGER NOT NULL,
-    ordinal INTEGER NOT NULL,
-    PRIMARY KEY (job_id, nominal)
-);
-CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY,
-    job_id TEXT NOT NULL,
-    type TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    node_id TEXT NOT NULL,
-    run_id TEXT,
-    attempt INTEGER,
-    message TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS events_job ON events(job_id, seq);
-CREATE TABLE IF NOT EXISTS members (
-    id TEXT PRIMARY KEY,
-    grpc_address TEXT NOT NULL,
-    raft_address TEXT NOT NULL,
-    state TEXT NOT NULL,              -- ACTIVE or REMOVED
-    changed_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS requests (
-    id TEXT PRIMARY KEY,
-    result TEXT NOT NULL,
-    applied_index INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS requests_index ON requests(applied_index);
-"""
-
-# Schema 2 had indexes that every job paid for on each replica: jobs(created_at, id)
-# and jobs(state, created_at, id), replaced by rowid order and jobs(state), and
-# events(at), replaced by pruning the oldest events by seq. Schema 3 had
-# runs_open, partial on "state IN (...)", replaced by runs_unfinished.
-MIGRATE = """
-DROP INDEX IF EXISTS jobs_created;
-DROP INDEX IF EXISTS jobs_state_created;
-DROP INDEX IF EXISTS events_at;
-DROP INDEX IF EXISTS runs_open;
-"""
 
 
 class Store:

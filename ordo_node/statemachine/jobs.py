@@ -1,0 +1,212 @@
+"""Commands on jobs: submit (one or many), and the operator's cancel, retry, pause and resume."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from .. import commands as c
+from ..timeutil import format_us
+from .base import FINAL, OPEN, Base, Refused, options_of
+from .effects import Effects
+
+# A batch of jobs is often due at a few distinct times: format each once.
+_due_text = lru_cache(maxsize=1024)(format_us)
+
+
+class JobCommands(Base):
+    """SubmitJobs, CancelJob, RetryJob and PauseJob (pause and resume)."""
+
+    def submit(self, cmd: c.SubmitJobs, fx: Effects) -> Any:
+        """Create the jobs. Atomic: one refusal refuses all. Otherwise each job succeeds or fails alone."""
+        ids: list[str | None] = []
+        created: list[bool] = []
+        errors: list[dict[str, str] | None] = []
+        taken = self.existing_ids([spec.job_id for spec in cmd.jobs])
+        for spec in cmd.jobs:
+            if cmd.atomic:
+                job_id, new = self.submit_one(spec, cmd, fx, taken)
+                errors.append(None)
+            else:
+                # submit_one refuses a job before it writes anything for it, so a
+                # refusal needs no savepoint to undo: the other jobs go on.
+                try:
+                    job_id, new = self.submit_one(spec, cmd, fx, taken)
+                    errors.append(None)
+                except Refused as refusal:
+                    job_id, new = None, False
+                    errors.append(refusal.result)
+            ids.append(job_id)
+            created.append(new)
+        result: dict[str, Any] = {"job_ids": ids, "created": created}
+        if not cmd.atomic:
+            result["errors"] = errors
+        return result
+
+    def existing_ids(self, ids: list[str]) -> set[str]:
+        """Which of these job ids exist (one query per 500)."""
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(f"SELECT id FROM jobs WHERE id IN ({marks})", chunk))
+        return found
+
+    def submit_one(
+        self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects, taken: set[str] | None = None
+    ) -> tuple[str, bool]:
+        """Create one job (or find it by its idempotency key); (job id, created).
+
+        ``taken``: the job ids known to exist (read in bulk by :meth:`submit`); a
+        job created here is added to it. Every refusal (Refused) comes before the
+        first write: a grouped submission relies on it to go on with the other jobs.
+        """
+        if spec.idempotency_key:
+            row = self.db.execute(
+                "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
+            ).fetchone()
+            if row is not None:
+                if row[1] != spec.spec_hash:
+                    raise Refused(
+                        "ALREADY_EXISTS",
+                        f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
+                        " with a different definition",
+                    )
+                return row[0], False
+        exists = (
+            spec.job_id in taken
+            if taken is not None
+            else self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone()
+        )
+        if exists:
+            raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
+        if spec.options and options_of(spec.options).get("long_running"):
+            self.one_long_running_per_name(spec)
+        self.db.execute(
+            "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
+            " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
+            " VALUES (?, ?, ?, ?, 'SCHEDULED', ?, ?, ?, 1, ?, ?, ?, ?, ?, ?)",
+            (
+                spec.job_id,
+                spec.name,
+                spec.type,
+                spec.payload,
+                spec.run_at,
+                spec.run_at,
+                spec.first_nominal,
+                cmd.at,
+                cmd.at,
+                spec.idempotency_key or None,
+                spec.spec_hash,
+                cmd.node,
+                spec.options,
+            ),
+        )
+        self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {_due_text(spec.run_at)}")
+        if taken is not None:
+            taken.add(spec.job_id)
+        fx.scheduled.append((spec.job_id, spec.run_at))
+        if fx.earliest_due is None or spec.run_at < fx.earliest_due:
+            fx.earliest_due = spec.run_at
+        return spec.job_id, True
+
+    def one_long_running_per_name(self, spec: c.JobSpec) -> None:
+        """Refuse a second active long-running job with the same name."""
+        for job_id, state, options in self.db.execute(
+            "SELECT id, state, options FROM jobs WHERE name = ?", (spec.name,)
+        ).fetchall():
+            if options_of(options).get("long_running") and state not in FINAL:
+                raise Refused(
+                    "ALREADY_EXISTS",
+                    f"name: long-running job '{spec.name}' is already active as job {job_id}",
+                )
+
+    def operate(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob, fx: Effects) -> Any:
+        """An operator's command on one job."""
+        match cmd:
+            case c.CancelJob():
+                return self.cancel(cmd, fx)
+            case c.RetryJob():
+                return self.retry(cmd, fx)
+            case c.PauseJob():
+                return self.pause(cmd, fx)
+
+    def cancel(self, cmd: c.CancelJob, fx: Effects) -> Any:
+        job = self.job(cmd.job_id)
+        if job is None:
+            raise Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
+        state = job["state"]
+        if state in ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED"):
+            raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {state}; nothing to cancel")
+        for run_id, attempt, node_id in self.db.execute(
+            "SELECT run_id, attempt, node_id FROM runs WHERE job_id = ? AND state IN (?, ?, ?)",
+            (cmd.job_id, *OPEN),
+        ).fetchall():
+            self.end_run(run_id, attempt, "CANCELLED", cmd.at, "job cancelled")
+            fx.cancelled_runs.append((run_id, attempt, node_id or ""))
+        if not job["occurrences"] and job["due_at"] is not None:
+            self.db.execute(
+                "INSERT OR IGNORE INTO occurrences (job_id, nominal, fire_at, fate, reason, decided_at,"
+                " ordinal)"
+                " VALUES (?, ?, ?, 'CANCELLED', 'the job was cancelled before it fell due', ?, 1)",
+                (cmd.job_id, job["next_nominal"] or job["due_at"], job["due_at"], cmd.at),
+            )
+        self.db.execute(
+            "UPDATE jobs SET state = 'CANCELLED', armed = 0, updated_at = ? WHERE id = ?",
+            (cmd.at, cmd.job_id),
+        )
+        self.event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}")
+        return {"job_id": cmd.job_id}
+
+    def retry(self, cmd: c.RetryJob, fx: Effects) -> Any:
+        job = self.job(cmd.job_id)
+        if job is None:
+            raise Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
+        row = self.db.execute(
+            "SELECT run_id, attempt, state FROM runs WHERE job_id = ? ORDER BY triggered_at DESC, attempt"
+            " DESC LIMIT 1",
+            (cmd.job_id,),
+        ).fetchone()
+        if job["state"] not in ("FAILED", "DEAD_LETTER") and not (
+            job["options"] and row is not None and row[2] == "FAILED"
+        ):
+            raise Refused(
+                "FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}; only a failed job is retried"
+            )
+        if row is None or row[2] != "FAILED":
+            raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} has no failed run to retry")
+        nxt = self.next_attempt((row[0], row[1]), fx, failures=0, triggered_at=cmd.at)
+        self.event(cmd.job_id, "RETRIED", cmd.at, cmd.node, nxt, "retry requested")
+        self.settle(cmd.job_id, cmd.at, "TRIGGERED")
+        return {"job_id": cmd.job_id, "run": list(nxt)}
+
+    def pause(self, cmd: c.PauseJob, fx: Effects) -> Any:
+        job = self.job(cmd.job_id)
+        if job is None:
+            raise Refused("NOT_FOUND", f"jobId: no job {cmd.job_id}")
+        if not options_of(job["options"]).get("cron"):
+            raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is not recurring; cancel it instead")
+        if cmd.pause:
+            if job["state"] in ("CANCELLED", "PAUSED", "SUCCEEDED", "FAILED", "DEAD_LETTER"):
+                raise Refused(
+                    "FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}; it cannot be paused"
+                )
+            self.db.execute(
+                "UPDATE jobs SET state = 'PAUSED', armed = 0, paused_at = ?, updated_at = ? WHERE id = ?",
+                (cmd.at, cmd.at, cmd.job_id),
+            )
+            self.event(cmd.job_id, "PAUSED", cmd.at, cmd.node, message=cmd.note)
+        else:
+            if job["state"] != "PAUSED":
+                raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}, not PAUSED")
+            armed = job["due_at"] is not None
+            self.db.execute(
+                "UPDATE jobs SET state = 'SCHEDULED', armed = ?, resumed_at = ?, updated_at = ? WHERE id = ?",
+                (int(armed), cmd.at, cmd.at, cmd.job_id),
+            )
+            self.event(cmd.job_id, "RESUMED", cmd.at, cmd.node, message=cmd.note)
+            self.settle(cmd.job_id, cmd.at, "SUCCEEDED")
+            if armed:
+                fx.earliest_due = job["due_at"]
+                fx.scheduled.append((cmd.job_id, job["due_at"]))
+        return {"job_id": cmd.job_id}

@@ -1,0 +1,54 @@
+"""The state machine's dispatch: each command to the method of its group.
+
+Called only from :meth:`Store.apply`, inside its transaction, on the Raft
+tick thread (see the package docstring for the rules every method keeps).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import commands as c
+from .cluster import ClusterCommands
+from .effects import Effects
+from .jobs import JobCommands
+from .triggers import TriggerCommands
+
+
+class Transitions(JobCommands, TriggerCommands, ClusterCommands):
+    """One method per command, from the groups; ``db`` is the store's write connection."""
+
+    def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
+        """Apply ``cmd``; return its result."""
+        # What a refused command left behind was rolled back with it.
+        self._events.clear()
+        self._writes.clear()
+        result = self._dispatch(cmd, fx)
+        self.flush_writes()
+        self.flush_events()
+        return result
+
+    def _dispatch(self, cmd: c.Command, fx: Effects) -> Any:
+        match cmd:
+            case c.SubmitJobs():
+                return self.submit(cmd, fx)
+            case c.TriggerJobs():
+                return self.trigger(cmd, fx)
+            case c.AssignRuns():
+                return self.assign(cmd, fx)
+            case c.RecordRunUpdates():
+                return self.record(cmd, fx)
+            case c.RenewLeases():
+                return self.renew(cmd)
+            case c.ExpireRuns():
+                return self.expire(cmd, fx)
+            case c.CancelJob() | c.RetryJob() | c.PauseJob():
+                return self.operate(cmd, fx)
+            case c.Prune():
+                return self.prune(cmd)
+            case c.MarkWaiting():
+                return self.mark_waiting(cmd)
+            case c.ChangeMember():
+                return self.change_member(cmd, fx)
+            case c.Barrier():
+                return {"index": fx.index}
