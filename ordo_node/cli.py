@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from . import __version__
 from . import config as config_mod
-from .api.convert import from_value
+from .channels import client_credentials, open_channel
 from .client import (
     DEFAULT_ADDRESSES,
     ENV_ADDRESS,
@@ -35,8 +35,9 @@ from .client import (
 from .errors import ConfigError
 from .logs import setup_logging
 from .pb import ordo_pb2
-from .tls import client_credentials, make_certificates, open_channel
+from .tls import make_certificates
 from .tools import bench, chaos, demo
+from .wire import from_value
 
 EXIT_CONFIG = 2
 

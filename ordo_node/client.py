@@ -29,11 +29,10 @@ from typing import Any
 import grpc
 from google.protobuf import duration_pb2
 
-from .api.convert import value
-from .config import is_loopback
+from .channels import client_credentials, is_loopback, open_channel
 from .pb import ordo_pb2, ordo_pb2_grpc
 from .timeutil import format_us, from_datetime
-from .tls import client_credentials, open_channel
+from .wire import value
 
 DEFAULT_ADDRESSES = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 ENV_ADDRESS = "ORDO_ADDRESS"

@@ -152,12 +152,6 @@ def check_address(where: str, key: str, value: Any) -> str:
     return value
 
 
-def is_loopback(address: str) -> bool:
-    """True for a ``host:port`` only this machine can reach."""
-    host = address.rpartition(":")[0].strip("[]")
-    return host in ("localhost", "::1") or host.startswith("127.")
-
-
 class _Table:
     """A TOML table that hands out typed values and remembers which keys it gave."""
 

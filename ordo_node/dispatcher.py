@@ -40,7 +40,6 @@ import grpc
 from google.protobuf import struct_pb2
 
 from . import commands as c
-from .api.convert import ts, value
 from .config import Config
 from .consensus import Consensus
 from .errors import OrdoError
@@ -48,6 +47,7 @@ from .pb import internal_pb2
 from .peers import Peers
 from .queries import NodeLoad, Queries, WorkItem
 from .timeutil import now_us
+from .wire import ts, value
 
 log = logging.getLogger("ordo_node.dispatcher")
 
@@ -68,7 +68,7 @@ SLOW_US = 1_000_000
 
 
 def payload_value(obj: Any) -> struct_pb2.Value:
-    """A JSON value as a protobuf Value: what ``api.convert.value`` gives, built directly
+    """A JSON value as a protobuf Value: what ``wire.value`` gives, built directly
     (json_format.ParseDict was a fifth of the leader's cost of sending an assignment)."""
     v = struct_pb2.Value()
     if isinstance(obj, dict):

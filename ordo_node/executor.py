@@ -34,16 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from . import commands as c
-from .api.convert import from_value
 from .clock import majority_now_us
 from .config import DANGEROUS, Config
 from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
 from .handlers import JobContext, Registry
 from .logs import JobLines
-from .metrics import Metrics
 from .pb import internal_pb2
 from .timeutil import now_us, to_datetime
+from .wire import from_value
 
 log = logging.getLogger("ordo_node.executor")
 job_log = logging.getLogger("ordo_node.jobs")
@@ -184,9 +183,10 @@ class Executor:
         registry: Registry,
         reporter: Reporter,
         consensus: Consensus,
-        metrics: Metrics | None = None,
+        on_finished: Callable[[str, float], None] | None = None,
     ) -> None:
-        self.metrics = metrics
+        # Told (outcome, seconds) as each attempt ends: the metrics observe through it.
+        self.on_finished = on_finished
         self.config = config
         self.registry = registry
         self.reporter = reporter
@@ -400,8 +400,8 @@ class Executor:
 
     def _finish(self, key: tuple[str, int], kind: str, result: str, error: str) -> None:
         running = self.running.get(key)
-        if self.metrics is not None and running is not None:
-            self.metrics.run_duration.labels(kind).observe((now_us() - running.started_at) / 1e6)
+        if self.on_finished is not None and running is not None:
+            self.on_finished(kind, (now_us() - running.started_at) / 1e6)
         self.reporter.report(c.RunUpdate(key[0], key[1], kind, now_us(), result, error[:4000]))
 
     def status(self) -> list[Running]:

@@ -59,6 +59,14 @@ class Metrics:
             registry=self.registry,
         )
 
+    def observe_run(self, outcome: str, seconds: float) -> None:
+        """An attempt ended after ``seconds`` with ``outcome`` (the executor's ``on_finished``)."""
+        self.run_duration.labels(outcome).observe(seconds)
+
+    def observe_lateness(self, seconds: float) -> None:
+        """A job was triggered ``seconds`` after its fire time (the timekeeper's ``on_lateness``)."""
+        self.trigger_lateness.observe(seconds)
+
     def watch(self, db: Path, consensus: Consensus, executor: Executor) -> None:
         """Read the node's state at scrape time."""
         self.registry.register(StateCollector(db, consensus, executor))

@@ -52,8 +52,9 @@ from .api.jobs import Changes, JobService
 from .api.peer import PeerService
 from .api.validate import max_request_bytes
 from .auth import AuthInterceptor, Tokens
+from .channels import is_loopback
 from .clock import ClockGuard
-from .config import Config, is_loopback
+from .config import Config
 from .consensus import Consensus
 from .dashboard import Dashboard
 from .dispatcher import Dispatcher
@@ -234,7 +235,7 @@ class Node:
             self.reporter = Reporter(cfg.node_id, self.consensus)
             reporter_task = asyncio.create_task(self.reporter.run(), name="reporter")
             stack.push_async_callback(self._step, "reporter", lambda: _cancel(reporter_task), 0.5)
-            self.executor = Executor(cfg, registry, self.reporter, self.consensus, self.metrics)
+            self.executor = Executor(cfg, registry, self.reporter, self.consensus, self.metrics.observe_run)
             stack.push_async_callback(self._step, "executor", self.executor.stop)
 
             def on_effects(fx: Effects) -> None:  # tick thread: hand over, nothing else
@@ -535,7 +536,7 @@ class Node:
                     self.config.node_id,
                     self.consensus,
                     self.queries,
-                    self.metrics,
+                    self.metrics.observe_lateness,
                     dispatcher=self.dispatcher,
                     clock=guard,
                 )

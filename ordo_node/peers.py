@@ -13,9 +13,10 @@ from typing import Any
 import grpc
 
 from .auth import PEER_KEY, peer_credential
+from .channels import open_channel
 from .config import Config, Peer
 from .pb import internal_pb2_grpc
-from .tls import open_channel, peer_credentials
+from .tls import peer_credentials
 
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 
 from . import commands as c
@@ -36,7 +37,6 @@ from .consensus import Consensus
 from .dispatcher import Dispatcher, Pending
 from .errors import InvalidArgument, OrdoError
 from .logs import log_jobs
-from .metrics import Metrics
 from .queries import DueJob, Queries
 from .schedule import catch_up, fire_time, from_options, next_occurrence
 from .timeutil import now_us
@@ -70,14 +70,15 @@ class Timekeeper:
         node_id: str,
         consensus: Consensus,
         queries: Queries,
-        metrics: Metrics | None = None,
+        on_lateness: Callable[[float], None] | None = None,
         *,
         batch: int = 2000,
         dispatcher: Dispatcher | None = None,
         lookahead: int = LOOKAHEAD,
         clock: ClockGuard | None = None,
     ) -> None:
-        self.metrics = metrics
+        # Told each triggered job's lateness in seconds: the metrics observe through it.
+        self.on_lateness = on_lateness
         # Tests without a consensus have no clock to judge.
         self.clock = clock if clock is not None or consensus is None else ClockGuard(consensus)
         # The executors whose clocks keep one-off jobs from being triggered ahead (logged when it changes).
@@ -189,10 +190,10 @@ class Timekeeper:
         if len(due) >= 100:  # smaller batches say more about fixed costs than about the rate
             rate = len(due) / max(1e-3, (now_us() - now) / 1e6)
             self._rate = 0.7 * self._rate + 0.3 * rate
-        if self.metrics is not None:
+        if self.on_lateness is not None:
             due_at = {t.job_id: t.due_at for t in triggers}
             for job_id in result.get("triggered", []):
-                self.metrics.trigger_lateness.observe(max(0.0, (cmd.at - due_at[job_id]) / 1e6))
+                self.on_lateness(max(0.0, (cmd.at - due_at[job_id]) / 1e6))
         log_jobs(
             log,
             "Triggering job %s",

@@ -1,4 +1,4 @@
-"""TLS for the gRPC port: server and channel credentials, and test certificates.
+"""TLS for the gRPC port: server and peer credentials, and test certificates (channels: channels.py).
 
 A node with a ``[tls]`` section serves only TLS, and opens its channels to
 peers with the same files: its certificate doubles as its client certificate,
@@ -16,7 +16,6 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import grpc
 from cryptography import x509
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .channels import client_credentials
 from .config import TlsSettings
 
 
@@ -43,41 +43,9 @@ def https_context(tls: TlsSettings) -> ssl.SSLContext:
     return context
 
 
-def client_credentials(
-    ca_file: str | Path | None, cert_file: str | Path | None = None, key_file: str | Path | None = None
-) -> grpc.ChannelCredentials | None:
-    """TLS trusting ``ca_file``, presenting ``cert_file`` if given; None (plaintext) without a CA.
-
-    Raises OSError when a file cannot be read.
-    """
-    if not ca_file:
-        return None
-    return grpc.ssl_channel_credentials(
-        root_certificates=Path(ca_file).read_bytes(),
-        private_key=Path(key_file).read_bytes() if key_file else None,
-        certificate_chain=Path(cert_file).read_bytes() if cert_file else None,
-    )
-
-
 def peer_credentials(tls: TlsSettings | None) -> grpc.ChannelCredentials | None:
     """A node's credentials towards its peers (and itself): the cluster's CA, its own certificate."""
     return client_credentials(tls.ca_file, tls.cert_file, tls.key_file) if tls else None
-
-
-def open_channel(
-    address: str,
-    credentials: grpc.ChannelCredentials | None,
-    *,
-    server_name: str = "",
-    options: Sequence[tuple[str, Any]] = (),
-    interceptors: Sequence[grpc.aio.ClientInterceptor] | None = None,
-) -> grpc.aio.Channel:
-    """A channel to ``address``: TLS with ``credentials`` (checking the certificate against
-    ``server_name`` if given), plaintext when they are None."""
-    opts = [*options, *([("grpc.ssl_target_name_override", server_name)] if server_name else [])]
-    if credentials is None:
-        return grpc.aio.insecure_channel(address, options=opts, interceptors=interceptors)
-    return grpc.aio.secure_channel(address, credentials, options=opts, interceptors=interceptors)
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,10 @@ from ..pb import ordo_pb2, ordo_pb2_grpc
 from ..queries import JobRow, Queries, encode_token
 from ..schedule import parse_schedule
 from ..timeutil import format_us, now_us
+from ..wire import ts
 from . import validate as v
 from .batcher import SubmitBatcher
-from .convert import event_message, job_message, occurrence_message, ts
+from .convert import event_message, job_message, occurrence_message
 from .errors import raise_refusal, rpc, rpc_stream
 from .explain import explain, preview_times
 from .submission import clock_timed, job_spec

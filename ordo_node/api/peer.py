@@ -11,7 +11,7 @@ from ..consensus import Consensus
 from ..errors import Unavailable
 from ..executor import Executor
 from ..pb import internal_pb2, internal_pb2_grpc
-from .convert import ts
+from ..wire import ts
 from .errors import rpc
 
 log = logging.getLogger("ordo_node.peer")

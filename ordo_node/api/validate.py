@@ -21,7 +21,7 @@ from .. import queries, schedule
 from ..config import NODE_ID, check_address
 from ..errors import ConfigError, InvalidArgument
 from ..timeutil import parse_rfc3339
-from .convert import BadValue, from_value
+from ..wire import BadValue, from_value
 
 # --- text -----------------------------------------------------------------------------------------------
 MAX_JOB_ID = 36  # a UUID in canonical form

@@ -18,9 +18,10 @@ from conftest import MakeCluster
 from helpers import Cluster, grpcurl_program, ordo_node_program
 
 from ordo_node.auth import PEER_KEY, peer_credential
+from ordo_node.channels import client_credentials, open_channel
 from ordo_node.client import Client
 from ordo_node.pb import internal_pb2, internal_pb2_grpc, ordo_pb2
-from ordo_node.tls import Issued, client_credentials, make_certificates, open_channel
+from ordo_node.tls import Issued, make_certificates
 from ordo_node.tools.localcluster import DEMO_SECRET
 
 pytestmark = pytest.mark.cluster

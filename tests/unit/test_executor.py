@@ -14,7 +14,6 @@ import pytest
 
 from ordo_node import commands as c
 from ordo_node import executor as executor_module
-from ordo_node.api.convert import ts, value
 from ordo_node.config import Config
 from ordo_node.dispatcher import (
     MAX_QUEUE_PER_SLOT,
@@ -29,6 +28,7 @@ from ordo_node.handlers import JobContext, Registry
 from ordo_node.pb import internal_pb2
 from ordo_node.queries import NodeLoad
 from ordo_node.timeutil import now_us
+from ordo_node.wire import ts, value
 
 
 class FakeConsensus:

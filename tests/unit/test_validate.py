@@ -13,7 +13,6 @@ from google.protobuf import json_format
 from google.protobuf.duration_pb2 import Duration
 
 from ordo_node.api import submission, validate
-from ordo_node.api.convert import from_value, value
 from ordo_node.api.explain import explain, local, preview_times
 from ordo_node.errors import InvalidArgument
 from ordo_node.handlers import registry
@@ -21,6 +20,7 @@ from ordo_node.pb import ordo_pb2
 from ordo_node.queries import JobRow
 from ordo_node.schedule import parse_schedule
 from ordo_node.timeutil import parse_rfc3339
+from ordo_node.wire import from_value, value
 
 NOW = parse_rfc3339("2030-01-01T00:00:00Z")
 SEC = 1_000_000
