@@ -387,10 +387,12 @@ def test_followers_elect_a_new_leader_after_pre_votes(replicas: list[Replica]) -
     started = time.monotonic()
     wait("a new leader", lambda: leader_of(others) is not None)
 
-    # one pre-vote round and one election, within a few election timeouts
+    # pre-votes and elections, within a few election timeouts: a term is spent only on a real
+    # election (both followers may stand at once and split the vote, so a busy machine may take two)
     assert time.monotonic() - started < 6.0
     new_leader = leader_of(others)
-    assert new_leader is not None and new_leader.raftCurrentTerm == leader.raftCurrentTerm + 1
+    assert new_leader is not None
+    assert leader.raftCurrentTerm + 1 <= new_leader.raftCurrentTerm <= leader.raftCurrentTerm + 2
 
 
 # -- clock offsets --------------------------------------------------------------------------
