@@ -87,6 +87,13 @@ def test_tiny_bench_reports_every_scenario_as_json() -> None:
     assert judged[("e2e1", "CPU per job, total")]["target"] == "<= 200 us"
     assert judged[("submit", "CPU per job, 1 in flight, leader")]["target"] == "<= 25 us"
     assert all(t["met"] is not None for t in judged.values())
+    # and the latency targets: unary p50 against the machine's own commit and echo, measured in the
+    # same run, and p99 while a burst runs on the same nodes
+    latency = {t["scenario"]: t for t in report["targets"] if "unary SubmitJob C=1" in t["figure"]}
+    assert latency["submit"]["target"].startswith("<= ") and latency["submit"]["met"] is not None
+    assert latency["loaded"]["target"] == "p99 < 20 ms" and latency["loaded"]["met"] is not None
+    assert report["loaded"]["unary"]["calls"] > 0 and report["loaded"]["e2e"]["failed"] == 0
+    assert report["limits"]["raw_commit"]["serial"]["latency_p50_ms"] > 0
     # and every target it judged is listed with a value
     assert report["targets"] and all(
         t["value"] is not None for t in report["targets"] if t["met"] is not None

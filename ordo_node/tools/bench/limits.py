@@ -39,12 +39,19 @@ class _Counter(SyncObj):  # type: ignore[misc]
 
 
 def _drive(obj: _Counter, commands: int, in_flight: int) -> dict[str, Any]:
-    """Commit ``commands`` increments with at most ``in_flight`` waiting for their callback."""
+    """Commit ``commands`` increments with at most ``in_flight`` waiting for their callback.
+
+    With one in flight, each command's latency (from the call to its callback) is kept too.
+    """
     slots = threading.Semaphore(in_flight)
     finished = threading.Event()
     outcomes: Counter[str] = Counter()
+    latencies: list[float] = []
+    sent = [0.0]
 
     def done(result: Any, reason: int) -> None:  # the tick thread
+        if in_flight == 1:
+            latencies.append(time.perf_counter() - sent[0])
         outcomes["ok" if reason == FAIL_REASON.SUCCESS else "failed"] += 1
         slots.release()
         if outcomes.total() == commands:
@@ -53,10 +60,21 @@ def _drive(obj: _Counter, commands: int, in_flight: int) -> dict[str, Any]:
     start = time.perf_counter()
     for _ in range(commands):
         slots.acquire()
+        sent[0] = time.perf_counter()
         obj.incr(1, callback=done)
     finished.wait(300)
     seconds = time.perf_counter() - start
-    return {"commands": commands, "commits": outcomes["ok"], "errors": outcomes["failed"], "seconds": seconds}
+    out: dict[str, Any] = {
+        "commands": commands,
+        "commits": outcomes["ok"],
+        "errors": outcomes["failed"],
+        "seconds": seconds,
+    }
+    if latencies:
+        ms = sorted(x * 1000 for x in latencies)
+        out["latency_p50_ms"] = round(ms[len(ms) // 2], 3)
+        out["latency_p99_ms"] = round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 3)
+    return out
 
 
 def raw_raft_node(spec: str) -> None:
@@ -87,7 +105,11 @@ def raw_raft_node(spec: str) -> None:
     while obj._getLeader() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # polling PySyncObj, which offers no wait for a leader
     if obj._isLeader():
-        print(json.dumps(_drive(obj, s["commands"], s["in_flight"])), flush=True)
+        # One command at a time first (the latency of a commit), then the rate with many in flight.
+        serial = _drive(obj, s["serial_commands"], 1)
+        out = _drive(obj, s["commands"], s["in_flight"])
+        out["serial"] = serial
+        print(json.dumps(out), flush=True)
     else:
         print(json.dumps({"role": "follower" if obj._getLeader() else "no leader"}), flush=True)
     sys.stdin.read()
@@ -184,6 +206,7 @@ async def raw_commit_rate(plan: Plan, progress: Progress, root: Path) -> dict[st
                 "secret": secret,
                 "commands": plan.raw_commands,
                 "in_flight": plan.raw_in_flight,
+                "serial_commands": max(50, plan.raw_commands // 20),
                 "journal": str(root / f"raw{i}.journal"),
             }
             procs.append(python_child(code, json.dumps(spec), root / f"raw{i}.log"))
@@ -195,7 +218,10 @@ async def raw_commit_rate(plan: Plan, progress: Progress, root: Path) -> dict[st
         out["commits_per_s"] = round(out["commits"] / out["seconds"], 1)
         out["seconds"] = round(out["seconds"], 3)
         out["in_flight"] = plan.raw_in_flight
-        progress.done(f"{out['commits_per_s']:,.0f} commits/s")
+        serial = out["serial"]
+        progress.done(
+            f"{out['commits_per_s']:,.0f} commits/s; one at a time p50 {serial.get('latency_p50_ms')} ms"
+        )
         return out
     finally:
         kill_all(procs)

@@ -253,8 +253,10 @@ async def closed_loop(
     concurrency: int,
     seconds: float,
     progress: Progress,
+    stop: Callable[[], bool] | None = None,
 ) -> LoadResult:
-    """``concurrency`` callers, each with its own channel, calling back to back for ``seconds``.
+    """``concurrency`` callers, each with its own channel, calling back to back for ``seconds``
+    (or until ``stop()`` is true, if sooner).
 
     Each caller makes one untimed call first (connection set-up). The rate is
     the successful calls divided by the time until the last caller returned.
@@ -269,7 +271,7 @@ async def closed_loop(
         deadline = start + seconds
 
         async def caller(call: Callable[[], Awaitable[Any]]) -> None:
-            while (t0 := time.perf_counter()) < deadline:
+            while (t0 := time.perf_counter()) < deadline and not (stop is not None and stop()):
                 try:
                     await call()
                 except grpc.aio.AioRpcError as e:
@@ -345,8 +347,9 @@ async def created_at(stub: Any, job_id: str) -> int:
 # -- waiting for jobs ----------------------------------------------------------------
 
 
-async def open_state(stub: Any, since_us: int) -> str | None:
-    """A state among SCHEDULED, TRIGGERED, RUNNING that still holds a job created at or after ``since_us``.
+async def open_state(stub: Any, since_us: int, job_type: str = "") -> str | None:
+    """A state among SCHEDULED, TRIGGERED, RUNNING that still holds a job created at or after ``since_us``
+    (of ``job_type`` only, if given).
 
     ListJobs is newest first, so one row per state answers it (an index seek
     on ``jobs(state)``, newest first by rowid). The states are asked in the order a
@@ -354,7 +357,8 @@ async def open_state(stub: Any, since_us: int) -> str | None:
     """
     for state in OPEN_STATES:
         page = await stub.ListJobs(
-            ordo_pb2.ListJobsRequest(state=f"JOB_STATE_{state}", page_size=1), timeout=RPC_TIMEOUT
+            ordo_pb2.ListJobsRequest(state=f"JOB_STATE_{state}", page_size=1, type=job_type),
+            timeout=RPC_TIMEOUT,
         )
         if page.jobs and page.jobs[0].created_at.ToMicroseconds() >= since_us:
             return state
@@ -374,14 +378,17 @@ class Finished:
         return self.succeeded + self.failed
 
 
-async def finished_since(stub: Any, since_us: int) -> Finished:
-    """Count SUCCEEDED and FAILED jobs created at or after ``since_us`` (pages of 1,000, newest first)."""
+async def finished_since(stub: Any, since_us: int, job_type: str = "") -> Finished:
+    """Count SUCCEEDED and FAILED jobs created at or after ``since_us`` (of ``job_type`` only, if given;
+    pages of 1,000, newest first)."""
     out = Finished()
     for state in ("SUCCEEDED", "FAILED"):
         token = ""
         while True:
             page = await stub.ListJobs(
-                ordo_pb2.ListJobsRequest(state=f"JOB_STATE_{state}", page_size=1000, page_token=token),
+                ordo_pb2.ListJobsRequest(
+                    state=f"JOB_STATE_{state}", page_size=1000, page_token=token, type=job_type
+                ),
                 timeout=RPC_TIMEOUT,
             )
             ours = [j for j in page.jobs if j.created_at.ToMicroseconds() >= since_us]
@@ -404,8 +411,9 @@ async def wait_finished(
     timeout: float,
     progress: Progress,
     on_idle: Callable[[], Awaitable[None]] | None = None,
+    job_type: str = "",
 ) -> Finished:
-    """Wait until ``expected`` jobs created since ``since_us`` have ended.
+    """Wait until ``expected`` jobs created since ``since_us`` (of ``job_type`` only, if given) have ended.
 
     Cheap while waiting (three one-row ListJobs calls per poll); the full
     count by paging through SUCCEEDED and FAILED runs only once nothing is
@@ -415,11 +423,11 @@ async def wait_finished(
     start = time.monotonic()
 
     async def check() -> Finished | None:
-        state = await open_state(stub, since_us)
+        state = await open_state(stub, since_us, job_type)
         if state is None:
             if on_idle is not None:
                 await on_idle()
-            fin = await finished_since(stub, since_us)
+            fin = await finished_since(stub, since_us, job_type)
             if fin.total >= expected:
                 return fin
             state = f"{fin.total}/{expected} ended"

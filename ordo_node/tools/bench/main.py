@@ -27,6 +27,7 @@ from .scenarios import (
     scenario_e2e,
     scenario_failover,
     scenario_lateness,
+    scenario_loaded,
     scenario_scale,
     scenario_submit,
 )
@@ -87,6 +88,7 @@ def cluster_runs(
         "submit": lambda: scenario_submit(target, plan, progress),
         "e2e": lambda: scenario_e2e(target, plan, progress),
         "e2e1": lambda: scenario_e2e1(plan, progress, root),
+        "loaded": lambda: scenario_loaded(target, plan, progress),
         "durable": lambda: scenario_durable(plan, progress, root),
         "lateness": lambda: scenario_lateness(target, plan, progress, batch_rate()),
         "failover": failover,

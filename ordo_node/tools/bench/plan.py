@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 U = TypeVar("U")
 
-SCENARIOS = ("submit", "e2e", "e2e1", "durable", "lateness", "failover", "scale", "limits")
+SCENARIOS = ("submit", "e2e", "e2e1", "loaded", "durable", "lateness", "failover", "scale", "limits")
 
 FAR_FUTURE = "2099-01-01T00:00:00Z"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import sqlite3
 import statistics
 import tempfile
@@ -39,6 +40,7 @@ from .load import (
     wait_finished,
 )
 from .plan import (
+    FAR_FUTURE,
     FAR_FUTURE_US,
     KILL_FRACTION,
     QUERY_REPEATS,
@@ -95,7 +97,9 @@ async def scenario_submit(target: Target, plan: Plan, progress: Progress) -> dic
 # -- scenario: end to end ---------------------------------------------------------------
 
 
-async def scenario_e2e(target: Target, plan: Plan, progress: Progress, label: str = "e2e") -> dict[str, Any]:
+async def scenario_e2e(
+    target: Target, plan: Plan, progress: Progress, label: str = "e2e", job_type: str = ""
+) -> dict[str, Any]:
     """N echo jobs due now: from the first submission until the last success, and the CPU it took.
 
     The CPU window opens before the first submission and closes once no job is
@@ -120,7 +124,13 @@ async def scenario_e2e(target: Target, plan: Plan, progress: Progress, label: st
         ends[:] = [await end_mark(target)]
 
     fin = await wait_finished(
-        stub, since, len(sent.ids), timeout=120 + n / 50, progress=progress, on_idle=at_idle
+        stub,
+        since,
+        len(sent.ids),
+        timeout=120 + n / 50,
+        progress=progress,
+        on_idle=at_idle,
+        job_type=job_type,
     )
     seconds = (fin.last_update_us - start_us) / 1e6
     cpu = cpu_figures(mark, ends[-1], len(sent.ids))
@@ -135,6 +145,45 @@ async def scenario_e2e(target: Target, plan: Plan, progress: Progress, label: st
         "errors": sum(sent.errors.values()),
         **cpu,
     }
+
+
+# -- scenario: unary under load ---------------------------------------------------------
+
+
+async def scenario_loaded(target: Target, plan: Plan, progress: Progress) -> dict[str, Any]:
+    """Unary SubmitJob, one call in flight, to the leader while N echo jobs run end to end.
+
+    The caller starts with the first batch of echo jobs and stops once the last
+    of them has ended; its latencies are those a client sees while the same
+    nodes trigger, assign and run the burst.
+    """
+    leader = await target.leader()
+    # Not echo, the burst's type: the burst's end is found by listing its type.
+    request = submit_request("sleep", {"seconds": 0}, run_at=FAR_FUTURE)
+    finished = False
+
+    def make(ch: grpc.aio.Channel) -> Callable[[], Awaitable[Any]]:
+        stub = ordo_pb2_grpc.JobServiceStub(ch)
+        return lambda: stub.SubmitJob(request, timeout=RPC_TIMEOUT)
+
+    async def burst() -> dict[str, Any]:
+        nonlocal finished
+        try:
+            return await scenario_e2e(target, plan, progress, label="loaded", job_type="echo")
+        finally:
+            finished = True
+
+    quiet = Progress(io.StringIO())
+    e2e, unary = await asyncio.gather(
+        burst(), closed_loop(make, leader, 1, 600, quiet, stop=lambda: finished)
+    )
+    out = unary.as_dict("jobs_per_s")
+    out["max_ms"] = round(max(unary.latencies, default=0.0) * 1000, 2)
+    progress.note(
+        f"loaded: unary SubmitJob C=1 during the burst: p50 {out['latency_p50_ms']} ms,"
+        f" p99 {out['latency_p99_ms']} ms, {out['calls']:,} calls"
+    )
+    return {"unary": out, "e2e": e2e}
 
 
 # -- scenario: lateness -----------------------------------------------------------------
