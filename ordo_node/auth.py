@@ -3,8 +3,10 @@
 Public API (``ordo.v1.JobService``, ``ordo.v1.ClusterService``): when the
 config lists ``[auth] tokens``, every call carries ``authorization: Bearer
 <token>``; ``read`` tokens may call the methods in :data:`READ_METHODS`,
-``admin`` tokens everything. With no tokens configured the public API is open
-(the local default). Health and reflection stay open: they reveal no data.
+``admin`` tokens everything. ``worker`` tokens may call WorkerService (a
+worker's stream and its reports) and nothing else, and only they may. With no
+tokens configured the public API and WorkerService are open (the local
+default). Health and reflection stay open: they reveal no data.
 
 PeerService (the leader's assignments to executors) is always closed to
 strangers, tokens or not: a caller names itself in ``ordo-peer`` metadata as
@@ -29,6 +31,7 @@ log = logging.getLogger("ordo_node.auth")
 
 PUBLIC_SERVICES = ("/ordo.v1.JobService/", "/ordo.v1.ClusterService/")
 PEER_SERVICE = "/ordo.v1.PeerService/"
+WORKER_SERVICE = "/ordo.v1.WorkerService/"
 READ_METHODS = frozenset(
     {
         "/ordo.v1.JobService/GetJob",
@@ -71,12 +74,15 @@ class Tokens:
         return found
 
     def can_read(self, presented: str | None) -> bool:
-        """True for any configured token: read and admin tokens may both look."""
-        return self.find(presented) is not None
+        """True for read and admin tokens: both may look (a worker token may not)."""
+        token = self.find(presented)
+        return token is not None and token.role != "worker"
 
     @staticmethod
     def permits(token: Token, method: str) -> bool:
         """True when ``token`` may call ``method`` (a full gRPC method name)."""
+        if token.role == "worker":
+            return method.startswith(WORKER_SERVICE)
         return token.role == "admin" or method in READ_METHODS
 
 
@@ -120,7 +126,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Why a call to ``method`` with ``metadata`` is refused, or None to let it through."""
         if method.startswith(PEER_SERVICE):
             return self._peer_refusal(metadata)
-        if not self.tokens.enabled or not method.startswith(PUBLIC_SERVICES):
+        if not self.tokens.enabled or not method.startswith((*PUBLIC_SERVICES, WORKER_SERVICE)):
             return None
         presented = bearer(metadata)
         token = self.tokens.find(presented)
@@ -129,6 +135,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             return (
                 grpc.StatusCode.UNAUTHENTICATED,
                 f"{what}: send 'authorization: Bearer <token>' with a token from the node's [auth] section",
+            )
+        if method.startswith(WORKER_SERVICE) != (token.role == "worker"):
+            name = method.rsplit("/", 1)[-1]
+            need = "a worker token" if method.startswith(WORKER_SERVICE) else "a read or admin token"
+            return (
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"token '{token.name}' is a {token.role} token; {name} needs {need}",
             )
         if not self.tokens.permits(token, method):
             return (

@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from .errors import Unavailable
 from .timeutil import now_us
@@ -116,7 +116,14 @@ def skew_fault(consensus: Consensus) -> str:
     return f"{v.reason()}: does not trigger jobs or take submissions timed by its clock"
 
 
-def majority_now_us(consensus: Consensus) -> int:
+class HasClockOffset(Protocol):
+    """What :func:`majority_now_us` needs: a member's Consensus, or a worker's link to the leader."""
+
+    @property
+    def clock_offset_us(self) -> int: ...
+
+
+def majority_now_us(consensus: HasClockOffset) -> int:
     """The majority's wall clock as this node estimates it: its own less its measured offset.
 
     For waits that must end at a time the leader chose (an executor holding a run

@@ -19,7 +19,12 @@ from typing import Any, ClassVar
 # 2: jobs carry options (schedules, policies); triggers carry occurrences.
 # 3: a trigger may carry the leader's assignments of the runs it creates
 #    (``TriggerJobs.assignments``/``lease_until``): one command instead of two.
-VERSION = 3
+# 4: RegisterWorker (op "worker").
+VERSION = 4
+# Each command is written with the version that introduced it, so a node of an
+# older version stops at a command it cannot apply (NewerCommand) instead of
+# skipping it, while the commands it knows still reach it during an upgrade.
+_WRITTEN_AS = {"worker": 4}
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,30 @@ class ChangeMember:
 
 
 @dataclass(frozen=True)
+class RegisterWorker:
+    """A worker (``ordo-node worker``) connected to the leader, or left (``gone``).
+
+    Registration is replicated so that any new leader knows every worker at
+    once. A worker that comes back under the same id with another ``boot_id``
+    is a new process: the attempts its old process held are given up (LOST, a
+    new attempt each) in the same command. A worker that leaves gives up what
+    it still holds.
+    """
+
+    op: ClassVar[str] = "worker"
+    request_id: str
+    at: int
+    node: str  # the server that proposed it (the leader the worker is connected to)
+    worker_id: str
+    boot_id: str
+    capacity: int = 0
+    tags: tuple[str, ...] = ()
+    handlers: tuple[str, ...] = ()
+    address: str = ""
+    gone: bool = False
+
+
+@dataclass(frozen=True)
 class Prune:
     """History retention: drop the oldest occurrences and runs beyond ``keep_runs`` per job,
     events older than ``events_before``, and request ids more than ``keep_requests`` entries old.
@@ -285,6 +314,7 @@ Command = (
     | Prune
     | MarkWaiting
     | ChangeMember
+    | RegisterWorker
     | Barrier
 )
 _BY_OP: dict[str, type[Any]] = {
@@ -302,6 +332,7 @@ _BY_OP: dict[str, type[Any]] = {
         Prune,
         MarkWaiting,
         ChangeMember,
+        RegisterWorker,
         Barrier,
     )
 }
@@ -381,7 +412,7 @@ def encode(cmd: Command) -> bytes:
     """The command as the bytes that go into the Raft log."""
     body = _plain(cmd)
     body["op"] = cmd.op
-    body["v"] = VERSION
+    body["v"] = _WRITTEN_AS.get(cmd.op, 3)
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -396,7 +427,8 @@ def decode(blob: bytes) -> Command:
             raise NewerCommand(f"command version {version} is newer than this node's ({VERSION}): upgrade it")
         cls = _BY_OP[op]
         names = _NAMES[cls]
-        kwargs = {k: v for k, v in body.items() if k in names}
+        # Lists are tuples in a command (frozen, comparable); nested items are built below.
+        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items() if k in names}
         for (nested_op, key), item_cls in _NESTED.items():
             if nested_op == op and key in kwargs:
                 kwargs[key] = tuple(_build(item_cls, item) for item in kwargs[key])

@@ -80,10 +80,10 @@ class Token:
 
     name: str
     token: str
-    role: str  # "admin" or "read"
+    role: str  # "admin", "read" or "worker" (ordo-node worker: WorkerService only)
 
 
-ROLES = ("admin", "read")
+ROLES = ("admin", "read", "worker")
 
 
 @dataclass(frozen=True)
@@ -289,7 +289,7 @@ def _tokens(where: str, auth: _Table, base_dir: Path) -> tuple[Token, ...]:
         name = t.get("name", str)
         role = t.get("role", str)
         if role not in ROLES:
-            raise ConfigError(f"{where}: {key}.role: must be admin or read, not {role!r}")
+            raise ConfigError(f"{where}: {key}.role: must be admin, read or worker, not {role!r}")
         if ("token" in t.data) == ("token_file" in t.data):
             raise ConfigError(f"{where}: {key}: give token or token_file, not both or neither")
         if "token" in t.data:

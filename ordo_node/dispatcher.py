@@ -42,12 +42,13 @@ from google.protobuf import struct_pb2
 from . import commands as c
 from .config import Config
 from .consensus import Consensus
-from .errors import OrdoError
+from .errors import OrdoError, Unavailable
 from .pb import internal_pb2
 from .peers import Peers
 from .queries import NodeLoad, Queries, WorkItem
 from .timeutil import now_us
 from .wire import ts, value
+from .workerhub import WorkerHub
 
 log = logging.getLogger("ordo_node.dispatcher")
 
@@ -171,12 +172,21 @@ class Dispatcher:
     """Leader-only actor; :meth:`run` until cancelled when leadership ends."""
 
     def __init__(
-        self, config: Config, consensus: Consensus, queries: Queries, peers: Peers, *, batch: int = 2000
+        self,
+        config: Config,
+        consensus: Consensus,
+        queries: Queries,
+        peers: Peers,
+        *,
+        batch: int = 2000,
+        hub: WorkerHub | None = None,
     ) -> None:
         self.config = config
         self.consensus = consensus
         self.queries = queries
         self.peers = peers
+        # Workers connected to this node: executors like the members', reached over their streams.
+        self.hub = hub if hub is not None else WorkerHub(config.node_id)
         self.batch = batch
         self.capacity: dict[str, int] = {}
         self.reachable: dict[str, bool] = {}
@@ -229,9 +239,7 @@ class Dispatcher:
         async def one(node_id: str) -> None:
             asked = now_us()
             try:
-                status = await self.peers.stub(node_id).GetExecutorStatus(
-                    internal_pb2.ExecutorStatusRequest(), timeout=POLL_INTERVAL
-                )
+                status = await self._status(node_id)
             except Exception as e:  # any failure means: do not send work there now
                 if self.reachable.get(node_id, True):
                     log.warning("executor node=%s unreachable: %s", node_id, _short(e))
@@ -252,12 +260,33 @@ class Dispatcher:
                 if held:
                     await self.expire(held, f"executor {node_id} restarted")
 
-        members = {m.id for m in self.peers.members()}
-        for gone in set(self.capacity) - members:  # removed from the cluster
+        members = {m.id for m in self.peers.members()} | set(self.hub.links)
+        for gone in set(self.capacity) - members:  # removed from the cluster, or a worker disconnected
             self.capacity.pop(gone, None)
             self.reachable.pop(gone, None)
             self.run_us.pop(gone, None)
         await asyncio.gather(*(one(node_id) for node_id in members))
+
+    async def _status(self, node_id: str) -> internal_pb2.ExecutorStatus:
+        """A member's executor status by PeerService, a connected worker's from its heartbeats."""
+        if self.peers.get(node_id) is None:
+            status = self.hub.status(node_id)
+            if status is None:
+                raise Unavailable(f"worker {node_id} is not connected")
+            return status
+        reply: internal_pb2.ExecutorStatus = await self.peers.stub(node_id).GetExecutorStatus(
+            internal_pb2.ExecutorStatusRequest(), timeout=POLL_INTERVAL
+        )
+        return reply
+
+    def on_worker(self) -> None:
+        """A worker connected or left: poll at once, so it gets work (or none) without waiting."""
+        task = asyncio.create_task(self._repoll())
+        self._track(task)
+
+    async def _repoll(self) -> None:
+        await self.poll_executors()
+        self.wake()
 
     async def _poll_loop(self) -> None:
         while True:
@@ -475,16 +504,22 @@ class Dispatcher:
             assignments=[assignment_message(i) for i in items],
         )
         try:
-            reply = await self.peers.stub(node_id).Assign(request, timeout=5.0)
+            if self.peers.get(node_id) is None:
+                accepted = await self.hub.assign(node_id, request)
+            else:
+                accepted = list((await self.peers.stub(node_id).Assign(request, timeout=5.0)).accepted)
         except Exception as e:  # mark the node so no more goes there
             log.warning("assign to node=%s failed (%d runs): %s", node_id, len(items), _short(e))
             self.reachable[node_id] = False
-            if isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE:
+            unavailable = isinstance(e, Unavailable) or (
+                isinstance(e, grpc.aio.AioRpcError) and e.code() == grpc.StatusCode.UNAVAILABLE
+            )
+            if unavailable:
                 # Not delivered: run these elsewhere now. (After other failures the
                 # executor may have them; the resend loop decides later.)
                 await self.expire(items, f"executor {node_id} unreachable: {_short(e)}")
             return
-        refused = len(items) - len(reply.accepted)
+        refused = len(items) - len(accepted)
         if refused:
             log.info("node=%s refused %d runs for capacity; they will be offered again", node_id, refused)
 

@@ -40,6 +40,10 @@ class FailedPrecondition(OrdoError):
     """The object is not in a state that allows the requested transition."""
 
 
+class PermissionDenied(OrdoError):
+    """The caller may not do this (a worker proposing what is not its own to propose)."""
+
+
 class Unavailable(OrdoError):
     """No leader, shutting down or overloaded: the caller may retry."""
 

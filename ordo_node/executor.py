@@ -31,18 +31,17 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from . import commands as c
 from .clock import majority_now_us
 from .config import DANGEROUS, Config
-from .consensus import Consensus
 from .errors import HandlerFailed, OrdoError
 from .handlers import JobContext, Registry
 from .logs import JobLines
 from .pb import internal_pb2
 from .timeutil import now_us, to_datetime
-from .wire import from_value
+from .wire import from_value, ts
 
 log = logging.getLogger("ordo_node.executor")
 job_log = logging.getLogger("ordo_node.jobs")
@@ -82,6 +81,22 @@ class Running:
         self.progress = note[:200]
 
 
+def running_messages(runs: list[Running]) -> list[internal_pb2.ExecutorRun]:
+    """Running attempts as an executor's status lists them."""
+    return [
+        internal_pb2.ExecutorRun(
+            run_id=r.run_id,
+            attempt=r.attempt,
+            job_id=r.job_id,
+            type=r.type,
+            started_at=ts(r.started_at),
+            last_heartbeat=ts(r.last_heartbeat),
+            progress=r.progress,
+        )
+        for r in runs
+    ]
+
+
 # One encoder, made once (json.dumps with any option builds a new one every call).
 _result_json = json.JSONEncoder(default=str, ensure_ascii=False).encode
 
@@ -94,10 +109,19 @@ def encode_result(value: Any) -> str:
     return text
 
 
+class Proposer(Protocol):
+    """Where an executor's commands go: its node's Consensus, or a worker's link to the leader."""
+
+    @property
+    def clock_offset_us(self) -> int: ...
+
+    async def propose(self, cmd: c.Command, timeout: float | None = None) -> Any: ...
+
+
 class Reporter:
     """Batches run updates and commits them through Raft, retrying until they commit."""
 
-    def __init__(self, node_id: str, consensus: Consensus, *, batch: int = 1000) -> None:
+    def __init__(self, node_id: str, consensus: Proposer, *, batch: int = 1000) -> None:
         self.node_id = node_id
         self.consensus = consensus
         self.batch = batch
@@ -182,7 +206,7 @@ class Executor:
         config: Config,
         registry: Registry,
         reporter: Reporter,
-        consensus: Consensus,
+        consensus: Proposer,
         on_finished: Callable[[str, float], None] | None = None,
     ) -> None:
         # Told (outcome, seconds) as each attempt ends: the metrics observe through it.

@@ -51,6 +51,7 @@ from .api.errors import DecodeErrors
 from .api.jobs import Changes, JobService
 from .api.peer import PeerService
 from .api.validate import max_request_bytes
+from .api.workers import WorkerService
 from .auth import AuthInterceptor, Tokens
 from .channels import is_loopback
 from .clock import ClockGuard
@@ -71,6 +72,7 @@ from .statemachine.store import Store
 from .timekeeper import Timekeeper
 from .timeutil import now_us
 from .tls import https_context, server_credentials
+from .workerhub import WorkerHub
 
 log = logging.getLogger("ordo_node.node")
 
@@ -91,6 +93,7 @@ SERVICE_NAMES = (
     ordo_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     ordo_pb2.DESCRIPTOR.services_by_name["ClusterService"].full_name,
     internal_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name,
+    internal_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
 )
 
 
@@ -128,6 +131,9 @@ class Node:
         self._background: set[asyncio.Task[None]] = set()
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
+        # Workers connected to this node (while it leads), and the registered ones' job types.
+        self.hub = WorkerHub(config.node_id)
+        self.hub.on_change = self._on_worker
         self._stop_began: float | None = None  # time.monotonic() of the first stop
         self._hurried = False
         self._exit_at: float | None = None  # the watchdog's time, once a signal armed it
@@ -224,6 +230,7 @@ class Node:
             stack.push_async_callback(self._step, "read connection", self.queries.close)
             self.peers = Peers(cfg)
             self.peers.sync(await self.queries.members())
+            await self._sync_workers()
             stack.push_async_callback(self._step, "peer channels", self.peers.close)
             # A command holds at most one request's jobs, and encodes them in less than twice its bytes.
             self.consensus = Consensus(
@@ -246,7 +253,9 @@ class Node:
             server, health_servicer = self._server()
             self.metrics.watch(self.store.path, self.consensus, self.executor)
             if cfg.metrics_address:
-                cluster = ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries)
+                cluster = ClusterService(
+                    cfg, self.consensus, self.executor, self.peers, self.queries, self.hub
+                )
                 dashboard = Dashboard(self.store.path, cluster.status, loop)
                 try:
                     http = self.metrics.serve(
@@ -323,13 +332,16 @@ class Node:
         ]
         server = grpc.aio.server(options=options, interceptors=interceptors)
         ordo_pb2_grpc.add_JobServiceServicer_to_server(
-            JobService(cfg, self.consensus, self.queries, registry, self.changes), server
+            JobService(cfg, self.consensus, self.queries, registry, self.changes, self.hub), server
         )
         ordo_pb2_grpc.add_ClusterServiceServicer_to_server(
-            ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries), server
+            ClusterService(cfg, self.consensus, self.executor, self.peers, self.queries, self.hub), server
         )
         peer_grpc.add_PeerServiceServicer_to_server(
-            PeerService(cfg.node_id, self.executor, self.consensus), server
+            PeerService(cfg.node_id, self.executor, self.consensus, self.hub), server
+        )
+        peer_grpc.add_WorkerServiceServicer_to_server(
+            WorkerService(cfg, self.consensus, self.hub, self.peers, self.queries), server
         )
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -353,6 +365,8 @@ class Node:
         self.changes.notify()
         if fx.members_changed:
             self._spawn(self._sync_members())
+        if fx.workers_changed:
+            self._spawn(self._sync_workers())
         if fx.earliest_due is not None and self.timekeeper is not None:
             self.timekeeper.notify_due(fx.earliest_due)
         if self.dispatcher is not None and (fx.pending or fx.finished or fx.cancelled_runs or fx.retry_at):
@@ -361,6 +375,8 @@ class Node:
         for run_id, attempt, node_id in fx.cancelled_runs:
             if node_id == self.config.node_id:
                 self.executor.cancel(run_id, attempt)
+            elif node_id in self.hub.links:
+                self.hub.cancel(node_id, run_id, attempt)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` in the background, keeping a reference until it ends."""
@@ -377,6 +393,7 @@ class Node:
                 self._leader_task = asyncio.create_task(self._lead(term), name="leadership")
         else:
             log.info("became %s term=%d", role, term, extra={"term": term})
+            self.hub.close_all()  # its workers reconnect, and are sent to the new leader
             if self._leader_task is not None:
                 self._leader_task.cancel()
                 self._leader_task = None
@@ -492,6 +509,13 @@ class Node:
             with suppress(asyncio.CancelledError):
                 await task
 
+    async def _sync_workers(self) -> None:
+        self.hub.set_registered([(w.id, w.state, w.handlers) for w in await self.queries.workers()])
+
+    def _on_worker(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.on_worker()
+
     async def _sync_members(self) -> None:
         self.peers.sync(await self.queries.members())
         log.info("members now %s", ",".join(m.id for m in self.peers.members()))
@@ -531,7 +555,9 @@ class Node:
                 # starts nothing that times by it (leases, triggers); it hands over instead.
                 guard = ClockGuard(self.consensus)
                 await guard.hold()
-                self.dispatcher = Dispatcher(self.config, self.consensus, self.queries, self.peers)
+                self.dispatcher = Dispatcher(
+                    self.config, self.consensus, self.queries, self.peers, hub=self.hub
+                )
                 self.timekeeper = Timekeeper(
                     self.config.node_id,
                     self.consensus,

@@ -23,6 +23,22 @@ DEFAULT_PAGE = 100
 
 
 @dataclass(frozen=True)
+class WorkerRow:
+    """A registered worker; tags and handlers are JSON lists."""
+
+    id: str
+    boot_id: str
+    capacity: int
+    tags: str
+    handlers: str
+    address: str
+    server: str
+    state: str
+    registered_at: int
+    changed_at: int
+
+
+@dataclass(frozen=True)
 class RunRow:
     """One attempt of a run."""
 
@@ -473,6 +489,26 @@ class Queries:
         return await self._work(
             "AND r.state != 'PENDING' AND r.lease_until < ? ORDER BY r.lease_until", (now,)
         )
+
+    async def held_of(self, node_id: str, keys: list[tuple[str, int]]) -> set[tuple[str, int]]:
+        """Which of these attempts are open and held by ``node_id``."""
+        held: set[tuple[str, int]] = set()
+        for run_id, attempt in keys:
+            rows = await self._all(
+                "SELECT 1 FROM runs WHERE run_id = ? AND attempt = ? AND node_id = ? AND finished_at IS NULL",
+                (run_id, attempt, node_id),
+            )
+            if rows:
+                held.add((run_id, attempt))
+        return held
+
+    async def workers(self) -> list[WorkerRow]:
+        """The registered workers, by id."""
+        rows = await self._all(
+            "SELECT id, boot_id, capacity, tags, handlers, address, server, state, registered_at, changed_at"
+            " FROM workers ORDER BY id"
+        )
+        return [WorkerRow(*r) for r in rows]
 
     async def members(self) -> list[tuple[str, str, str, str]]:
         """The replicated membership changes: (id, grpc address, raft address, ACTIVE|REMOVED)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 
@@ -17,9 +18,11 @@ from ..pb import internal_pb2, ordo_pb2, ordo_pb2_grpc
 from ..peers import Peers
 from ..queries import Queries
 from ..timeutil import now_us
+from ..workerhub import WorkerHub
 from . import validate as v
 from .errors import raise_refusal, rpc
 from .peer import executor_status
+from .workers import worker_status
 
 STATUS_TIMEOUT = 1.0
 log = logging.getLogger("ordo_node.cluster")
@@ -29,8 +32,15 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
     """The cluster as this node sees it, asking every member for its executor status."""
 
     def __init__(
-        self, config: Config, consensus: Consensus, executor: Executor, peers: Peers, queries: Queries
+        self,
+        config: Config,
+        consensus: Consensus,
+        executor: Executor,
+        peers: Peers,
+        queries: Queries,
+        hub: WorkerHub,
     ) -> None:
+        self.hub = hub
         self.queries = queries
         self.config = config
         self.consensus = consensus
@@ -98,7 +108,39 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
             node_id=self.config.node_id,
             applied_index=self.consensus.store.last_applied,
             nodes=nodes,
+            workers=await self._workers(leader),
         )
+
+    async def _workers(self, leader: str) -> list[ordo_pb2.WorkerStatus]:
+        """The registered workers (replicated), with what the leader knows of the connected ones."""
+        live: dict[str, ordo_pb2.WorkerStatus] = {}
+        if leader == self.config.node_id:
+            live = {w: worker_status(link, leader) for w, link in self.hub.links.items()}
+        elif leader and self.peers.get(leader) is not None:
+            try:
+                reply = await self.peers.stub(leader).GetWorkers(
+                    internal_pb2.ExecutorStatusRequest(), timeout=STATUS_TIMEOUT
+                )
+                live = {w.worker_id: w for w in reply.workers}
+            except grpc.RpcError:
+                pass
+        out = []
+        for row in await self.queries.workers():
+            if row.state != "ACTIVE" and row.id not in live:
+                continue
+            status = live.get(row.id)
+            if status is None:  # registered, not connected now
+                status = ordo_pb2.WorkerStatus(
+                    worker_id=row.id,
+                    address=row.address,
+                    capacity=row.capacity,
+                    tags=json.loads(row.tags),
+                    handlers=json.loads(row.handlers),
+                    boot_id=row.boot_id,
+                )
+            status.registered_at.FromMicroseconds(row.registered_at)
+            out.append(status)
+        return out
 
     @rpc
     async def AddNode(

@@ -26,6 +26,7 @@ from ..errors import (
     InvalidArgument,
     NotFound,
     OrdoError,
+    PermissionDenied,
     Unavailable,
 )
 from .validate import MAX_MESSAGE_BYTES
@@ -37,6 +38,7 @@ CODES: dict[type[OrdoError], grpc.StatusCode] = {
     NotFound: grpc.StatusCode.NOT_FOUND,
     AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
     FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     InternalError: grpc.StatusCode.INTERNAL,

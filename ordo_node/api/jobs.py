@@ -22,6 +22,7 @@ from ..queries import JobRow, Queries, encode_token
 from ..schedule import parse_schedule
 from ..timeutil import format_us, now_us
 from ..wire import ts
+from ..workerhub import WorkerHub
 from . import validate as v
 from .batcher import SubmitBatcher
 from .convert import event_message, job_message, occurrence_message
@@ -53,8 +54,16 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
     """The public job API; every node serves it, followers included."""
 
     def __init__(
-        self, config: Config, consensus: Consensus, queries: Queries, registry: Registry, changes: Changes
+        self,
+        config: Config,
+        consensus: Consensus,
+        queries: Queries,
+        registry: Registry,
+        changes: Changes,
+        hub: WorkerHub | None = None,
     ) -> None:
+        # The job types registered workers run are known too.
+        self.hub = hub
         self.changes = changes
         self.batcher = SubmitBatcher(config.node_id, consensus)
         self.config = config
@@ -95,6 +104,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
             now=now,
             max_payload_bytes=self.config.max_payload_bytes,
             prefix=prefix,
+            elsewhere=self.hub.types if self.hub is not None else (),
         )
 
     @rpc

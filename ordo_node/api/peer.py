@@ -9,10 +9,11 @@ import grpc
 from ..clock import skew_fault
 from ..consensus import Consensus
 from ..errors import Unavailable
-from ..executor import Executor
+from ..executor import Executor, running_messages
 from ..pb import internal_pb2, internal_pb2_grpc
-from ..wire import ts
+from ..workerhub import WorkerHub
 from .errors import rpc
+from .workers import worker_status
 
 log = logging.getLogger("ordo_node.peer")
 
@@ -24,18 +25,7 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
         node_id=node_id,
         capacity=executor.capacity,
         tags=list(executor.config.tags),
-        running=[
-            internal_pb2.ExecutorRun(
-                run_id=r.run_id,
-                attempt=r.attempt,
-                job_id=r.job_id,
-                type=r.type,
-                started_at=ts(r.started_at),
-                last_heartbeat=ts(r.last_heartbeat),
-                progress=r.progress,
-            )
-            for r in executor.status()
-        ],
+        running=running_messages(executor.status()),
         applied_index=applied,
         state_hash=state_hash,
         clock_offset_ms=consensus.clock_offset_us // 1000,
@@ -50,10 +40,11 @@ def executor_status(executor: Executor, consensus: Consensus, node_id: str) -> i
 class PeerService(internal_pb2_grpc.PeerServiceServicer):  # type: ignore[misc]
     """Internal: assignments in, executor status out."""
 
-    def __init__(self, node_id: str, executor: Executor, consensus: Consensus) -> None:
+    def __init__(self, node_id: str, executor: Executor, consensus: Consensus, hub: WorkerHub) -> None:
         self.node_id = node_id
         self.executor = executor
         self.consensus = consensus
+        self.hub = hub
 
     @rpc
     async def Assign(
@@ -74,3 +65,12 @@ class PeerService(internal_pb2_grpc.PeerServiceServicer):  # type: ignore[misc]
     ) -> internal_pb2.ExecutorStatus:
         """Capacity, tags and running attempts of this node."""
         return executor_status(self.executor, self.consensus, self.node_id)
+
+    @rpc
+    async def GetWorkers(
+        self, request: internal_pb2.ExecutorStatusRequest, context: grpc.aio.ServicerContext
+    ) -> internal_pb2.WorkerList:
+        """The workers connected to this node (the leader's are all of them)."""
+        return internal_pb2.WorkerList(
+            workers=[worker_status(link, self.node_id) for link in self.hub.links.values()]
+        )

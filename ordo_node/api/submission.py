@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Collection
 
 from ..commands import JobSpec
 from ..errors import InvalidArgument
@@ -43,14 +44,18 @@ def job_spec(
     now: int,
     max_payload_bytes: int,
     prefix: str = "",
+    elsewhere: Collection[str] = (),
 ) -> JobSpec:
-    """A validated JobSpec with a fresh job id; InvalidArgument names the first bad field."""
+    """A validated JobSpec with a fresh job id; InvalidArgument names the first bad field.
+
+    ``elsewhere``: the job types registered workers run, known beside ``registry``'s.
+    """
     v.text(req.type, f"{prefix}type", v.MAX_TYPE, required=True)
     payload, payload_json = v.payload(
         req.payload if req.HasField("payload") else None, f"{prefix}payload", max_payload_bytes
     )
     try:
-        registry.validate(req.type, payload)
+        registry.validate(req.type, payload, elsewhere)
     except InvalidArgument as e:
         raise InvalidArgument(prefix + e.field, e.reason) from None
     v.text(req.name, f"{prefix}name", v.MAX_NAME)

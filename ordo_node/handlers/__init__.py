@@ -14,7 +14,7 @@ import importlib
 import inspect
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -91,14 +91,18 @@ class Registry:
         """Tell whether a handler is registered under ``name``."""
         return name in self._handlers
 
-    def validate(self, name: str, payload: Any) -> None:
+    def validate(self, name: str, payload: Any, elsewhere: Collection[str] = ()) -> None:
         """Check that ``name`` is a known job type and that its validator accepts ``payload``.
 
+        ``elsewhere``: the types that other processes run (registered workers): such a
+        type is known, and its payload is checked by the worker's handler when it runs.
         Raises InvalidArgument naming the offending field.
         """
         found = self._handlers.get(name)
         if found is None:
-            known = ", ".join(self.names())
+            if name in elsewhere:
+                return
+            known = ", ".join(sorted({*self.names(), *elsewhere}))
             raise InvalidArgument("type", f"unknown job type '{name}'; known: {known}")
         if found.validate is not None:
             found.validate(payload)

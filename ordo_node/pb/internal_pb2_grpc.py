@@ -44,6 +44,11 @@ class PeerServiceStub:
                 request_serializer=ordo_dot_v1_dot_internal__pb2.ExecutorStatusRequest.SerializeToString,
                 response_deserializer=ordo_dot_v1_dot_internal__pb2.ExecutorStatus.FromString,
                 _registered_method=True)
+        self.GetWorkers = channel.unary_unary(
+                '/ordo.v1.PeerService/GetWorkers',
+                request_serializer=ordo_dot_v1_dot_internal__pb2.ExecutorStatusRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_internal__pb2.WorkerList.FromString,
+                _registered_method=True)
 
 
 class PeerServiceServicer:
@@ -63,6 +68,13 @@ class PeerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWorkers(self, request, context):
+        """The workers connected to this node (the leader), as GetClusterStatus lists them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PeerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -75,6 +87,11 @@ def add_PeerServiceServicer_to_server(servicer, server):
                     servicer.GetExecutorStatus,
                     request_deserializer=ordo_dot_v1_dot_internal__pb2.ExecutorStatusRequest.FromString,
                     response_serializer=ordo_dot_v1_dot_internal__pb2.ExecutorStatus.SerializeToString,
+            ),
+            'GetWorkers': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWorkers,
+                    request_deserializer=ordo_dot_v1_dot_internal__pb2.ExecutorStatusRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_internal__pb2.WorkerList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -131,6 +148,159 @@ class PeerService:
             '/ordo.v1.PeerService/GetExecutorStatus',
             ordo_dot_v1_dot_internal__pb2.ExecutorStatusRequest.SerializeToString,
             ordo_dot_v1_dot_internal__pb2.ExecutorStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWorkers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.PeerService/GetWorkers',
+            ordo_dot_v1_dot_internal__pb2.ExecutorStatusRequest.SerializeToString,
+            ordo_dot_v1_dot_internal__pb2.WorkerList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class WorkerServiceStub:
+    """Workers: processes that run jobs and hold no Raft state (ordo-node worker).
+    A worker dials a server; servers never dial workers.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Connect = channel.stream_stream(
+                '/ordo.v1.WorkerService/Connect',
+                request_serializer=ordo_dot_v1_dot_internal__pb2.WorkerMessage.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_internal__pb2.ServerMessage.FromString,
+                _registered_method=True)
+        self.Propose = channel.unary_unary(
+                '/ordo.v1.WorkerService/Propose',
+                request_serializer=ordo_dot_v1_dot_internal__pb2.WorkerProposal.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_internal__pb2.WorkerProposalResult.FromString,
+                _registered_method=True)
+
+
+class WorkerServiceServicer:
+    """Workers: processes that run jobs and hold no Raft state (ordo-node worker).
+    A worker dials a server; servers never dial workers.
+    """
+
+    def Connect(self, request_iterator, context):
+        """The worker's one stream: hello first, then heartbeats and acknowledgements.
+        The leader answers welcome and then sends assignments and times; any other
+        server answers redirect (where the leader is) and ends the stream.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Propose(self, request, context):
+        """A command the worker proposes through the server: its run updates, lease
+        renewals and attempts it gives back, under its own worker id only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_WorkerServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Connect': grpc.stream_stream_rpc_method_handler(
+                    servicer.Connect,
+                    request_deserializer=ordo_dot_v1_dot_internal__pb2.WorkerMessage.FromString,
+                    response_serializer=ordo_dot_v1_dot_internal__pb2.ServerMessage.SerializeToString,
+            ),
+            'Propose': grpc.unary_unary_rpc_method_handler(
+                    servicer.Propose,
+                    request_deserializer=ordo_dot_v1_dot_internal__pb2.WorkerProposal.FromString,
+                    response_serializer=ordo_dot_v1_dot_internal__pb2.WorkerProposalResult.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'ordo.v1.WorkerService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('ordo.v1.WorkerService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class WorkerService:
+    """Workers: processes that run jobs and hold no Raft state (ordo-node worker).
+    A worker dials a server; servers never dial workers.
+    """
+
+    @staticmethod
+    def Connect(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/ordo.v1.WorkerService/Connect',
+            ordo_dot_v1_dot_internal__pb2.WorkerMessage.SerializeToString,
+            ordo_dot_v1_dot_internal__pb2.ServerMessage.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Propose(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.WorkerService/Propose',
+            ordo_dot_v1_dot_internal__pb2.WorkerProposal.SerializeToString,
+            ordo_dot_v1_dot_internal__pb2.WorkerProposalResult.FromString,
             options,
             channel_credentials,
             insecure,

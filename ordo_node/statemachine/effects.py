@@ -24,6 +24,7 @@ class Effects:
     run_times: list[tuple[str, int]] = field(default_factory=list)
     cancelled_runs: list[tuple[str, int, str]] = field(default_factory=list)
     members_changed: bool = False
+    workers_changed: bool = False
 
     def empty(self) -> bool:
         """True when nothing an actor cares about changed."""

@@ -5,7 +5,7 @@ open and after a snapshot came in, so a file of an older version gets this one's
 indexes.
 """
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,6 +94,20 @@ CREATE TABLE IF NOT EXISTS members (
     grpc_address TEXT NOT NULL,
     raft_address TEXT NOT NULL,
     state TEXT NOT NULL,              -- ACTIVE or REMOVED
+    changed_at INTEGER NOT NULL
+);
+-- Workers (ordo-node worker): registered by the leader they connect to. Tags and
+-- handlers are JSON lists. state: ACTIVE, or GONE once it left.
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    boot_id TEXT NOT NULL,
+    capacity INTEGER NOT NULL,
+    tags TEXT NOT NULL,
+    handlers TEXT NOT NULL,
+    address TEXT NOT NULL,
+    server TEXT NOT NULL,
+    state TEXT NOT NULL,
+    registered_at INTEGER NOT NULL,
     changed_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS requests (

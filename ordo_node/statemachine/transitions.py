@@ -13,9 +13,10 @@ from .cluster import ClusterCommands
 from .effects import Effects
 from .jobs import JobCommands
 from .triggers import TriggerCommands
+from .workers import WorkerCommands
 
 
-class Transitions(JobCommands, TriggerCommands, ClusterCommands):
+class Transitions(JobCommands, TriggerCommands, ClusterCommands, WorkerCommands):
     """One method per command, from the groups; ``db`` is the store's write connection."""
 
     def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
@@ -48,7 +49,13 @@ class Transitions(JobCommands, TriggerCommands, ClusterCommands):
                 return self.prune(cmd)
             case c.MarkWaiting():
                 return self.mark_waiting(cmd)
-            case c.ChangeMember():
-                return self.change_member(cmd, fx)
+            case c.ChangeMember() | c.RegisterWorker():
+                return self.join(cmd, fx)
             case c.Barrier():
                 return {"index": fx.index}
+
+    def join(self, cmd: c.ChangeMember | c.RegisterWorker, fx: Effects) -> Any:
+        """Who takes part: a member added or removed, a worker registered or gone."""
+        if isinstance(cmd, c.ChangeMember):
+            return self.change_member(cmd, fx)
+        return self.register_worker(cmd, fx)

@@ -62,6 +62,18 @@ COMMANDS: list[c.Command] = [
     c.MarkWaiting(
         at=AT, node="node1", runs=(c.RunRef(f"{JOB}:1", 1),), reason="no live executor has the tags gpu"
     ),
+    c.RegisterWorker(
+        request_id="r13",
+        at=AT,
+        node="node1",
+        worker_id="w1",
+        boot_id="b1",
+        capacity=4,
+        tags=("gpu",),
+        handlers=("echo", "resize"),
+        address="ipv4:10.0.0.7:51234",
+    ),
+    c.RegisterWorker(request_id="r14", at=AT, node="node1", worker_id="w1", boot_id="b1", gone=True),
     c.ChangeMember(
         request_id="r12",
         at=AT,
@@ -140,7 +152,9 @@ def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
     raw = c.encode(cmd)
     body = json.loads(raw)
 
-    assert (body["v"], body["op"]) == (c.VERSION, cmd.op)
+    # each command is written with the version that introduced it (older nodes stop at a newer one)
+    assert (body["v"], body["op"]) == (4 if cmd.op == "worker" else 3, cmd.op)
+    assert body["v"] <= c.VERSION
     assert b": " not in raw
     assert b", " not in raw
 

@@ -1,0 +1,249 @@
+"""WorkerService: workers (``ordo-node worker``) connect here; the leader serves them.
+
+A worker opens :meth:`WorkerService.Connect` on any server. A server that does
+not lead answers one redirect (the leader's id and gRPC address) and ends the
+stream. The leader registers the worker through Raft (RegisterWorker: a
+worker known to every node, and its earlier process's attempts given up),
+welcomes it, and from then on sends it assignments and clock readings on the
+stream while the worker sends heartbeats and acknowledgements.
+
+Outcomes, lease renewals and attempts given back come by :meth:`Propose`:
+the worker's own commands (RecordRunUpdates, RenewLeases, ExpireRuns) under
+its own id, proposed through Raft by the server that receives them, with the
+same request ids and fencing tokens as a member's executor uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import suppress
+
+import grpc
+
+from .. import commands as c
+from ..clock import majority_now_us
+from ..config import Config
+from ..consensus import Consensus
+from ..errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from ..pb import internal_pb2, internal_pb2_grpc, ordo_pb2
+from ..peers import Peers
+from ..queries import Queries
+from ..timeutil import now_us
+from ..wire import ts
+from ..workerhub import Link, WorkerHub
+from . import validate as v
+from .errors import rpc
+
+log = logging.getLogger("ordo_node.workers")
+
+# Commands a worker may propose, each under its own id only.
+WORKER_COMMANDS = (c.RecordRunUpdates, c.RenewLeases, c.ExpireRuns)
+MAX_HANDLERS = 1000
+
+
+def worker_status(link: Link, node_id: str) -> ordo_pb2.WorkerStatus:
+    """A connected worker as GetClusterStatus lists it."""
+    return ordo_pb2.WorkerStatus(
+        worker_id=link.worker_id,
+        address=link.address,
+        capacity=link.capacity,
+        tags=list(link.tags),
+        handlers=list(link.handlers),
+        running_count=len(link.running),
+        running=[
+            ordo_pb2.RunningRun(
+                run_id=r.run_id,
+                attempt=r.attempt,
+                job_id=r.job_id,
+                type=r.type,
+                started_at=r.started_at,
+                last_heartbeat=r.last_heartbeat if r.HasField("last_heartbeat") else None,
+                progress=r.progress,
+            )
+            for r in link.running
+        ],
+        last_heartbeat=ts(link.last_heartbeat or None),
+        connected_to=node_id,
+        boot_id=link.boot_id,
+        draining=link.draining,
+    )
+
+
+def check_hello(hello: internal_pb2.WorkerHello, members: set[str]) -> None:
+    """InvalidArgument naming the first bad field of a worker's hello."""
+    v.node_id(hello.worker_id, "hello.workerId")
+    if hello.worker_id in members:
+        raise InvalidArgument("hello.workerId", f"'{hello.worker_id}' is a cluster member's id")
+    if not hello.boot_id or len(hello.boot_id) > 64:
+        raise InvalidArgument("hello.bootId", "must be 1 to 64 characters")
+    if not 0 <= hello.capacity <= 10_000:
+        raise InvalidArgument("hello.capacity", f"must be between 0 and 10000, not {hello.capacity}")
+    v.tags(hello.tags, "hello.tags")
+    if len(hello.handlers) > MAX_HANDLERS:
+        raise InvalidArgument("hello.handlers", f"has {len(hello.handlers)}; the limit is {MAX_HANDLERS}")
+    for name in hello.handlers:
+        v.text(name, "hello.handlers", v.MAX_TYPE, required=True)
+
+
+class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[misc]
+    """The leader's end of its workers' streams, and their proposals on any server."""
+
+    def __init__(
+        self, config: Config, consensus: Consensus, hub: WorkerHub, peers: Peers, queries: Queries
+    ) -> None:
+        self.config = config
+        self.consensus = consensus
+        self.hub = hub
+        self.peers = peers
+        self.queries = queries
+
+    def _redirect(self, reason: str) -> internal_pb2.ServerMessage:
+        leader = self.consensus.leader_id() or ""
+        peer = self.peers.get(leader) if leader else None
+        address = (
+            self.config.grpc_address if leader == self.config.node_id else (peer.grpc_address if peer else "")
+        )
+        return internal_pb2.ServerMessage(
+            redirect=internal_pb2.ServerRedirect(leader_id=leader, leader_address=address, reason=reason)
+        )
+
+    async def Connect(
+        self, requests: AsyncIterator[internal_pb2.WorkerMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[internal_pb2.ServerMessage]:
+        """Serve one worker's stream until it or this node's leadership ends."""
+        first = await anext(aiter(requests), None)
+        if first is None or first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello: the first message must be a hello")
+            return
+        hello = first.hello
+        try:
+            check_hello(hello, {m.id for m in self.peers.members()})
+        except InvalidArgument as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            return
+        if not self.consensus.is_leader:
+            yield self._redirect(f"{self.config.node_id} does not lead")
+            return
+        address = context.peer()
+        register = c.RegisterWorker(
+            request_id=uuid.uuid4().hex,
+            at=now_us(),
+            node=self.config.node_id,
+            worker_id=hello.worker_id,
+            boot_id=hello.boot_id,
+            capacity=hello.capacity,
+            tags=tuple(sorted(set(hello.tags))),
+            handlers=tuple(sorted(set(hello.handlers))),
+            address=address,
+        )
+        try:
+            result = await self.consensus.propose(register)
+        except Exception as e:  # no majority, not leading any more: the worker tries elsewhere
+            yield self._redirect(f"registration not committed: {e}")
+            return
+        if result.get("lost"):
+            log.info(
+                "worker %s restarted: %d attempts of its earlier process given up",
+                hello.worker_id,
+                len(result["lost"]),
+            )
+        link = Link(
+            worker_id=hello.worker_id,
+            boot_id=hello.boot_id,
+            capacity=hello.capacity,
+            tags=register.tags,
+            handlers=register.handlers,
+            address=address,
+        )
+        self.hub.attach(link)
+        reader = asyncio.create_task(self._read(link, requests), name=f"worker {link.worker_id} reader")
+        try:
+            yield internal_pb2.ServerMessage(
+                welcome=internal_pb2.ServerWelcome(
+                    leader_id=self.config.node_id,
+                    term=self.consensus.term,
+                    lease_timeout_ms=int(self.config.lease_timeout * 1000),
+                )
+            )
+            while not link.closed.is_set():
+                get = asyncio.ensure_future(link.outbox.get())
+                closed = asyncio.ensure_future(link.closed.wait())
+                done, _ = await asyncio.wait({get, reader, closed}, return_when=asyncio.FIRST_COMPLETED)
+                closed.cancel()
+                if get in done:
+                    yield get.result()
+                    continue
+                get.cancel()
+                break
+            while not link.outbox.empty():  # a redirect queued by close_all goes out last
+                yield link.outbox.get_nowait()
+        finally:
+            reader.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await reader
+            self.hub.detach(link)
+            if link.draining and not link.running and self.consensus.is_leader:
+                await self._left(link)
+
+    async def _read(self, link: Link, requests: AsyncIterator[internal_pb2.WorkerMessage]) -> None:
+        """The worker's messages after its hello: heartbeats (answered with the time) and acks."""
+        async for message in requests:
+            kind = message.WhichOneof("kind")
+            if kind == "heartbeat":
+                hb = message.heartbeat
+                link.last_heartbeat = now_us()
+                link.running = list(hb.running)
+                link.draining = hb.draining
+                link.send(
+                    internal_pb2.ServerMessage(
+                        time=internal_pb2.ServerTime(
+                            majority_now_us=majority_now_us(self.consensus), echo_sent_us=hb.sent_us
+                        )
+                    )
+                )
+            elif kind == "ack":
+                self.hub.acknowledged(link, message.ack)
+
+    async def _left(self, link: Link) -> None:
+        """A draining worker closed its stream with nothing running: it left."""
+        cmd = c.RegisterWorker(
+            request_id=uuid.uuid4().hex,
+            at=now_us(),
+            node=self.config.node_id,
+            worker_id=link.worker_id,
+            boot_id=link.boot_id,
+            gone=True,
+        )
+        try:
+            await self.consensus.propose(cmd)
+            log.info("worker %s left", link.worker_id)
+        except Exception as e:
+            log.warning("worker %s left, not recorded: %s", link.worker_id, e)
+
+    @rpc
+    async def Propose(
+        self, request: internal_pb2.WorkerProposal, context: grpc.aio.ServicerContext
+    ) -> internal_pb2.WorkerProposalResult:
+        """Propose one of the worker's own commands; answer the state machine's result."""
+        worker_id = v.node_id(request.worker_id, "workerId")
+        try:
+            cmd = c.decode(request.command)
+        except c.DecodeError as e:
+            raise InvalidArgument("command", str(e)) from None
+        if not isinstance(cmd, WORKER_COMMANDS):
+            raise PermissionDenied(f"command: a worker may not propose '{cmd.op}'")
+        if cmd.node != worker_id:
+            raise InvalidArgument("command", f"is for '{cmd.node}', not for worker '{worker_id}'")
+        if worker_id not in self.hub.active:
+            raise FailedPrecondition(f"workerId: no registered worker '{worker_id}'; connect first")
+        if isinstance(cmd, c.ExpireRuns):
+            theirs = await self.queries.held_of(worker_id, [(r.run_id, r.attempt) for r in cmd.runs])
+            others = [r for r in cmd.runs if (r.run_id, r.attempt) not in theirs]
+            if others or cmd.check_lease:
+                raise PermissionDenied("command: a worker gives back only attempts it holds")
+        result = await self.consensus.propose(cmd)
+        return internal_pb2.WorkerProposalResult(result_json=json.dumps(result))
