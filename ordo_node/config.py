@@ -8,11 +8,13 @@ form ``<file>: <key>: <what is wrong>``, which the CLI prints as one line.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 import re
 import secrets
 import tomllib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,6 +167,10 @@ class _Table:
         self.used.add(key)
         if key not in self.data:
             if default is ...:
+                others = [str(k) for k in self.data if k not in self.used]
+                typo = difflib.get_close_matches(key, others, n=1, cutoff=0.75)
+                if typo:  # "grpc_adress" for the required "grpc_address": name the typo
+                    raise ConfigError(f"{self.where}: {self.prefix}{unknown_key(typo[0], [key])}")
                 raise ConfigError(f"{self.where}: {self.prefix}{key}: is required")
             return default
         value = self.data[key]
@@ -181,8 +187,14 @@ class _Table:
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self.used)
         if unknown:
-            key = unknown[0] if unknown[0].isprintable() else repr(unknown[0])
-            raise ConfigError(f"{self.where}: {self.prefix}{key}: unknown key")
+            raise ConfigError(f"{self.where}: {self.prefix}{unknown_key(unknown[0], self.used)}")
+
+
+def unknown_key(key: str, known: Collection[str]) -> str:
+    """``key: unknown key``, with the nearest known key when one is close (a typo)."""
+    near = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    shown = key if key.isprintable() else repr(key)
+    return f"{shown}: unknown key" + (f"; did you mean {near[0]}?" if near else "")
 
 
 def _positive(where: str, key: str, value: float, *, allow_zero: bool = False) -> float:

@@ -108,7 +108,7 @@ def test_no_sections_mean_plaintext_and_open(tmp_path: Path) -> None:
             'require_client_cert = "yes"\n',
             "tls.require_client_cert: must be bool",
         ),
-        ('[tls]\ncertfile = "x"\n', "tls.cert_file: is required"),
+        ('[tls]\ncertfile = "x"\n', "tls.certfile: unknown key; did you mean cert_file?"),
         (
             '[auth]\ntokens = [{ name = "a", role = "root", token = "{T}" }]\n',
             "auth.tokens[0].role",

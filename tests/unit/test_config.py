@@ -331,3 +331,25 @@ def test_a_bad_max_clock_skew_names_the_key(tmp_path: Path, value: str, expected
     path = write(tmp_path, variant("]\n\n[executor]", f"]\nmax_clock_skew = {value}\n\n[executor]"))
 
     assert load_error(path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            'grpc_address = "127.0.0.1:7001"\n',
+            'grpc_adress = "127.0.0.1:7001"\n',
+            "node.grpc_adress: unknown key; did you mean grpc_address?",
+        ),
+        ("[executor]\n", "[executr]\n", "executr: unknown key; did you mean executor?"),
+        ("capacity = 8", "capacty = 8", "executor.capacty: unknown key; did you mean capacity?"),
+        ('id = "alpha"\n', 'id = "alpha"\nbogus = 1\n', "node.bogus: unknown key"),
+    ],
+    ids=["typo-in-node", "typo-in-table-name", "typo-in-executor", "nothing-near"],
+)
+def test_a_typo_names_the_nearest_known_key(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    path = write(tmp_path, variant(old, new))
+
+    message = load_error(path)
+
+    assert message == f"{path}: {expected}"
