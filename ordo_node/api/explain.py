@@ -71,7 +71,10 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
     occ = await queries.occurrence_at(job.job_id, at)
     if occ is not None:
         following = _after(s, occ.nominal) if s is not None else None
-        if following is None or at < following:
+        # An occurrence covers the times up to the next one; the last one, only its own time.
+        if (following is None and (s is None or at == occ.nominal)) or (
+            following is not None and at < following
+        ):
             return occ, describe(occ, s)
     if at < job.created_at:
         return (
@@ -92,6 +95,9 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
             None,
             f"{local(s, at)} is in the future: it will fire at {format_us(at)} unless paused or cancelled.",
         )
+    ended = schedule_ended(s, job, at, previous)
+    if ended and (nxt is None or nxt == at):
+        return None, f"{local(s, at)} is after the end of '{s.expression}': {ended}."
     if nxt is not None and nxt == at:
         return None, (
             f"{local(s, at)} is a fire time of '{s.expression}' but no occurrence is recorded for it: the"
@@ -102,6 +108,16 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
     return None, (
         f"{local(s, at)} is not a fire time of '{s.expression}' in {s.timezone}: {before}, {after}."
     )
+
+
+def schedule_ended(s: Schedule, job: JobRow, at: int, previous: int | None) -> str:
+    """Why the schedule fires no more at ``at`` (its maxRuns used up, past its endAt), or ''."""
+    last = f"; its last occurrence was {local(s, previous)}" if previous is not None else ""
+    if s.max_runs > 0 and job.occurrences >= s.max_runs and (previous is None or at > previous):
+        return f"the job had reached its maxRuns ({s.max_runs}) before it{last}"
+    if s.end_at is not None and at > s.end_at:
+        return f"it is after the schedule's endAt ({local(s, s.end_at)}){last}"
+    return ""
 
 
 def preview_times(s: Schedule, after: int, count: int) -> list[tuple[int, int, str]]:
