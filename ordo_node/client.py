@@ -133,6 +133,32 @@ def submit_request(
     return req
 
 
+# A call gives up this many seconds after its start when no address could be reached at all
+# (not one answered, even with UNAVAILABLE): the cluster is not there, or the addresses are wrong.
+UNREACHABLE_AFTER = 2.0
+
+
+def _unreachable(e: grpc.aio.AioRpcError) -> bool:
+    """True when the call failed to reach a node (refused, no route), not when a node answered."""
+    text = f"{e.details() or ''} {e.debug_error_string() or ''}".lower()
+    return "failed to connect" in text or "connection refused" in text or "no route to host" in text
+
+
+def _nobody_answers(addresses: list[str], seconds: float, last: grpc.aio.AioRpcError) -> grpc.aio.AioRpcError:
+    """UNAVAILABLE saying, in one line, that no address answered."""
+    return grpc.aio.AioRpcError(
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(),
+        details=(
+            f"no node answers at {', '.join(addresses)} (tried for {seconds:.1f}s: connection refused"
+            f" or unreachable); is the cluster running, and are the addresses right"
+            f" (--address or ${ENV_ADDRESS})?"
+        ),
+        debug_error_string=last.debug_error_string(),
+    )
+
+
 class Client:
     """An asyncio client for a cluster, given one or more node addresses."""
 
@@ -192,8 +218,10 @@ class Client:
         return ch
 
     async def _call(self, service: str, method: str, request: Any) -> Any:
-        deadline = time.monotonic() + self.timeout
+        started = time.monotonic()
+        deadline = started + self.timeout
         delay = 0.1
+        refused: set[str] = set()  # addresses that could not be reached at all during this call
         while True:
             address = self.addresses[self._current % len(self.addresses)]
             stub_cls = ordo_pb2_grpc.JobServiceStub if service == "jobs" else ordo_pb2_grpc.ClusterServiceStub
@@ -206,6 +234,15 @@ class Client:
             except grpc.aio.AioRpcError as e:
                 if e.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() + delay >= deadline:
                     raise
+                if _unreachable(e):
+                    refused.add(address)
+                else:  # a node answered (no leader yet, stopping): the cluster is there; wait for it
+                    refused.clear()
+                if (
+                    len(refused) == len(set(self.addresses))
+                    and time.monotonic() - started >= UNREACHABLE_AFTER
+                ):
+                    raise _nobody_answers(self.addresses, time.monotonic() - started, e) from None
             self._current += 1
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
