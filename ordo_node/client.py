@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Coroutine, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf import duration_pb2
@@ -44,6 +45,7 @@ ENV_KEY_FILE = "ORDO_KEY_FILE"
 
 Seconds = float | timedelta
 log = logging.getLogger("ordo_node.client")
+T = TypeVar("T")
 
 
 def _duration(value: Seconds) -> duration_pb2.Duration:
@@ -53,8 +55,16 @@ def _duration(value: Seconds) -> duration_pb2.Duration:
     return d
 
 
-def _time(value: str | datetime) -> str:
-    return format_us(from_datetime(value)) if isinstance(value, datetime) else value
+def _time(value: str | datetime, name: str = "time") -> str:
+    """An RFC 3339 text as given, or an aware datetime as one; a naive datetime is refused."""
+    if not isinstance(value, datetime):
+        return value
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(
+            f"{name}: a naive datetime ({value.isoformat()}) has no time zone; give an aware one,"
+            " e.g. datetime.now(timezone.utc) or dt.replace(tzinfo=ZoneInfo('Europe/Paris'))"
+        )
+    return format_us(from_datetime(value))
 
 
 def _backoff(backoff: dict[str, float]) -> ordo_pb2.Backoff:
@@ -114,11 +124,11 @@ def submit_request(
     if payload is not None:
         req.payload.CopyFrom(value(payload))
     if run_at:
-        req.run_at = _time(run_at)
+        req.run_at = _time(run_at, "run_at")
     if start_at:
-        req.start_at = _time(start_at)
+        req.start_at = _time(start_at, "start_at")
     if end_at:
-        req.end_at = _time(end_at)
+        req.end_at = _time(end_at, "end_at")
     for field, seconds in (("delay", delay), ("jitter", jitter), ("timeout", timeout)):
         if seconds is not None:
             getattr(req, field).CopyFrom(_duration(seconds))
@@ -318,7 +328,7 @@ class Client:
 
     async def explain(self, job_id: str, time: str | datetime) -> ordo_pb2.Explanation:
         """What happened at ``time`` of the job's schedule, and why."""
-        req = ordo_pb2.ExplainOccurrenceRequest(job_id=job_id, time=_time(time))
+        req = ordo_pb2.ExplainOccurrenceRequest(job_id=job_id, time=_time(time, "time"))
         reply: ordo_pb2.Explanation = await self._call("jobs", "ExplainOccurrence", req)
         return reply
 
@@ -328,11 +338,11 @@ class Client:
         """The next fire times of a schedule."""
         req = ordo_pb2.PreviewScheduleRequest(cron=cron, timezone=timezone, count=count)
         if after:
-            req.after = _time(after)
+            req.after = _time(after, "after")
         reply = await self._call("jobs", "PreviewSchedule", req)
         return list(reply.times)
 
-    async def watch(self, job_id: str = "", after_seq: int = 0) -> AsyncIterator[ordo_pb2.Event]:
+    async def watch(self, job_id: str = "", after_seq: int = 0) -> AsyncGenerator[ordo_pb2.Event, None]:
         """Events as they are applied on the first reachable node (not retried once streaming)."""
         stub = ordo_pb2_grpc.JobServiceStub(
             self._channel(self.addresses[self._current % len(self.addresses)])
@@ -366,17 +376,27 @@ class Client:
         return status
 
 
-class SyncClient:
-    """The same client for code without asyncio; it runs its own event loop (one thread at a time).
+async def _next(events: AsyncGenerator[ordo_pb2.Event, None]) -> ordo_pb2.Event:
+    return await anext(events)
 
-    with SyncClient("127.0.0.1:7001") as client:
-        job_id = client.submit("echo", {"msg": "hi"}, delay=5)
+
+class SyncClient:
+    """The same client for code without asyncio.
+
+        with SyncClient("127.0.0.1:7001") as client:
+            job_id = client.submit("echo", {"msg": "hi"}, delay=5)
+
+    It runs its own event loop on a thread of its own, so it works where an event
+    loop already runs on the calling thread (Jupyter, a FastAPI handler, ...): each
+    call blocks the caller until the answer is there. Safe to share between threads.
     """
 
     def __init__(self, addresses: str | list[str] | None = None, **options: Any) -> None:
         """``options`` as for :class:`Client`: timeout, token, ca_file, cert_file, key_file, server_name."""
-        self._client = Client(addresses, **options)
         self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="ordo-sync-client", daemon=True)
+        self._thread.start()
+        self._client = Client(addresses, **options)
 
     def __enter__(self) -> SyncClient:
         return self
@@ -384,19 +404,109 @@ class SyncClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
     def close(self) -> None:
-        """Close the channels and the loop."""
-        if not self._loop.is_closed():
-            self._loop.run_until_complete(self._client.close())
-            self._loop.close()
+        """Close the channels and stop the loop's thread."""
+        if self._loop.is_closed():
+            return
+        self._run(self._client.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._client, name)
-        if not asyncio.iscoroutinefunction(method):
-            return method
+    @property
+    def addresses(self) -> list[str]:
+        return self._client.addresses
 
-        def call(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run_until_complete(method(*args, **kwargs))
+    def submit(self, type: str, payload: Any = None, **kwargs: Any) -> str:
+        """Schedule a job; return its id once it is committed. See :func:`submit_request`."""
+        return self._run(self._client.submit(type, payload, **kwargs))
 
-        call.__doc__ = method.__doc__
-        return call
+    def submit_many(self, requests: list[ordo_pb2.SubmitJobRequest]) -> list[str]:
+        """Schedule many jobs in one command; all or none."""
+        return self._run(self._client.submit_many(requests))
+
+    def get(self, job_id: str, *, consistent: bool = False) -> ordo_pb2.Job:
+        """A job with its runs."""
+        return self._run(self._client.get(job_id, consistent=consistent))
+
+    def list_jobs(
+        self,
+        *,
+        state: str = "",
+        type: str = "",
+        page_size: int = 0,
+        page_token: str = "",
+        consistent: bool = False,
+    ) -> ordo_pb2.ListJobsResponse:
+        """A page of jobs, newest first; ``state`` like "SUCCEEDED"."""
+        return self._run(
+            self._client.list_jobs(
+                state=state, type=type, page_size=page_size, page_token=page_token, consistent=consistent
+            )
+        )
+
+    def cancel(self, job_id: str) -> ordo_pb2.Job:
+        """Cancel a job that has not started."""
+        return self._run(self._client.cancel(job_id))
+
+    def retry(self, job_id: str) -> ordo_pb2.Job:
+        """Run a failed job's last run again."""
+        return self._run(self._client.retry(job_id))
+
+    def pause(self, job_id: str, note: str = "") -> ordo_pb2.Job:
+        """Pause a recurring job."""
+        return self._run(self._client.pause(job_id, note))
+
+    def resume(self, job_id: str, note: str = "") -> ordo_pb2.Job:
+        """Resume a paused job."""
+        return self._run(self._client.resume(job_id, note))
+
+    def occurrences(
+        self, job_id: str, *, fate: str = "", page_size: int = 0, page_token: str = ""
+    ) -> ordo_pb2.ListOccurrencesResponse:
+        """A page of the job's occurrences, newest first; ``fate`` like "MISSED"."""
+        return self._run(
+            self._client.occurrences(job_id, fate=fate, page_size=page_size, page_token=page_token)
+        )
+
+    def explain(self, job_id: str, time: str | datetime) -> ordo_pb2.Explanation:
+        """What happened at ``time`` of the job's schedule, and why."""
+        return self._run(self._client.explain(job_id, time))
+
+    def preview(
+        self, cron: str, *, timezone: str = "", count: int = 10, after: str | datetime | None = None
+    ) -> list[ordo_pb2.PreviewTime]:
+        """The next fire times of a schedule."""
+        return self._run(self._client.preview(cron, timezone=timezone, count=count, after=after))
+
+    def watch(self, job_id: str = "", after_seq: int = 0) -> Iterator[ordo_pb2.Event]:
+        """Events as they are applied on the first reachable node (see :meth:`Client.watch`)."""
+        events = self._client.watch(job_id, after_seq)
+        try:
+            while True:
+                try:
+                    yield self._run(_next(events))
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self._loop.is_closed():
+                self._run(events.aclose())
+
+    def history(self, job_id: str) -> list[ordo_pb2.Event]:
+        """The job's events, oldest first."""
+        return self._run(self._client.history(job_id))
+
+    def add_node(self, node_id: str, grpc_address: str, raft_address: str) -> ordo_pb2.ClusterStatus:
+        """Add a member to the cluster (then start it, with the current members as its peers)."""
+        return self._run(self._client.add_node(node_id, grpc_address, raft_address))
+
+    def remove_node(self, node_id: str) -> ordo_pb2.ClusterStatus:
+        """Remove a member that does not lead."""
+        return self._run(self._client.remove_node(node_id))
+
+    def cluster(self) -> ordo_pb2.ClusterStatus:
+        """The cluster as the answering node sees it."""
+        return self._run(self._client.cluster())
