@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 # 3: a trigger may carry the leader's assignments of the runs it creates
 #    (``TriggerJobs.assignments``/``lease_until``): one command instead of two.
 # 4: RegisterWorker (op "worker").
-VERSION = 4
+# 5: a run update may carry the handler's traceback (RunUpdate.traceback).
+VERSION = 5
 # Each command is written with the version that introduced it, so a node of an
 # older version stops at a command it cannot apply (NewerCommand) instead of
 # skipping it, while the commands it knows still reach it during an upgrade.
@@ -142,6 +143,7 @@ class RunUpdate:
     result: str = ""  # JSON text, for outcomes
     error: str = ""
     started_at: int = 0  # for an outcome whose "started" was never sent on its own
+    traceback: str = ""  # a failed attempt: the handler's traceback, bounded (version 5)
 
 
 @dataclass(frozen=True)
@@ -408,11 +410,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _version_of(cmd: Command) -> int:
+    """The oldest version that understands ``cmd`` (see _WRITTEN_AS)."""
+    if isinstance(cmd, RecordRunUpdates) and any(u.traceback for u in cmd.updates):
+        return 5
+    return _WRITTEN_AS.get(cmd.op, 3)
+
+
 def encode(cmd: Command) -> bytes:
     """The command as the bytes that go into the Raft log."""
     body = _plain(cmd)
     body["op"] = cmd.op
-    body["v"] = _WRITTEN_AS.get(cmd.op, 3)
+    body["v"] = _version_of(cmd)
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 

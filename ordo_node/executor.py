@@ -25,6 +25,7 @@ import json
 import logging
 import threading
 import time
+import traceback
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import commands as c
+from . import handlers
 from .clock import majority_now_us
 from .config import DANGEROUS, Config
 from .errors import HandlerFailed, OrdoError
@@ -55,6 +57,10 @@ MAX_LINGER = 0.25
 # Seconds a long-running handler has to return after ctx.cancelled is set.
 CANCEL_GRACE = 10.0
 REMEMBERED_ATTEMPTS = 100_000
+# A failed attempt keeps the end of its handler's traceback, at most this many bytes.
+MAX_TRACEBACK_BYTES = 8 * 1024
+# Frames of these files come before a handler's own in its traceback, and are left out.
+_OWN_CODE = (__file__, str(Path(handlers.__file__)), str(Path(asyncio.__file__).parent))
 # A held run whose time has come gives itself back (a new attempt runs elsewhere)
 # if no slot here has freed for this long: the slots are taken by long runs.
 SLOT_WAIT = 5.0
@@ -95,6 +101,20 @@ def running_messages(runs: list[Running]) -> list[internal_pb2.ExecutorRun]:
         )
         for r in runs
     ]
+
+
+def handler_traceback(e: BaseException) -> str:
+    """The traceback of a handler's exception, from the handler's own frame on; its last
+    MAX_TRACEBACK_BYTES (the end names the line that raised)."""
+    tb = e.__traceback__
+    # Skip the executor's and the registry's frames: the user's code starts below them.
+    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_OWN_CODE):
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(e), e, tb))
+    data = text.encode()
+    if len(data) > MAX_TRACEBACK_BYTES:
+        text = "...\n" + data[-MAX_TRACEBACK_BYTES:].decode(errors="ignore")
+    return text
 
 
 # One encoder, made once (json.dumps with any option builds a new one every call).
@@ -143,7 +163,9 @@ class Reporter:
             queued = self._queue.pop((update.run_id, update.attempt, "started"), None)
             if queued is not None:  # (dataclasses.replace costs more than the rest of report())
                 u = update
-                update = c.RunUpdate(u.run_id, u.attempt, u.kind, u.at, u.result, u.error, queued.at)
+                update = c.RunUpdate(
+                    u.run_id, u.attempt, u.kind, u.at, u.result, u.error, queued.at, u.traceback
+                )
         self._queue[update.run_id, update.attempt, update.kind] = update
         self._ready.set()
 
@@ -408,10 +430,10 @@ class Executor:
             raise
         except HandlerFailed as e:
             job_log.warning("Failed to execute job %s: %s", a.job_id, e)
-            self._finish(key, "failed", encode_result(e.details), str(e))
+            self._finish(key, "failed", encode_result(e.details), str(e), handler_traceback(e))
         except Exception as e:  # a user's handler may raise anything; it fails the attempt, not the node
             job_log.warning("Failed to execute job %s: %s: %s", a.job_id, type(e).__name__, e)
-            self._finish(key, "failed", "", f"{type(e).__name__}: {e}")
+            self._finish(key, "failed", "", f"{type(e).__name__}: {e}", handler_traceback(e))
         else:
             self._seed_line("Successfully executed job %s", a)
             self._finish(key, "succeeded", encode_result(value), "")
@@ -422,11 +444,12 @@ class Executor:
         if self._job_lines.info(line, a.job_id, run=a.run_id, attempt=a.attempt):
             asyncio.get_running_loop().call_later(1.0, self._job_lines.flush)
 
-    def _finish(self, key: tuple[str, int], kind: str, result: str, error: str) -> None:
+    def _finish(self, key: tuple[str, int], kind: str, result: str, error: str, trace: str = "") -> None:
         running = self.running.get(key)
         if self.on_finished is not None and running is not None:
             self.on_finished(kind, (now_us() - running.started_at) / 1e6)
-        self.reporter.report(c.RunUpdate(key[0], key[1], kind, now_us(), result, error[:4000]))
+        update = c.RunUpdate(key[0], key[1], kind, now_us(), result, error[:4000], traceback=trace)
+        self.reporter.report(update)
 
     def status(self) -> list[Running]:
         """The attempts running now."""

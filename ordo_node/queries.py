@@ -54,6 +54,7 @@ class RunRow:
     finished_at: int | None
     result: Any
     error: str
+    traceback: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ _JOB_COLS = (
 )
 _RUN_COLS = (
     "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"
-    " started_at, finished_at, result, error"
+    " started_at, finished_at, result, error, traceback"
 )
 # Queries on open attempts say "finished_at IS NULL", the runs_unfinished index's
 # condition: SQLite uses a partial index only when the query's WHERE contains its WHERE.
@@ -214,6 +215,7 @@ def _run(row: Any) -> RunRow:
         row[9],
         result,
         row[11] or "",
+        row[12] or "",
     )
 
 

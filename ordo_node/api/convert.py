@@ -24,6 +24,7 @@ def run_message(r: RunRow) -> ordo_pb2.Run:
         started_at=ts(r.started_at),
         finished_at=ts(r.finished_at),
         error=r.error,
+        traceback=r.traceback,
     )
     if r.result is not None:
         msg.result.CopyFrom(value(r.result))

@@ -178,11 +178,12 @@ class Dashboard:
 
     @staticmethod
     def _run_summary(row: Any) -> dict[str, Any]:
-        run = asdict(_run(row[:12]))
-        del run["result"]
+        width = len(_RUN_COLS.split(","))
+        run = asdict(_run(row[:width]))
+        del run["result"], run["traceback"]  # a list shows the error; the job's page the traceback
         run["error"] = _clip(run["error"])
-        run["name"] = row[12] or ""
-        run["type"] = row[13] or ""
+        run["name"] = row[width] or ""
+        run["type"] = row[width + 1] or ""
         return run
 
     def job(self, job_id: str) -> dict[str, Any] | None:

@@ -116,8 +116,17 @@ class RunCommands(Base):
                     self.event(job_id, "STARTED", u.started_at or u.at, cmd.node, run)
                 self.later(
                     "UPDATE runs SET state = ?, started_at = COALESCE(started_at, NULLIF(?, 0), ?),"
-                    " finished_at = ?, result = ?, error = ? WHERE run_id = ? AND attempt = ?",
-                    (final, u.started_at, u.at, u.at, u.result or None, u.error or None, *run),
+                    " finished_at = ?, result = ?, error = ?, traceback = ? WHERE run_id = ? AND attempt = ?",
+                    (
+                        final,
+                        u.started_at,
+                        u.at,
+                        u.at,
+                        u.result or None,
+                        u.error or None,
+                        u.traceback or None,
+                        *run,
+                    ),
                 )
                 self.event(job_id, final, u.at, cmd.node, run, u.error[:500])
                 fx.finished.append((u.run_id, u.attempt, cmd.node, final))

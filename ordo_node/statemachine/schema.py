@@ -5,7 +5,7 @@ open and after a snapshot came in, so a file of an older version gets this one's
 indexes.
 """
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS runs (
     failures_before INTEGER NOT NULL DEFAULT 0,
     waiting TEXT,                     -- why no executor takes it (tags no live node has)
     boot_id TEXT,                     -- the executor process it was assigned to
+    traceback TEXT,                   -- a failed attempt: the handler's traceback
     PRIMARY KEY (run_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs(job_id);
@@ -128,3 +129,7 @@ DROP INDEX IF EXISTS jobs_state_created;
 DROP INDEX IF EXISTS events_at;
 DROP INDEX IF EXISTS runs_open;
 """
+
+# Columns added to existing tables since schema 4, as (table, column, type): added on
+# open when missing (SQLite has no ADD COLUMN IF NOT EXISTS).
+COLUMNS = (("runs", "traceback", "TEXT"),)

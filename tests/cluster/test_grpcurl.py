@@ -176,6 +176,12 @@ async def test_grpcurl_retries_and_dead_letter(cluster: Cluster) -> None:
 
     job = await eventually(dead, timeout=30, what="DEAD_LETTER")
     assert [r["attempt"] for r in job["runs"]] == [1, 2, 3]
+    # each failed attempt keeps the handler's traceback, ending with what it raised
+    for run in job["runs"]:
+        assert "Traceback (most recent call last)" in run["traceback"], run
+        assert run["traceback"].rstrip().endswith("HandlerFailed: command exited with status 1"), run[
+            "traceback"
+        ][-300:]
     retried = await call(a, "ordo.v1.JobService/RetryJob", {"jobId": job_id})
     assert retried["state"] in (
         "JOB_STATE_TRIGGERED",

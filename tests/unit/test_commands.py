@@ -40,6 +40,20 @@ COMMANDS: list[c.Command] = [
             c.RunUpdate(f"{JOB}:1", 2, "failed", AT + 6, error="boom\nline 2"),
         ),
     ),
+    c.RecordRunUpdates(
+        request_id="r5",
+        node="node2",
+        updates=(
+            c.RunUpdate(
+                f"{JOB}:1",
+                3,
+                "failed",
+                AT + 7,
+                error="ValueError",
+                traceback="Traceback (most recent call last)\n  ...\nValueError\n",
+            ),
+        ),
+    ),
     c.ExpireRuns(
         request_id="r6",
         at=AT,
@@ -153,7 +167,8 @@ def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
     body = json.loads(raw)
 
     # each command is written with the version that introduced it (older nodes stop at a newer one)
-    assert (body["v"], body["op"]) == (4 if cmd.op == "worker" else 3, cmd.op)
+    traced = isinstance(cmd, c.RecordRunUpdates) and any(u.traceback for u in cmd.updates)
+    assert (body["v"], body["op"]) == (4 if cmd.op == "worker" else 5 if traced else 3, cmd.op)
     assert body["v"] <= c.VERSION
     assert b": " not in raw
     assert b", " not in raw

@@ -245,3 +245,54 @@ def test_a_result_is_json_text_with_anything_else_as_its_string_and_a_huge_one_t
     huge = executor_module.encode_result("x" * (executor_module.MAX_RESULT_BYTES + 1))
     assert json.loads(huge)["truncated"] is True
     assert len(huge.encode()) <= executor_module.MAX_RESULT_BYTES
+
+
+async def test_a_failed_attempt_reports_its_handlers_traceback_bounded(tmp_path: Path) -> None:
+    # Given handlers that raise: one deep in the user's own code, one with a huge message
+    registry = Registry()
+
+    def parse_invoice(number: str) -> int:
+        return int(number)  # raises ValueError
+
+    async def invoice(ctx: JobContext, payload: Any) -> Any:
+        return parse_invoice("INV-7")
+
+    async def huge(ctx: JobContext, payload: Any) -> Any:
+        raise RuntimeError("x" * 50_000)
+
+    registry.register("invoice", invoice)
+    registry.register("huge", huge)
+    consensus = FakeConsensus()
+    config = Config("node1", "127.0.0.1:1", "127.0.0.1:2", tmp_path, "s", capacity=2)
+    ex = Executor(config, registry, Reporter("node1", consensus), consensus)  # type: ignore[arg-type]
+    ex.start()
+    reporter = asyncio.create_task(ex.reporter.run())
+
+    # When both run
+    for run_id, kind in (("a:1", "invoice"), ("b:1", "huge")):
+        a = assignment(run_id, now_us())
+        a.type = kind
+        ex.assign([a])
+
+    def failures() -> dict[str, c.RunUpdate]:
+        return {
+            u.run_id: u
+            for cmd in consensus.proposed
+            if isinstance(cmd, c.RecordRunUpdates)
+            for u in cmd.updates
+            if u.kind == "failed"
+        }
+
+    await until(lambda: len(failures()) == 2)
+    reporter.cancel()
+    await ex.stop()
+
+    # Then each failure carries the traceback from the handler's frame on, ending with the exception,
+    # without the executor's own frames; and a huge one keeps its last 8 KiB
+    trace = failures()["a:1"].traceback
+    assert "in invoice" in trace and "in parse_invoice" in trace and "return int(number)" in trace
+    assert trace.rstrip().endswith("ValueError: invalid literal for int() with base 10: 'INV-7'")
+    assert "ordo_node/executor.py" not in trace and "ordo_node/handlers" not in trace
+    big = failures()["b:1"].traceback
+    assert big.startswith("...\n") and len(big.encode()) <= executor_module.MAX_TRACEBACK_BYTES + 4
+    assert big.rstrip().endswith("x" * 100)
