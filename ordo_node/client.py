@@ -18,6 +18,7 @@ a client certificate to a node that requires one (mutual TLS).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import threading
@@ -33,7 +34,6 @@ from google.protobuf import duration_pb2
 from .channels import client_credentials, is_loopback, open_channel
 from .pb import ordo_pb2, ordo_pb2_grpc
 from .timeutil import format_us, from_datetime
-from .wire import value
 
 DEFAULT_ADDRESSES = "127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7003"
 ENV_ADDRESS = "ORDO_ADDRESS"
@@ -122,7 +122,8 @@ def submit_request(
         long_running=long_running,
     )
     if payload is not None:
-        req.payload.CopyFrom(value(payload))
+        # As JSON text: integers arrive exactly (a protobuf Value would carry them as doubles).
+        req.payload_json = json.dumps(payload, ensure_ascii=False, allow_nan=False)
     if run_at:
         req.run_at = _time(run_at, "run_at")
     if start_at:

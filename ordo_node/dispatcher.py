@@ -99,6 +99,7 @@ def assignment_message(item: WorkItem) -> internal_pb2.Assignment:
         job_id=item.job_id,
         type=item.type,
         payload=payload_value(json.loads(item.payload)),
+        payload_json=item.payload,
         name=item.name,
         idempotency_key=item.idempotency_key,
         scheduled_at=ts(item.scheduled_at),

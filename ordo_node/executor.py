@@ -414,7 +414,10 @@ class Executor:
             cancelled=running.cancelled,
             heartbeat=running.heartbeat,
         )
-        payload = from_value(a.payload) if a.HasField("payload") else None
+        if a.payload_json:  # exact numbers
+            payload = json.loads(a.payload_json)
+        else:
+            payload = from_value(a.payload) if a.HasField("payload") else None
         try:
             if a.timeout_ms > 0:
                 try:

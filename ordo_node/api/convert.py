@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from google.protobuf import duration_pb2
@@ -28,7 +29,13 @@ def run_message(r: RunRow) -> ordo_pb2.Run:
     )
     if r.result is not None:
         msg.result.CopyFrom(value(r.result))
+        msg.result_json = exact_json(r.result)
     return msg
+
+
+def exact_json(obj: Any) -> str:
+    """A stored JSON value as text again: its numbers as they were (json.loads keeps ints whole)."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 def job_message(j: JobRow) -> ordo_pb2.Job:
@@ -47,6 +54,7 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
     )
     if j.payload is not None:
         msg.payload.CopyFrom(value(j.payload))
+    msg.payload_json = exact_json(j.payload)
     apply_options(msg, j.options)
     msg.occurrences = j.occurrences
     if j.next_fire is not None and j.options.get("cron"):
@@ -56,6 +64,7 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
         last = j.runs[-1]
         if last.result is not None:
             msg.result.CopyFrom(value(last.result))
+            msg.result_json = exact_json(last.result)
         msg.error = last.error
     return msg
 

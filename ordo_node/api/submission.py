@@ -51,9 +51,14 @@ def job_spec(
     ``elsewhere``: the job types registered workers run, known beside ``registry``'s.
     """
     v.text(req.type, f"{prefix}type", v.MAX_TYPE, required=True)
-    payload, payload_json = v.payload(
-        req.payload if req.HasField("payload") else None, f"{prefix}payload", max_payload_bytes
-    )
+    if req.payload_json:
+        if req.HasField("payload"):
+            raise InvalidArgument(f"{prefix}payloadJson", "give payload or payloadJson, not both")
+        payload, payload_json = v.payload_text(req.payload_json, f"{prefix}payloadJson", max_payload_bytes)
+    else:
+        payload, payload_json = v.payload(
+            req.payload if req.HasField("payload") else None, f"{prefix}payload", max_payload_bytes
+        )
     try:
         registry.validate(req.type, payload, elsewhere)
     except InvalidArgument as e:

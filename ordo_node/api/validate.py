@@ -10,6 +10,7 @@ the node's ``[limits] max_payload_bytes``; gRPC's own limit on a whole request
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -193,14 +194,62 @@ def payload(v: struct_pb2.Value | None, field: str, max_bytes: int) -> tuple[Any
     if v is None:
         return None, "null"
     try:
-        obj = from_value(v, max_depth=MAX_PAYLOAD_DEPTH)
+        obj = from_value(v, max_depth=MAX_PAYLOAD_DEPTH, exact=True)
     except BadValue as e:
-        raise InvalidArgument(field, str(e)) from None
-    canonical = _canonical(obj)
+        hint = "; send payloadJson (JSON text) for exact numbers" if "2^53" in str(e) else ""
+        raise InvalidArgument(field, f"{e}{hint}") from None
+    return obj, _bounded(_canonical(obj), field, max_bytes)
+
+
+def payload_text(text: str, field: str, max_bytes: int) -> tuple[Any, str]:
+    """A payload given as JSON text: numbers exactly as written; finite, not too deep, not too large."""
+    if len(text.encode()) > 4 * max_bytes:  # before parsing: canonical text is never much smaller
+        raise InvalidArgument(field, f"is {len(text.encode())} bytes; the limit is {max_bytes}")
+    try:
+        obj = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        raise InvalidArgument(field, f"is not JSON: {str(e)[:200]}") from None
+    if _depth(obj) >= MAX_PAYLOAD_DEPTH:  # as from_value counts: the top value is level 1
+        raise InvalidArgument(field, f"nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if _has_non_finite(obj):
+        raise InvalidArgument(field, "numbers must be finite")
+    return obj, _bounded(_canonical(obj), field, max_bytes)
+
+
+def _bounded(canonical: str, field: str, max_bytes: int) -> str:
     size = len(canonical.encode())
     if size > max_bytes:
         raise InvalidArgument(field, f"is {size} bytes; the limit is {max_bytes}")
-    return obj, canonical
+    return canonical
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _depth(obj: Any) -> int:
+    """How many lists and objects nest (a scalar: 0; ``{"a": [1]}``: 2)."""
+    depth, level = 0, [obj]
+    while True:
+        containers = [x for x in level if isinstance(x, dict | list)]
+        if not containers:
+            return depth
+        depth += 1
+        level = [y for x in containers for y in (x.values() if isinstance(x, dict) else x)]
+
+
+def _has_non_finite(obj: Any) -> bool:
+    """True when a number is infinite (1e999 parses as one)."""
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def tags(values: Sequence[str], field: str) -> list[str]:

@@ -27,7 +27,7 @@ from ordo_node.pb import ordo_pb2 as ordo_dot_v1_dot_ordo__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ordo/v1/internal.proto\x12\x07ordo.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x12ordo/v1/ordo.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\nWorkerList\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.ordo.v1.WorkerStatus\"\xd3\x02\n\nAssignment\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\'\n\x07payload\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\'\n\x0fidempotency_key\x18\x07 \x01(\tR\x0eidempotencyKey\x12=\n\x0cscheduled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bscheduledAt\x12\x1d\n\ntimeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12!\n\x0clong_running\x18\n \x01(\x08R\x0blongRunning\x12\x17\n\x07\x62oot_id\x18\x0b \x01(\tR\x06\x62ootId\"d\n\rAssignRequest\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12(\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32\x13.ordo.v1.Assignment\"\"\n\x0e\x41ssignResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\"\x17\n\x15\x45xecutorStatusRequest\"\xea\x01\n\x0b\x45xecutorRun\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x39\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt\x12\x41\n\x0elast_heartbeat\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rlastHeartbeat\x12\x10\n\x08progress\x18\x07 \x01(\t\"\xb6\x02\n\x0e\x45xecutorStatus\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12%\n\x07running\x18\x04 \x03(\x0b\x32\x14.ordo.v1.ExecutorRun\x12#\n\rapplied_index\x18\x05 \x01(\x03R\x0c\x61ppliedIndex\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x17\n\x07\x62oot_id\x18\x08 \x01(\tR\x06\x62ootId\x12\x10\n\x08handlers\x18\t \x03(\t\x12\x1d\n\nstate_hash\x18\n \x01(\tR\tstateHash\x12&\n\x0f\x63lock_offset_ms\x18\x0b \x01(\x03R\rclockOffsetMs\x12\r\n\x05\x66\x61ult\x18\x0c \x01(\t\"\x86\x01\n\x0bWorkerHello\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x17\n\x07\x62oot_id\x18\x02 \x01(\tR\x06\x62ootId\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08handlers\x18\x05 \x03(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\"c\n\x0fWorkerHeartbeat\x12%\n\x07running\x18\x01 \x03(\x0b\x32\x14.ordo.v1.ExecutorRun\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\x12\x17\n\x07sent_us\x18\x03 \x01(\x03R\x06sentUs\"*\n\tWorkerAck\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x03(\t\"\x90\x01\n\rWorkerMessage\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.ordo.v1.WorkerHelloH\x00\x12-\n\theartbeat\x18\x02 \x01(\x0b\x32\x18.ordo.v1.WorkerHeartbeatH\x00\x12!\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x12.ordo.v1.WorkerAckH\x00\x42\x06\n\x04kind\"d\n\rServerWelcome\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12(\n\x10lease_timeout_ms\x18\x03 \x01(\x03R\x0eleaseTimeoutMs\"d\n\x0eServerRedirect\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12%\n\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x0cServerAssign\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.ordo.v1.AssignRequest\"V\n\nServerTime\x12&\n\x0fmajority_now_us\x18\x01 \x01(\x03R\rmajorityNowUs\x12 \n\x0c\x65\x63ho_sent_us\x18\x02 \x01(\x03R\nechoSentUs\"6\n\x0cServerCancel\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\xe6\x01\n\rServerMessage\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.ordo.v1.ServerWelcomeH\x00\x12+\n\x08redirect\x18\x02 \x01(\x0b\x32\x17.ordo.v1.ServerRedirectH\x00\x12\'\n\x06\x61ssign\x18\x03 \x01(\x0b\x32\x15.ordo.v1.ServerAssignH\x00\x12#\n\x04time\x18\x04 \x01(\x0b\x32\x13.ordo.v1.ServerTimeH\x00\x12\'\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x15.ordo.v1.ServerCancelH\x00\x42\x06\n\x04kind\">\n\x0eWorkerProposal\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\x0c\"7\n\x14WorkerProposalResult\x12\x1f\n\x0bresult_json\x18\x01 \x01(\tR\nresultJson2\xd9\x01\n\x0bPeerService\x12\x39\n\x06\x41ssign\x12\x16.ordo.v1.AssignRequest\x1a\x17.ordo.v1.AssignResponse\x12L\n\x11GetExecutorStatus\x12\x1e.ordo.v1.ExecutorStatusRequest\x1a\x17.ordo.v1.ExecutorStatus\x12\x41\n\nGetWorkers\x12\x1e.ordo.v1.ExecutorStatusRequest\x1a\x13.ordo.v1.WorkerList2\x91\x01\n\rWorkerService\x12=\n\x07\x43onnect\x12\x16.ordo.v1.WorkerMessage\x1a\x16.ordo.v1.ServerMessage(\x01\x30\x01\x12\x41\n\x07Propose\x12\x17.ordo.v1.WorkerProposal\x1a\x1d.ordo.v1.WorkerProposalResultb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ordo/v1/internal.proto\x12\x07ordo.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x12ordo/v1/ordo.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n\nWorkerList\x12&\n\x07workers\x18\x01 \x03(\x0b\x32\x15.ordo.v1.WorkerStatus\"\xf6\x02\n\nAssignment\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\'\n\x07payload\x18\x05 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04name\x18\x06 \x01(\t\x12\'\n\x0fidempotency_key\x18\x07 \x01(\tR\x0eidempotencyKey\x12=\n\x0cscheduled_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x0bscheduledAt\x12\x1d\n\ntimeout_ms\x18\t \x01(\x03R\ttimeoutMs\x12!\n\x0clong_running\x18\n \x01(\x08R\x0blongRunning\x12\x17\n\x07\x62oot_id\x18\x0b \x01(\tR\x06\x62ootId\x12!\n\x0cpayload_json\x18\x0c \x01(\tR\x0bpayloadJson\"d\n\rAssignRequest\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12(\n\x0b\x61ssignments\x18\x03 \x03(\x0b\x32\x13.ordo.v1.Assignment\"\"\n\x0e\x41ssignResponse\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x01 \x03(\t\"\x17\n\x15\x45xecutorStatusRequest\"\xea\x01\n\x0b\x45xecutorRun\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\x12\x15\n\x06job_id\x18\x03 \x01(\tR\x05jobId\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x39\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\tstartedAt\x12\x41\n\x0elast_heartbeat\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\rlastHeartbeat\x12\x10\n\x08progress\x18\x07 \x01(\t\"\xb6\x02\n\x0e\x45xecutorStatus\x12\x17\n\x07node_id\x18\x01 \x01(\tR\x06nodeId\x12\x10\n\x08\x63\x61pacity\x18\x02 \x01(\x05\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12%\n\x07running\x18\x04 \x03(\x0b\x32\x14.ordo.v1.ExecutorRun\x12#\n\rapplied_index\x18\x05 \x01(\x03R\x0c\x61ppliedIndex\x12\x0c\n\x04role\x18\x06 \x01(\t\x12\x10\n\x08\x64raining\x18\x07 \x01(\x08\x12\x17\n\x07\x62oot_id\x18\x08 \x01(\tR\x06\x62ootId\x12\x10\n\x08handlers\x18\t \x03(\t\x12\x1d\n\nstate_hash\x18\n \x01(\tR\tstateHash\x12&\n\x0f\x63lock_offset_ms\x18\x0b \x01(\x03R\rclockOffsetMs\x12\r\n\x05\x66\x61ult\x18\x0c \x01(\t\"\x86\x01\n\x0bWorkerHello\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x17\n\x07\x62oot_id\x18\x02 \x01(\tR\x06\x62ootId\x12\x10\n\x08\x63\x61pacity\x18\x03 \x01(\x05\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08handlers\x18\x05 \x03(\t\x12\x0f\n\x07version\x18\x06 \x01(\t\"c\n\x0fWorkerHeartbeat\x12%\n\x07running\x18\x01 \x03(\x0b\x32\x14.ordo.v1.ExecutorRun\x12\x10\n\x08\x64raining\x18\x02 \x01(\x08\x12\x17\n\x07sent_us\x18\x03 \x01(\x03R\x06sentUs\"*\n\tWorkerAck\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x03(\t\"\x90\x01\n\rWorkerMessage\x12%\n\x05hello\x18\x01 \x01(\x0b\x32\x14.ordo.v1.WorkerHelloH\x00\x12-\n\theartbeat\x18\x02 \x01(\x0b\x32\x18.ordo.v1.WorkerHeartbeatH\x00\x12!\n\x03\x61\x63k\x18\x03 \x01(\x0b\x32\x12.ordo.v1.WorkerAckH\x00\x42\x06\n\x04kind\"d\n\rServerWelcome\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12\x0c\n\x04term\x18\x02 \x01(\x03\x12(\n\x10lease_timeout_ms\x18\x03 \x01(\x03R\x0eleaseTimeoutMs\"d\n\x0eServerRedirect\x12\x1b\n\tleader_id\x18\x01 \x01(\tR\x08leaderId\x12%\n\x0eleader_address\x18\x02 \x01(\tR\rleaderAddress\x12\x0e\n\x06reason\x18\x03 \x01(\t\"D\n\x0cServerAssign\x12\x0b\n\x03seq\x18\x01 \x01(\x03\x12\'\n\x07request\x18\x02 \x01(\x0b\x32\x16.ordo.v1.AssignRequest\"V\n\nServerTime\x12&\n\x0fmajority_now_us\x18\x01 \x01(\x03R\rmajorityNowUs\x12 \n\x0c\x65\x63ho_sent_us\x18\x02 \x01(\x03R\nechoSentUs\"6\n\x0cServerCancel\x12\x15\n\x06run_id\x18\x01 \x01(\tR\x05runId\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\x05\"\xe6\x01\n\rServerMessage\x12)\n\x07welcome\x18\x01 \x01(\x0b\x32\x16.ordo.v1.ServerWelcomeH\x00\x12+\n\x08redirect\x18\x02 \x01(\x0b\x32\x17.ordo.v1.ServerRedirectH\x00\x12\'\n\x06\x61ssign\x18\x03 \x01(\x0b\x32\x15.ordo.v1.ServerAssignH\x00\x12#\n\x04time\x18\x04 \x01(\x0b\x32\x13.ordo.v1.ServerTimeH\x00\x12\'\n\x06\x63\x61ncel\x18\x05 \x01(\x0b\x32\x15.ordo.v1.ServerCancelH\x00\x42\x06\n\x04kind\">\n\x0eWorkerProposal\x12\x1b\n\tworker_id\x18\x01 \x01(\tR\x08workerId\x12\x0f\n\x07\x63ommand\x18\x02 \x01(\x0c\"7\n\x14WorkerProposalResult\x12\x1f\n\x0bresult_json\x18\x01 \x01(\tR\nresultJson2\xd9\x01\n\x0bPeerService\x12\x39\n\x06\x41ssign\x12\x16.ordo.v1.AssignRequest\x1a\x17.ordo.v1.AssignResponse\x12L\n\x11GetExecutorStatus\x12\x1e.ordo.v1.ExecutorStatusRequest\x1a\x17.ordo.v1.ExecutorStatus\x12\x41\n\nGetWorkers\x12\x1e.ordo.v1.ExecutorStatusRequest\x1a\x13.ordo.v1.WorkerList2\x91\x01\n\rWorkerService\x12=\n\x07\x43onnect\x12\x16.ordo.v1.WorkerMessage\x1a\x16.ordo.v1.ServerMessage(\x01\x30\x01\x12\x41\n\x07Propose\x12\x17.ordo.v1.WorkerProposal\x1a\x1d.ordo.v1.WorkerProposalResultb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,43 +37,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKERLIST']._serialized_start=118
   _globals['_WORKERLIST']._serialized_end=170
   _globals['_ASSIGNMENT']._serialized_start=173
-  _globals['_ASSIGNMENT']._serialized_end=512
-  _globals['_ASSIGNREQUEST']._serialized_start=514
-  _globals['_ASSIGNREQUEST']._serialized_end=614
-  _globals['_ASSIGNRESPONSE']._serialized_start=616
-  _globals['_ASSIGNRESPONSE']._serialized_end=650
-  _globals['_EXECUTORSTATUSREQUEST']._serialized_start=652
-  _globals['_EXECUTORSTATUSREQUEST']._serialized_end=675
-  _globals['_EXECUTORRUN']._serialized_start=678
-  _globals['_EXECUTORRUN']._serialized_end=912
-  _globals['_EXECUTORSTATUS']._serialized_start=915
-  _globals['_EXECUTORSTATUS']._serialized_end=1225
-  _globals['_WORKERHELLO']._serialized_start=1228
-  _globals['_WORKERHELLO']._serialized_end=1362
-  _globals['_WORKERHEARTBEAT']._serialized_start=1364
-  _globals['_WORKERHEARTBEAT']._serialized_end=1463
-  _globals['_WORKERACK']._serialized_start=1465
-  _globals['_WORKERACK']._serialized_end=1507
-  _globals['_WORKERMESSAGE']._serialized_start=1510
-  _globals['_WORKERMESSAGE']._serialized_end=1654
-  _globals['_SERVERWELCOME']._serialized_start=1656
-  _globals['_SERVERWELCOME']._serialized_end=1756
-  _globals['_SERVERREDIRECT']._serialized_start=1758
-  _globals['_SERVERREDIRECT']._serialized_end=1858
-  _globals['_SERVERASSIGN']._serialized_start=1860
-  _globals['_SERVERASSIGN']._serialized_end=1928
-  _globals['_SERVERTIME']._serialized_start=1930
-  _globals['_SERVERTIME']._serialized_end=2016
-  _globals['_SERVERCANCEL']._serialized_start=2018
-  _globals['_SERVERCANCEL']._serialized_end=2072
-  _globals['_SERVERMESSAGE']._serialized_start=2075
-  _globals['_SERVERMESSAGE']._serialized_end=2305
-  _globals['_WORKERPROPOSAL']._serialized_start=2307
-  _globals['_WORKERPROPOSAL']._serialized_end=2369
-  _globals['_WORKERPROPOSALRESULT']._serialized_start=2371
-  _globals['_WORKERPROPOSALRESULT']._serialized_end=2426
-  _globals['_PEERSERVICE']._serialized_start=2429
-  _globals['_PEERSERVICE']._serialized_end=2646
-  _globals['_WORKERSERVICE']._serialized_start=2649
-  _globals['_WORKERSERVICE']._serialized_end=2794
+  _globals['_ASSIGNMENT']._serialized_end=547
+  _globals['_ASSIGNREQUEST']._serialized_start=549
+  _globals['_ASSIGNREQUEST']._serialized_end=649
+  _globals['_ASSIGNRESPONSE']._serialized_start=651
+  _globals['_ASSIGNRESPONSE']._serialized_end=685
+  _globals['_EXECUTORSTATUSREQUEST']._serialized_start=687
+  _globals['_EXECUTORSTATUSREQUEST']._serialized_end=710
+  _globals['_EXECUTORRUN']._serialized_start=713
+  _globals['_EXECUTORRUN']._serialized_end=947
+  _globals['_EXECUTORSTATUS']._serialized_start=950
+  _globals['_EXECUTORSTATUS']._serialized_end=1260
+  _globals['_WORKERHELLO']._serialized_start=1263
+  _globals['_WORKERHELLO']._serialized_end=1397
+  _globals['_WORKERHEARTBEAT']._serialized_start=1399
+  _globals['_WORKERHEARTBEAT']._serialized_end=1498
+  _globals['_WORKERACK']._serialized_start=1500
+  _globals['_WORKERACK']._serialized_end=1542
+  _globals['_WORKERMESSAGE']._serialized_start=1545
+  _globals['_WORKERMESSAGE']._serialized_end=1689
+  _globals['_SERVERWELCOME']._serialized_start=1691
+  _globals['_SERVERWELCOME']._serialized_end=1791
+  _globals['_SERVERREDIRECT']._serialized_start=1793
+  _globals['_SERVERREDIRECT']._serialized_end=1893
+  _globals['_SERVERASSIGN']._serialized_start=1895
+  _globals['_SERVERASSIGN']._serialized_end=1963
+  _globals['_SERVERTIME']._serialized_start=1965
+  _globals['_SERVERTIME']._serialized_end=2051
+  _globals['_SERVERCANCEL']._serialized_start=2053
+  _globals['_SERVERCANCEL']._serialized_end=2107
+  _globals['_SERVERMESSAGE']._serialized_start=2110
+  _globals['_SERVERMESSAGE']._serialized_end=2340
+  _globals['_WORKERPROPOSAL']._serialized_start=2342
+  _globals['_WORKERPROPOSAL']._serialized_end=2404
+  _globals['_WORKERPROPOSALRESULT']._serialized_start=2406
+  _globals['_WORKERPROPOSALRESULT']._serialized_end=2461
+  _globals['_PEERSERVICE']._serialized_start=2464
+  _globals['_PEERSERVICE']._serialized_end=2681
+  _globals['_WORKERSERVICE']._serialized_start=2684
+  _globals['_WORKERSERVICE']._serialized_end=2829
 # @@protoc_insertion_point(module_scope)

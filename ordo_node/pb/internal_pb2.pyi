@@ -18,7 +18,7 @@ class WorkerList(_message.Message):
     def __init__(self, workers: _Optional[_Iterable[_Union[_ordo_pb2.WorkerStatus, _Mapping]]] = ...) -> None: ...
 
 class Assignment(_message.Message):
-    __slots__ = ("run_id", "attempt", "job_id", "type", "payload", "name", "idempotency_key", "scheduled_at", "timeout_ms", "long_running", "boot_id")
+    __slots__ = ("run_id", "attempt", "job_id", "type", "payload", "name", "idempotency_key", "scheduled_at", "timeout_ms", "long_running", "boot_id", "payload_json")
     RUN_ID_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class Assignment(_message.Message):
     TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     LONG_RUNNING_FIELD_NUMBER: _ClassVar[int]
     BOOT_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_JSON_FIELD_NUMBER: _ClassVar[int]
     run_id: str
     attempt: int
     job_id: str
@@ -41,7 +42,8 @@ class Assignment(_message.Message):
     timeout_ms: int
     long_running: bool
     boot_id: str
-    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., long_running: _Optional[bool] = ..., boot_id: _Optional[str] = ...) -> None: ...
+    payload_json: str
+    def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ..., job_id: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., scheduled_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timeout_ms: _Optional[int] = ..., long_running: _Optional[bool] = ..., boot_id: _Optional[str] = ..., payload_json: _Optional[str] = ...) -> None: ...
 
 class AssignRequest(_message.Message):
     __slots__ = ("leader_id", "term", "assignments")

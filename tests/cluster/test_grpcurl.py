@@ -91,6 +91,9 @@ async def test_grpcurl_drives_a_job_end_to_end(cluster: Cluster) -> None:
         ({"type": "echo", "delay": "-5s"}, "delay"),
         ({"type": "sleep", "payload": {"seconds": "soon"}}, "payload.seconds"),
         ({"type": "echo", "payload": {"blob": "x" * (1024 * 1024 + 10)}}, "payload"),
+        ({"type": "echo", "payload": {"id": 9007199254740993}}, "payload"),
+        ({"type": "echo", "payloadJson": "{not json"}, "payloadJson"),
+        ({"type": "echo", "payload": {"a": 1}, "payloadJson": "{}"}, "payloadJson"),
     ],
 )
 async def test_grpcurl_bad_submissions_name_the_field(cluster: Cluster, body: dict, field: str) -> None:
@@ -189,3 +192,21 @@ async def test_grpcurl_retries_and_dead_letter(cluster: Cluster) -> None:
         "JOB_STATE_FAILED",
         "JOB_STATE_RETRYING",
     )
+
+
+async def test_grpcurl_exact_numbers_travel_as_json_text(cluster: Cluster) -> None:
+    # Given a payload whose integer a double cannot hold, sent as JSON text
+    a, b = cluster.nodes[0].address, cluster.nodes[1].address
+    body = {"type": "echo", "payloadJson": '{"id": 9007199254740993, "n": [1, 2.5]}'}
+    job_id = (await call(a, "ordo.v1.JobService/SubmitJob", body))["jobId"]
+
+    async def succeeded() -> dict | None:
+        job = await call(b, "ordo.v1.JobService/GetJob", {"jobId": job_id})
+        return job if job["state"] == "JOB_STATE_SUCCEEDED" else None
+
+    job = await eventually(succeeded, timeout=30, what="the echo job SUCCEEDED")
+
+    # Then the handler got it exactly (echo returns its payload), and the text forms say so
+    exact = '{"id":9007199254740993,"n":[1,2.5]}'
+    assert job["payloadJson"] == exact
+    assert job["resultJson"] == exact and job["runs"][0]["resultJson"] == exact

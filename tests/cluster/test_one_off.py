@@ -46,6 +46,18 @@ async def test_job_submitted_on_a_follower_runs_exactly_once(cluster: Cluster) -
     assert events[1].node_id == leader.id
 
 
+async def test_the_python_client_sends_integers_exactly(cluster: Cluster) -> None:
+    # Given a payload with an integer a double cannot hold, sent by the Python client
+    payload = {"id": 2**53 + 1, "price": 19.99, "ok": True}
+    job_id = await cluster.client(cluster.nodes[0]).submit("echo", payload)
+
+    # Then the handler got it exactly: echo's result, read back as JSON text, is the payload
+    jobs = await cluster.wait_for_state(job_id, "SUCCEEDED")
+    for job in jobs.values():
+        assert json.loads(job.payload_json) == payload
+        assert json.loads(job.result_json) == payload and json.loads(job.runs[0].result_json) == payload
+
+
 async def test_job_due_in_two_seconds_starts_within_one_second_of_due(cluster: Cluster) -> None:
     # Given a job due in 2 s
     job_id = await cluster.client(cluster.nodes[0]).submit("echo", {"n": 1}, delay=2.0)

@@ -548,6 +548,46 @@ def test_the_payload_reads_as_protobufs_own_json_reading_does(obj: Any) -> None:
 
     v = value(obj)
     expected = ints(json_format.MessageToDict(v))
+    assert from_value(v) == expected
+    if isinstance(obj, int | float) and not isinstance(obj, bool) and abs(obj) >= 2**53:
+        # a whole number from 2^53 on may not be the one sent (2^53 + 1 arrives as 2^53): refused
+        with pytest.raises(InvalidArgument, match=r"2\^53 or beyond.*send payloadJson"):
+            validate.payload(v, "payload", 1 << 20)
+        return
     parsed, canonical = validate.payload(v, "payload", 1 << 20)
-    assert parsed == expected and from_value(v) == expected
+    assert parsed == expected
     assert json.loads(canonical) == expected
+
+
+def test_a_payload_as_json_text_keeps_its_numbers_exact() -> None:
+    text = '{"id": 9007199254740993, "big": -123456789012345678901234567890, "x": 0.1, "s": "é"}'
+
+    parsed, canonical = validate.payload_text(text, "payloadJson", 1 << 20)
+
+    assert parsed["id"] == 9007199254740993 and parsed["big"] == -123456789012345678901234567890
+    assert canonical == '{"big":-123456789012345678901234567890,"id":9007199254740993,"s":"é","x":0.1}'
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("{", "is not JSON"),
+        ('{"a": NaN}', "is not JSON: NaN is not a JSON number"),
+        ("[Infinity]", "is not JSON: Infinity is not a JSON number"),
+        ("[1e999]", "numbers must be finite"),
+        ("[" * 32 + "]" * 32, "nests deeper than 32 levels"),
+        ('"' + "x" * 2000 + '"', "bytes; the limit is 1000"),
+    ],
+    ids=["truncated", "nan", "infinity", "overflow", "too-deep", "too-large"],
+)
+def test_a_bad_payload_as_json_text_is_refused_naming_the_field(text: str, reason: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        validate.payload_text(text, "jobs[3].payloadJson", 1000)
+    assert refused.value.field == "jobs[3].payloadJson"
+    assert reason in refused.value.reason
+
+
+def test_thirty_one_levels_of_json_text_are_as_deep_as_a_value_may_go() -> None:
+    deep = "[" * 31 + "]" * 31
+    assert validate.payload_text(deep, "payloadJson", 1 << 20)[1] == deep
+    assert from_value(value(json.loads(deep)), max_depth=validate.MAX_PAYLOAD_DEPTH) is not None
