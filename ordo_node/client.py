@@ -23,7 +23,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import AsyncGenerator, Coroutine, Iterator
+from collections.abc import AsyncGenerator, Coroutine, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -170,6 +170,35 @@ def _nobody_answers(addresses: list[str], seconds: float, last: grpc.aio.AioRpcE
     )
 
 
+# The job states after which nothing more happens to a job.
+FINAL_STATES = frozenset(
+    {
+        ordo_pb2.JOB_STATE_SUCCEEDED,
+        ordo_pb2.JOB_STATE_FAILED,
+        ordo_pb2.JOB_STATE_DEAD_LETTER,
+        ordo_pb2.JOB_STATE_CANCELLED,
+    }
+)
+
+
+class JobFailed(Exception):
+    """A job ended without success (FAILED, DEAD_LETTER or CANCELLED): why, from its last attempt."""
+
+    def __init__(self, job: ordo_pb2.Job) -> None:
+        last = job.runs[-1] if job.runs else None
+        self.job = job
+        self.job_id = job.job_id
+        self.state = ordo_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_")
+        self.error = job.error or (last.error if last else "")
+        self.attempt = last.attempt if last else 0
+        self.traceback = last.traceback if last else ""
+        super().__init__(
+            f"job {job.job_id} {self.state}"
+            + (f" after attempt {self.attempt}" if self.attempt else "")
+            + (f": {self.error}" if self.error else "")
+        )
+
+
 class Client:
     """An asyncio client for a cluster, given one or more node addresses."""
 
@@ -263,8 +292,45 @@ class Client:
         reply = await self._call("jobs", "SubmitJob", submit_request(type, payload, **kwargs))
         return str(reply.job_id)
 
-    async def submit_many(self, requests: list[ordo_pb2.SubmitJobRequest]) -> list[str]:
-        """Schedule many jobs in one command; all or none."""
+    async def wait(self, job_id: str, timeout: float | None = None) -> ordo_pb2.Job:
+        """The job once it has ended (SUCCEEDED, FAILED, DEAD_LETTER or CANCELLED).
+
+        Polls GetJob, more slowly as time passes (up to once a second); rides out a
+        leader change. Raises TimeoutError after ``timeout`` seconds (None: no limit).
+        A recurring job ends only when its schedule does.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.05
+        while True:
+            job = await self.get(job_id)
+            if job.state in FINAL_STATES:
+                return job
+            if deadline is not None and time.monotonic() + pause > deadline:
+                raise TimeoutError(
+                    f"job {job_id} is still {ordo_pb2.JobState.Name(job.state).removeprefix('JOB_STATE_')}"
+                    f" after {timeout:g}s"
+                )
+            await asyncio.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+
+    async def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """What the job's handler returned, as Python data (numbers exact), once it succeeded.
+
+        Raises JobFailed (the error, the attempt and the handler's traceback) if it ended
+        otherwise, and TimeoutError as :meth:`wait` does.
+        """
+        job = await self.wait(job_id, timeout)
+        if job.state != ordo_pb2.JOB_STATE_SUCCEEDED:
+            raise JobFailed(job)
+        return json.loads(job.result_json) if job.result_json else None
+
+    async def submit_many(self, jobs: Sequence[dict[str, Any] | ordo_pb2.SubmitJobRequest]) -> list[str]:
+        """Schedule many jobs in one command; all or none; their ids in order.
+
+        Each job is a dict of :func:`submit_request`'s arguments
+        (``{"type": "echo", "payload": {...}, "delay": 5}``) or a SubmitJobRequest.
+        """
+        requests = [j if isinstance(j, ordo_pb2.SubmitJobRequest) else submit_request(**j) for j in jobs]
         reply = await self._call("jobs", "SubmitJobs", ordo_pb2.SubmitJobsRequest(jobs=requests))
         return list(reply.job_ids)
 
@@ -425,9 +491,17 @@ class SyncClient:
         """Schedule a job; return its id once it is committed. See :func:`submit_request`."""
         return self._run(self._client.submit(type, payload, **kwargs))
 
-    def submit_many(self, requests: list[ordo_pb2.SubmitJobRequest]) -> list[str]:
-        """Schedule many jobs in one command; all or none."""
-        return self._run(self._client.submit_many(requests))
+    def wait(self, job_id: str, timeout: float | None = None) -> ordo_pb2.Job:
+        """The job once it has ended (see :meth:`Client.wait`)."""
+        return self._run(self._client.wait(job_id, timeout))
+
+    def result(self, job_id: str, timeout: float | None = None) -> Any:
+        """What the job's handler returned, or JobFailed (see :meth:`Client.result`)."""
+        return self._run(self._client.result(job_id, timeout))
+
+    def submit_many(self, jobs: Sequence[dict[str, Any] | ordo_pb2.SubmitJobRequest]) -> list[str]:
+        """Schedule many jobs in one command; all or none (see :meth:`Client.submit_many`)."""
+        return self._run(self._client.submit_many(jobs))
 
     def get(self, job_id: str, *, consistent: bool = False) -> ordo_pb2.Job:
         """A job with its runs."""

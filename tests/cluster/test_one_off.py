@@ -12,7 +12,7 @@ from conftest import MakeCluster
 from google.protobuf import json_format
 from helpers import Cluster, eventually, trigger_count
 
-from ordo_node.client import submit_request
+from ordo_node.client import JobFailed, submit_request
 from ordo_node.pb import ordo_pb2
 
 pytestmark = pytest.mark.cluster
@@ -56,6 +56,30 @@ async def test_the_python_client_sends_integers_exactly(cluster: Cluster) -> Non
     for job in jobs.values():
         assert json.loads(job.payload_json) == payload
         assert json.loads(job.result_json) == payload and json.loads(job.runs[0].result_json) == payload
+
+
+async def test_wait_and_result_give_the_outcome_as_python_data(cluster: Cluster) -> None:
+    client = cluster.client(cluster.nodes[1])
+    # Given jobs submitted as plain dicts in one batch: one that succeeds, one that fails for good
+    ok, bad = await client.submit_many(
+        [
+            {"type": "echo", "payload": {"sum": 42, "id": 2**53 + 1}},
+            {"type": "shell", "payload": {"command": "echo no >&2; exit 3"}, "max_attempts": 1},
+        ]
+    )
+
+    # Then result() is the handler's return value as Python data, numbers exact
+    assert await client.result(ok, timeout=30) == {"sum": 42, "id": 2**53 + 1}
+    # and the failed one raises JobFailed with its error, attempt and traceback
+    with pytest.raises(JobFailed) as failed:
+        await client.result(bad, timeout=30)
+    assert failed.value.state in ("FAILED", "DEAD_LETTER") and failed.value.attempt == 1
+    assert "status 3" in failed.value.error and "HandlerFailed" in failed.value.traceback
+    # and wait() gives the final job; a job that has not ended times out
+    assert (await client.wait(ok)).state == ordo_pb2.JOB_STATE_SUCCEEDED
+    later = await client.submit("echo", {}, delay=600)
+    with pytest.raises(TimeoutError, match=r"still SCHEDULED after 0\.3s"):
+        await client.wait(later, timeout=0.3)
 
 
 async def test_job_due_in_two_seconds_starts_within_one_second_of_due(cluster: Cluster) -> None:
