@@ -292,6 +292,11 @@ class Client:
         reply = await self._call("jobs", "SubmitJob", submit_request(type, payload, **kwargs))
         return str(reply.job_id)
 
+    async def send(self, request: ordo_pb2.SubmitJobRequest) -> str:
+        """Schedule the job a SubmitJobRequest describes (see :func:`submit_request`); its id."""
+        reply = await self._call("jobs", "SubmitJob", request)
+        return str(reply.job_id)
+
     async def wait(self, job_id: str, timeout: float | None = None) -> ordo_pb2.Job:
         """The job once it has ended (SUCCEEDED, FAILED, DEAD_LETTER or CANCELLED).
 
@@ -490,6 +495,10 @@ class SyncClient:
     def submit(self, type: str, payload: Any = None, **kwargs: Any) -> str:
         """Schedule a job; return its id once it is committed. See :func:`submit_request`."""
         return self._run(self._client.submit(type, payload, **kwargs))
+
+    def send(self, request: ordo_pb2.SubmitJobRequest) -> str:
+        """Schedule the job a SubmitJobRequest describes; its id."""
+        return self._run(self._client.send(request))
 
     def wait(self, job_id: str, timeout: float | None = None) -> ordo_pb2.Job:
         """The job once it has ended (see :meth:`Client.wait`)."""

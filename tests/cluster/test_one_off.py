@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,7 +14,9 @@ from conftest import MakeCluster
 from google.protobuf import json_format
 from helpers import Cluster, eventually, trigger_count
 
+from ordo_node import handlers as handlers_mod
 from ordo_node.client import JobFailed, submit_request
+from ordo_node.handlers import Registry
 from ordo_node.pb import ordo_pb2
 
 pytestmark = pytest.mark.cluster
@@ -241,3 +245,45 @@ async def test_missing_handler_module_stops_the_node_with_one_line(make_cluster:
     text = node.log_text()
     assert "node.handlers: cannot import module 'no_such_module_here'" in text
     assert "Traceback" not in text
+
+
+REPORT_TASKS = """
+from ordo_node.tasks import task
+
+
+@task("report", max_attempts=1)
+async def report(ctx, customer_id: int, period: str = "month") -> dict:
+    return {"customer": customer_id, "period": period, "node": ctx.node_id}
+"""
+
+
+async def test_a_task_defined_once_is_submitted_typed_and_run_by_the_nodes(
+    make_cluster: MakeCluster, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Given nodes whose handler module defines a task, and the same module in this process
+    cluster = await make_cluster(handlers=["report_tasks"], files={"report_tasks.py": REPORT_TASKS})
+    monkeypatch.setattr(handlers_mod, "registry", Registry())  # this process registers its own copy
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "report_tasks.py").write_text(REPORT_TASKS)
+    monkeypatch.syspath_prepend(str(tmp_path / "app"))
+    report = importlib.import_module("report_tasks").report
+    client = cluster.client(cluster.nodes[0])
+
+    # When it is submitted through its typed entry point
+    job_id = await report.submit(client, customer_id=2**53 + 1, period="week")
+
+    # Then a node runs the function with those keyword arguments
+    result = await client.result(job_id, timeout=30)
+    assert result["customer"] == 2**53 + 1 and result["period"] == "week"
+    assert result["node"] in {n.id for n in cluster.nodes}
+    # and a misspelt argument fails in the caller, before anything is sent
+    with pytest.raises(TypeError, match="unexpected keyword argument 'perod'"):
+        report.request(customer_id=1, perod="day")
+    # and a payload that does not fit the signature, sent by another client, is refused by the node
+    bad = submit_request("report", {"customer": 1})
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.send(bad)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "payload: task 'report': missing a required argument: 'customer_id'" in (
+        refused.value.details() or ""
+    )
