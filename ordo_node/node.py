@@ -292,12 +292,13 @@ class Node:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal)
             log.info(
-                "node %s serving grpc=%s raft=%s data=%s peers=%s",
+                "node %s serving grpc=%s raft=%s data=%s peers=%s%s",
                 cfg.node_id,
                 cfg.grpc_address,
                 cfg.raft_address,
                 cfg.data_dir,
                 ",".join(p.id for p in cfg.peers) or "none",
+                f" dashboard={dashboard_url(cfg)}" if cfg.metrics_address else "",
             )
             missing = [what for what, given in (("TLS", cfg.tls), ("tokens", cfg.tokens)) if not given]
             if missing and not is_loopback(cfg.grpc_address):
@@ -583,6 +584,14 @@ class Node:
             self.timekeeper = self.dispatcher = None
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
+
+
+def dashboard_url(cfg: Config) -> str:
+    """Where this node's dashboard is (its metrics address: HTTPS with [tls])."""
+    host, _, port = cfg.metrics_address.rpartition(":")
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    return f"{'https' if cfg.tls else 'http'}://{host}:{port}/"
 
 
 async def _not_serving(health_servicer: health.aio.HealthServicer) -> None:

@@ -56,3 +56,6 @@ async def test_metrics_show_jobs_raft_executor_lateness_and_calls(make_cluster: 
         samples = await asyncio.to_thread(scrape, cluster.http_port(node))
         ran += samples.get(("ordo_run_duration_seconds_count", (("outcome", "succeeded"),)), 0)
     assert ran >= 5
+    # and each node's start-up line says where its dashboard is
+    for node in cluster.nodes:
+        assert f"dashboard=http://127.0.0.1:{cluster.http_port(node)}/" in node.log_path.read_text()
