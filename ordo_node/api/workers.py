@@ -237,7 +237,9 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
         if not isinstance(cmd, WORKER_COMMANDS):
             raise PermissionDenied(f"command: a worker may not propose '{cmd.op}'")
         if cmd.node != worker_id:
-            raise InvalidArgument("command", f"is for '{cmd.node}', not for worker '{worker_id}'")
+            raise PermissionDenied(
+                f"command: is for '{cmd.node}'; worker '{worker_id}' proposes its own only"
+            )
         if worker_id not in self.hub.active:
             raise FailedPrecondition(f"workerId: no registered worker '{worker_id}'; connect first")
         if isinstance(cmd, c.ExpireRuns):

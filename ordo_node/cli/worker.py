@@ -42,8 +42,10 @@ def settings(args: argparse.Namespace) -> worker_config.WorkerConfig:
         changes["server_name"] = args.server_name
     if args.id is not None:
         changes["worker_id"] = args.id
-        if not args.config and args.data_dir is None:
-            changes["data_dir"] = Path("data") / args.id
+        # The default data folder, data/ID, follows the id (a file's own data_dir stays).
+        defaults = (Path("data") / cfg.worker_id, cfg.base_dir / "data" / cfg.worker_id)
+        if args.data_dir is None and cfg.data_dir in defaults:
+            changes["data_dir"] = cfg.data_dir.parent / args.id
     if args.data_dir is not None:
         changes["data_dir"] = Path(args.data_dir)
     for flag in ("tags", "handlers"):

@@ -50,7 +50,8 @@ class WorkerCommands(Base):
         """End the worker's open attempts of other processes (all of them when it leaves) as LOST."""
         held = self.db.execute(
             "SELECT run_id, attempt, job_id, state, boot_id FROM runs"
-            " WHERE finished_at IS NULL AND node_id = ? AND state IN ('ASSIGNED', 'RUNNING')",
+            " WHERE finished_at IS NULL AND node_id = ? AND state IN ('ASSIGNED', 'RUNNING')"
+            " ORDER BY run_id, attempt",  # the same order, so the same events, on every replica
             (cmd.worker_id,),
         ).fetchall()
         requeued: list[list[Any]] = []

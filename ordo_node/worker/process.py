@@ -75,6 +75,7 @@ class Worker:
         self._write_lock = asyncio.Lock()
         self._leaving = False  # said goodbye: dial no more
         self._ended = asyncio.Event()  # set each time a stream ends
+        self._welcomed = False  # the current stream was welcomed by a leader
 
     def stop(self) -> None:
         """Begin the stop (as SIGTERM does)."""
@@ -147,6 +148,7 @@ class Worker:
             address = target or servers[turn % len(servers)]
             target = None
             self._ended.clear()
+            self._welcomed = False
             try:
                 target = await self._session(address)
                 delay = RETRY_MIN if target else delay
@@ -164,6 +166,8 @@ class Worker:
                 self._ended.set()
             if self._leaving:
                 return
+            if self._welcomed:  # served until the stream broke: the first retries come soon again
+                delay = RETRY_MIN
             if target is None:
                 turn += 1
                 await asyncio.sleep(delay)
@@ -191,6 +195,7 @@ class Worker:
                 lease = welcome.lease_timeout_ms / 1000
                 self.executor.config = replace(self.executor.config, lease_timeout=lease)
             log.info("connected to leader %s at %s (term %d)", welcome.leader_id, address, welcome.term)
+            self._welcomed = True
             self.connected.set()
             beats = asyncio.create_task(self._beat_loop(), name="heartbeats")
             try:
