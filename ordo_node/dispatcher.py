@@ -438,6 +438,11 @@ class Dispatcher:
         for item in await self.queries.assigned_before(before):
             by_node[item.node_id].append(item)
         for node_id, items in by_node.items():
+            if self.peers.get(node_id) is None and node_id not in self.hub.links:
+                # A worker not connected to this leader (yet: after a leader change it
+                # reconnects within seconds, its runs still running, their starts maybe not
+                # committed): its lease decides, as it does for every attempt it holds.
+                continue
             if not self.reachable.get(node_id):
                 await self.expire(items, f"executor {node_id} unreachable")
                 continue

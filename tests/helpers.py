@@ -22,7 +22,7 @@ import grpc
 
 from ordo_node.client import Client
 from ordo_node.pb import ordo_pb2
-from ordo_node.tools.localcluster import LocalCluster, LocalNode, node_program
+from ordo_node.tools.localcluster import LocalCluster, LocalNode, LocalWorker, node_program
 from ordo_node.tools.localcluster import free_ports as free_ports
 
 T = TypeVar("T")
@@ -61,6 +61,8 @@ async def eventually(
 
 
 NodeProc = LocalNode
+
+
 # How long one status poll of one node may take (see Cluster.status).
 STATUS_POLL_TIMEOUT = 3.0
 ordo_node_program = node_program
@@ -104,12 +106,34 @@ class Cluster(LocalCluster):
         """The metrics and dashboard port of a node of a cluster made with ``http=True``."""
         return self._http_ports[node if isinstance(node, str) else node.id]
 
+    def start_worker(self, worker_id: str, *args: str, capacity: int = 4) -> LocalWorker:
+        """Start ``ordo-node worker --id ID --servers <every node> --capacity N ARGS...`` (no handler
+        modules unless ARGS name them)."""
+        worker = self.add_worker(worker_id, capacity=capacity, handlers=[], args=list(args))
+        worker.start()
+        return worker
+
+    async def wait_for_workers(
+        self, *worker_ids: str, via: NodeProc | None = None, timeout: float = 30.0
+    ) -> ordo_pb2.ClusterStatus:
+        """Wait until the leader has these workers connected (GetClusterStatus.workers); the status."""
+
+        async def connected() -> ordo_pb2.ClusterStatus | None:
+            node = via or next(n for n in self.nodes if n.alive)
+            status = await self.status(node)
+            on = {w.worker_id: w.connected_to for w in status.workers}
+            if status.leader_id and all(on.get(w) == status.leader_id for w in worker_ids):
+                return status
+            return None
+
+        return await eventually(connected, timeout=timeout, what=f"workers {','.join(worker_ids)} connected")
+
     async def stop(self) -> None:
-        """Stop every node with SIGTERM (in parallel) and close the clients."""
+        """Stop every worker and node with SIGTERM (in parallel) and close the clients."""
         for c in self._clients.values():
             await c.close()
         self._clients.clear()
-        await asyncio.to_thread(self.terminate_all)
+        await asyncio.to_thread(self.terminate_all)  # the workers first, then the nodes
 
     def client(self, node: NodeProc | str, *, timeout: float | None = None) -> Client:
         """A client bound to one node only (no fail-over), so tests know who answers.
@@ -197,7 +221,7 @@ class Cluster(LocalCluster):
             db.close()
 
     def logs(self) -> str:
-        return "\n".join(f"===== {n.id} =====\n{n.log_text()[-6000:]}" for n in self.nodes)
+        return "\n".join(f"===== {p.id} =====\n{p.log_text()[-6000:]}" for p in self.processes())
 
 
 def trigger_count(events: list[ordo_pb2.Event]) -> int:

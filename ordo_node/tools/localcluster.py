@@ -1,12 +1,15 @@
-"""Local clusters on one machine: node configs on free loopback ports, nodes as processes.
+"""Local clusters on one machine: node configs on free loopback ports, nodes and workers as processes.
 
 Used by the chaos harness, the benchmark and the tests. Each node is a real
-``ordo-node run --config`` process with its own data directory; nothing is
-shared between nodes but the network.
+``ordo-node run --config`` process with its own data directory; each worker
+(:meth:`LocalCluster.add_worker`) a real ``ordo-node worker`` process that
+dials every node. Nothing is shared between them but the network (and the
+folder the handler modules are in).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -38,29 +41,26 @@ def node_program() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ordo_node"]
 
 
-@dataclass
-class LocalNode:
-    """One node process of a local cluster."""
+class LocalProcess:
+    """What a node and a worker process of a local cluster share: start, stop, kill, log, memory.
+
+    The dataclasses below hold ``id``, ``root``, ``proc`` and ``starts``;
+    :meth:`command` is the program and its arguments. The process runs in
+    ``root`` with its output appended to ``root/ID.log``.
+    """
 
     id: str
-    grpc_port: int
-    raft_port: int
     root: Path
-    proc: subprocess.Popen[bytes] | None = None
-    starts: int = 0
+    proc: subprocess.Popen[bytes] | None
+    starts: int
 
-    @property
-    def address(self) -> str:
-        """The gRPC address."""
-        return f"127.0.0.1:{self.grpc_port}"
+    def command(self) -> list[str]:
+        """The program and its arguments."""
+        raise NotImplementedError
 
-    @property
-    def config_path(self) -> Path:
-        return self.root / f"{self.id}.toml"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "data" / self.id
+    def environment(self) -> dict[str, str] | None:
+        """The process's environment (None: this one's)."""
+        return None
 
     @property
     def log_path(self) -> Path:
@@ -71,6 +71,11 @@ class LocalNode:
         """True while the process runs."""
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def pid(self) -> int | None:
+        """The process id while it runs."""
+        return self.proc.pid if self.proc is not None and self.alive else None
+
     def start(self) -> None:
         """Start the process (again), appending to its log."""
         if self.alive:
@@ -80,10 +85,11 @@ class LocalNode:
             log.write(f"--- start {self.starts} ---\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [*node_program(), "run", "--config", str(self.config_path)],
+                self.command(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
+                env=self.environment(),
             )
 
     def kill(self) -> None:
@@ -123,13 +129,90 @@ class LocalNode:
         return 0
 
     def log_text(self) -> str:
-        """The node's log so far."""
+        """The process's log so far."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
 @dataclass
+class LocalNode(LocalProcess):
+    """One node process of a local cluster: ``ordo-node run --config ID.toml``."""
+
+    id: str
+    grpc_port: int
+    raft_port: int
+    root: Path
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def address(self) -> str:
+        """The gRPC address."""
+        return f"127.0.0.1:{self.grpc_port}"
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / f"{self.id}.toml"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data" / self.id
+
+    def command(self) -> list[str]:
+        return [*node_program(), "run", "--config", str(self.config_path)]
+
+
+@dataclass
+class LocalWorker(LocalProcess):
+    """One worker process of a local cluster: ``ordo-node worker --id ID --servers ...``.
+
+    It runs in the cluster's folder (so the cluster's handler modules are beside
+    it), its log is ``ID.log`` there and its data folder ``data/ID``. The ORDO_*
+    variables of the caller's environment are left out: the flags say everything.
+    ``program`` replaces ``ordo-node worker`` and its flags (the swarm of
+    :mod:`ordo_node.tools.swarm` runs many workers in one process).
+    """
+
+    id: str
+    root: Path
+    servers: list[str]
+    capacity: int = 4
+    handlers: list[str] = field(default_factory=list)
+    shutdown_grace: float = 5.0
+    args: list[str] = field(default_factory=list)
+    program: list[str] | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data" / self.id
+
+    def command(self) -> list[str]:
+        if self.program is not None:
+            return [*self.program, *self.args]
+        flags = [
+            "--id",
+            self.id,
+            "--servers",
+            ",".join(self.servers),
+            "--capacity",
+            str(self.capacity),
+            "--shutdown-grace",
+            f"{self.shutdown_grace:g}",
+            "--data-dir",
+            str(self.data_dir),
+        ]
+        if self.handlers:
+            flags += ["--handlers", ",".join(self.handlers)]
+        return [*node_program(), "worker", *flags, *self.args]
+
+    def environment(self) -> dict[str, str] | None:
+        return {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
+
+
+@dataclass
 class LocalCluster:
-    """N nodes on loopback, configured under ``root``.
+    """N nodes on loopback, configured under ``root``, and the workers added with :meth:`add_worker`.
 
     ``settings`` adds lines to a section of every config, e.g.
     ``{"raft": {"commit_timeout": 2.0}, "cluster": {"lease_timeout": 3.0}}``.
@@ -144,6 +227,8 @@ class LocalCluster:
     # Per node id, like settings: {"node3": {"executor": {"tags": ["gpu"]}}}
     node_settings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     nodes: list[LocalNode] = field(default_factory=list)
+    # Worker processes by id (add_worker); none runs until started.
+    workers: dict[str, LocalWorker] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -191,27 +276,73 @@ class LocalCluster:
         """The node with that id."""
         return next(n for n in self.nodes if n.id == node_id)
 
+    def add_worker(
+        self,
+        worker_id: str,
+        *,
+        capacity: int = 4,
+        handlers: list[str] | None = None,
+        args: list[str] | None = None,
+        program: list[str] | None = None,
+        worker_class: type[LocalWorker] = LocalWorker,
+    ) -> LocalWorker:
+        """A worker process (not started) that dials every node; it runs the cluster's handler
+        modules unless ``handlers`` says otherwise."""
+        if worker_id in self.workers or any(n.id == worker_id for n in self.nodes):
+            raise ValueError(f"{worker_id} is taken")
+        worker = worker_class(
+            worker_id,
+            self.root,
+            self.addresses(),
+            capacity,
+            list(self.handlers if handlers is None else handlers),
+            args=list(args or []),
+            program=program,
+        )
+        self.workers[worker_id] = worker
+        return worker
+
     def start(self) -> None:
-        """Start every node."""
+        """Start every node, then every worker added so far."""
         for node in self.nodes:
             node.start()
+        for worker in self.workers.values():
+            worker.start()
 
     def terminate_all(self, timeout: float = 30.0) -> None:
-        """SIGTERM every node at once, then wait for each (kill -9 after ``timeout`` seconds).
+        """SIGTERM every worker, then every node, each group at once; wait for each
+        (kill -9 after ``timeout`` seconds).
 
-        One signal each: a node takes a second one as "stop now", without
-        waiting for its running attempts.
+        The workers go first, so that they can give back what they hold to a
+        leader that still runs. One signal each: a node or a worker takes a
+        second one as "stop now", without waiting for its running attempts.
         """
-        for node in self.nodes:
-            if node.alive and node.proc is not None:
-                node.proc.terminate()
         deadline = time.monotonic() + timeout
-        for node in self.nodes:
-            node.wait(max(0.1, deadline - time.monotonic()))
+        for group in (list(self.workers.values()), self.nodes):
+            for proc in group:
+                if proc.alive and proc.proc is not None:
+                    proc.proc.terminate()
+            for proc in group:
+                _reap(proc, max(0.1, deadline - time.monotonic()))
+
+    def processes(self) -> list[LocalProcess]:
+        """Every node, then every worker."""
+        return [*self.nodes, *self.workers.values()]
 
     def addresses(self) -> list[str]:
         """Every node's gRPC address."""
         return [n.address for n in self.nodes]
+
+
+def _reap(proc: LocalProcess, timeout: float) -> None:
+    """Wait for a signalled process; kill -9 after ``timeout`` (only ``proc``, ``alive`` and ``kill``
+    are used: tests subclass the cluster with worker objects of their own)."""
+    if proc.proc is None:
+        return
+    try:
+        proc.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _toml(value: Any) -> str:

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .localcluster import LocalCluster, LocalNode, node_program
+from .localcluster import LocalCluster, LocalNode
 
 SUBNET_PREFIX = "10.213"
 HARNESS_HOST = 254  # the bridge's address in the root namespace
@@ -196,30 +196,9 @@ class NetNode(LocalNode):
     def raft_address(self) -> str:
         return f"{self.host}:{self.raft_port}"
 
-    def start(self) -> None:
-        """Start the process (again) inside the namespace, appending to its log."""
-        if self.alive:
-            raise RuntimeError(f"{self.id} is running")
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"--- start {self.starts} ---\n".encode())
-            log.flush()
-            # `ip netns exec` execs the program: the process is the node itself, so kill -9 reaches it.
-            self.proc = subprocess.Popen(
-                [
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.netns,
-                    *node_program(),
-                    "run",
-                    "--config",
-                    str(self.config_path),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.root,
-            )
+    def command(self) -> list[str]:
+        # `ip netns exec` execs the program: the process is the node itself, so kill -9 reaches it.
+        return ["ip", "netns", "exec", self.netns, *super().command()]
 
 
 @dataclass
