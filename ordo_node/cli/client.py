@@ -8,7 +8,8 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
@@ -192,6 +193,54 @@ def print_cluster(st: ordo_pb2.ClusterStatus) -> None:
         ],
         ["NODE", "ROLE", "UP", "GRPC", "RAFT", "RUNNING", "APPLIED", "TAGS"],
     )
+    if st.workers:
+        now = time.time()
+        print()
+        print_table(
+            [
+                [
+                    w.worker_id,
+                    (w.connected_to or "-") + (" (draining)" if w.draining else ""),
+                    peer_address(w.address),
+                    f"{w.running_count}/{w.capacity}",
+                    _age(w.last_heartbeat.ToMicroseconds() / 1e6, now)
+                    if w.HasField("last_heartbeat")
+                    else "-",
+                    shorten(w.tags),
+                    shorten(w.handlers),
+                ]
+                for w in st.workers
+            ],
+            ["WORKER", "CONNECTED TO", "ADDRESS", "RUNNING", "LAST HEARTBEAT", "TAGS", "HANDLERS"],
+        )
+
+
+def peer_address(address: str) -> str:
+    """``127.0.0.1:51234`` of gRPC's ``ipv4:127.0.0.1:51234`` (``-`` when empty)."""
+    return re.sub(r"^(ipv4|ipv6):", "", address) or "-"
+
+
+def shorten(items: Sequence[str], width: int = 30) -> str:
+    """``a,b,c`` within about ``width`` characters: the first names that fit, then ``+N`` for the rest."""
+    if not items:
+        return "-"
+    shown: list[str] = []
+    for i, item in enumerate(items):
+        rest = len(items) - i
+        if shown and len(",".join([*shown, item])) + (len(f",+{rest - 1}") if rest > 1 else 0) > width:
+            return ",".join(shown) + f",+{rest}"
+        shown.append(item)
+    return ",".join(shown)
+
+
+def _age(then: float, now: float) -> str:
+    """How long ago ``then`` was (both in seconds since the epoch): ``0.4s ago``, ``3m ago``."""
+    ago = max(0.0, now - then)
+    if ago < 60:
+        return f"{ago:.1f}s ago"
+    if ago < 3600:
+        return f"{ago / 60:.0f}m ago"
+    return f"{ago / 3600:.1f}h ago"
 
 
 def print_occurrences(page: ordo_pb2.ListOccurrencesResponse) -> None:

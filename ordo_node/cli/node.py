@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -21,6 +22,7 @@ from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS
 from ..errors import ConfigError
 from ..logs import setup_logging
 from ..tls import make_certificates
+from ..worker import config as worker_config
 from .common import EXIT_CONFIG, add_security_flags
 
 
@@ -54,23 +56,56 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class _Child:
+    """A process ``up`` started: a node or a worker."""
+
+    name: str
+    worker: bool
+    proc: subprocess.Popen[bytes]
+
+
+def _load_folder(
+    folder: Path,
+) -> tuple[list[tuple[Path, config_mod.Config]], list[tuple[Path, worker_config.WorkerConfig]]]:
+    """The folder's node files and worker files (those with a ``[worker]`` table), each one checked."""
+    paths = sorted(folder.glob("*.toml"))
+    if not paths:
+        raise ConfigError(f"{folder}: no *.toml node configs")
+    nodes, workers = [], []
+    for path in paths:
+        if worker_config.is_worker_file(path):
+            workers.append((path, worker_config.load(path)))
+        else:
+            nodes.append((path, config_mod.load(path)))
+    seen: dict[str, Path] = {}
+    for path, w in workers:
+        if w.worker_id in seen:
+            raise ConfigError(f"{path}: worker.id: {w.worker_id!r} is already the id of {seen[w.worker_id]}")
+        seen[w.worker_id] = path
+    return nodes, workers
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start every ``*.toml`` in a folder as a child process; stop them all on Ctrl-C.
 
+    A file with a ``[worker]`` table is a worker (``ordo-node worker --config``),
+    any other a node (``ordo-node run --config``). Every file is checked before
+    anything starts; the nodes start first, then the workers, which dial them.
+
     The children run in their own process group, so a Ctrl-C in the terminal
-    reaches only this process, which then sends each node exactly one SIGTERM:
-    every node drains at the same time (takes no new work, lets its running
-    attempts finish within its shutdown_grace, commits their outcomes while
-    the others are still up) and then stops. A second Ctrl-C is passed on to
-    the nodes, which then stop without waiting for running attempts.
+    reaches only this process, which then stops them in two waves. First each
+    worker gets one SIGTERM: it takes no new work, lets its running attempts
+    finish within its shutdown_grace, reports their outcomes to the cluster,
+    which is still up, and leaves. Then each node gets one SIGTERM: every node
+    drains at the same time (takes no new work, lets its running attempts
+    finish within its shutdown_grace, commits their outcomes while the others
+    are still up) and then stops. A second Ctrl-C is passed on as SIGINT, to
+    the wave stopping and to the nodes after it, which then stop without
+    waiting for running attempts.
     """
-    folder = Path(args.dir)
-    paths = sorted(folder.glob("*.toml"))
-    if not paths:
-        print(f"ordo-node: {folder}: no *.toml node configs", file=sys.stderr)
-        return EXIT_CONFIG
     try:
-        configs = [config_mod.load(p) for p in paths]
+        nodes, workers = _load_folder(Path(args.dir))
     except ConfigError as e:
         print(f"ordo-node: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -83,65 +118,98 @@ def cmd_up(args: argparse.Namespace) -> int:
     # Before the first child starts, so a Ctrl-C at any moment stops them all.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, stop)
-    children: list[subprocess.Popen[bytes]] = []
-    for path, cfg in zip(paths, configs, strict=True):
-        children.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "ordo_node", "run", "--config", str(path)], process_group=0
-            )
-        )
-        print(
-            f"{cfg.node_id}: grpc {cfg.grpc_address}  raft {cfg.raft_address}  data {cfg.data_dir}",
-            flush=True,
-        )
-    print(f"{len(children)} nodes started; Ctrl-C stops them all. Try: ordo-node cluster", flush=True)
-    alive = set(range(len(children)))
+    children = _start_all(nodes, workers)
+    alive = list(children)
 
     def reap() -> None:
-        for i in list(alive):
-            rc = children[i].poll()
+        for child in list(alive):
+            rc = child.proc.poll()
             if rc is not None:
-                alive.discard(i)
+                alive.remove(child)
                 if not signals:
-                    print(f"{configs[i].node_id} exited with status {rc}", flush=True)
+                    print(f"{child.name} exited with status {rc}", flush=True)
 
     while alive and not signals:
         time.sleep(0.2)
         reap()
-    if alive:
-        _stop_nodes(
-            {configs[i].node_id: children[i] for i in alive},
-            max(cfg.shutdown_grace for cfg in configs),
-            lambda: signals,
-        )
+    waves = (
+        ("worker", True, max((w.shutdown_grace for _, w in workers), default=0.0)),
+        ("node", False, max((cfg.shutdown_grace for _, cfg in nodes), default=0.0)),
+    )
+    for kind, worker, grace in waves:
+        wave = {c.name: c.proc for c in alive if c.worker == worker}
+        if wave:
+            _stop_wave(wave, grace, lambda: signals, kind)
     return 0 if signals else 1
 
 
-def _stop_nodes(nodes: dict[str, subprocess.Popen[bytes]], grace: float, signals: Callable[[], int]) -> None:
-    """SIGTERM every node at once and wait for them; pass further Ctrl-Cs on as SIGINT.
+def _start_all(
+    nodes: list[tuple[Path, config_mod.Config]], workers: list[tuple[Path, worker_config.WorkerConfig]]
+) -> list[_Child]:
+    """Start the nodes, then the workers, each as ``ordo-node run|worker --config FILE``; a line each."""
+    children: list[_Child] = []
+    for path, cfg in nodes:
+        children.append(_Child(cfg.node_id, False, _spawn("run", path)))
+        print(
+            f"{cfg.node_id}: grpc {cfg.grpc_address}  raft {cfg.raft_address}  data {cfg.data_dir}",
+            flush=True,
+        )
+    for path, w in workers:
+        children.append(_Child(w.worker_id, True, _spawn("worker", path)))
+        print(
+            f"{w.worker_id}: worker of {','.join(w.servers)}  capacity {w.capacity}  data {w.data_dir}",
+            flush=True,
+        )
+    print(f"{_started(len(nodes), len(workers))}; Ctrl-C stops them all. Try: ordo-node cluster", flush=True)
+    return children
 
-    A node bounds its own stop to its shutdown_grace and a few seconds; the
+
+def _spawn(command: str, path: Path) -> subprocess.Popen[bytes]:
+    """``ordo-node COMMAND --config PATH`` in a process group of its own."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "ordo_node", command, "--config", str(path)], process_group=0
+    )
+
+
+def _started(nodes: int, workers: int) -> str:
+    """What started, e.g. ``3 nodes and 2 workers started`` (or ``3 nodes started`` without workers)."""
+    parts = [_count(n, kind) for n, kind in ((nodes, "node"), (workers, "worker")) if n]
+    return " and ".join(parts) + " started"
+
+
+def _count(n: int, kind: str) -> str:
+    return f"{n} {kind}{'' if n == 1 else 's'}"
+
+
+def _stop_wave(
+    procs: dict[str, subprocess.Popen[bytes]], grace: float, signals: Callable[[], int], kind: str
+) -> None:
+    """SIGTERM every process of one wave (the nodes, or the workers) at once and wait for them.
+
+    Further Ctrl-Cs (beyond the first, which began the stop) are passed on as
+    SIGINT, also those that came while an earlier wave stopped. A node or a
+    worker bounds its own stop to its shutdown_grace and a few seconds; the
     kill -9 after ``grace`` + 15 s is only a backstop.
     """
     print(
-        f"stopping {len(nodes)} nodes: running jobs get up to {grace:g}s to finish"
+        f"stopping {_count(len(procs), kind)}: running jobs get up to {grace:g}s to finish"
         " (Ctrl-C again to stop at once)",
         flush=True,
     )
-    for proc in nodes.values():
+    for proc in procs.values():
         proc.terminate()
     deadline = time.monotonic() + grace + 15
-    passed_on = signals()
-    while any(p.poll() is None for p in nodes.values()) and time.monotonic() < deadline:
-        time.sleep(0.1)
+    passed_on = 1
+    while any(p.poll() is None for p in procs.values()) and time.monotonic() < deadline:
         if signals() > passed_on:
             passed_on = signals()
-            for proc in nodes.values():
+            for proc in procs.values():
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGINT)
-    for node_id, proc in nodes.items():
+        time.sleep(0.1)
+    for name, proc in procs.items():
         if proc.poll() is None:
-            print(f"{node_id} did not stop in time; killing it", flush=True)
+            print(f"{name} did not stop in time; killing it", flush=True)
             proc.kill()
             proc.wait()
 
@@ -244,6 +312,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add_security_flags(hc, token=False)
     hc.set_defaults(func=cmd_health)
 
-    up = sub.add_parser("up", help="run every *.toml in DIR as a local cluster")
+    up = sub.add_parser(
+        "up", help="run every *.toml in DIR as a local cluster: the nodes, then the workers ([worker] files)"
+    )
     up.add_argument("dir", nargs="?", default="cluster-configs")
     up.set_defaults(func=cmd_up)

@@ -4,9 +4,9 @@ Threading contract: every method here runs on one of the HTTP server's
 threads. Tables are read through a fresh read-only SQLite connection per call
 (``mode=ro``: this code cannot write); WAL mode lets it read while the tick
 thread applies. The cluster view is the one ``ClusterService`` gives (leader,
-term, each member's role, reachability and load): its coroutine is handed to
-the node's event loop and awaited here with a timeout, so a busy loop or an
-unreachable peer slows this page, never the node.
+term, each member's role, reachability and load, and the registered workers):
+its coroutine is handed to the node's event loop and awaited here with a
+timeout, so a busy loop or an unreachable peer slows this page, never the node.
 
 Every read is bounded: lists have a limit, and recent failures are looked for
 among the newest :data:`FAILURE_LOOKBACK` history events only, so a poll costs
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -28,6 +29,7 @@ from typing import Any
 
 from ..pb import ordo_pb2
 from ..queries import _JOB_COLS, _RUN_COLS, _job, _run
+from ..timeutil import now_us
 
 # In the order the proto declares them, which is roughly a job's life.
 JOB_STATES = tuple(
@@ -54,6 +56,25 @@ def _json_text(value: Any) -> str:
     return "" if value is None else _clip(json.dumps(value, ensure_ascii=False))
 
 
+def _worker(w: ordo_pb2.WorkerStatus, now: int) -> dict[str, Any]:
+    """A registered worker: where it is connected, its load and its last heartbeat (and how old it is)."""
+    heartbeat = w.last_heartbeat.ToMicroseconds() if w.HasField("last_heartbeat") else 0
+    return {
+        "worker_id": w.worker_id,
+        "connected_to": w.connected_to,
+        "address": re.sub(r"^(ipv4|ipv6):", "", w.address),
+        "capacity": w.capacity,
+        "running": w.running_count,
+        "last_heartbeat": heartbeat,
+        # Seconds, by this node's clock (heartbeats carry the leader's); None when none was heard.
+        "heartbeat_age": round(max(0, now - heartbeat) / 1e6, 1) if heartbeat else None,
+        "tags": list(w.tags),
+        "handlers": list(w.handlers),
+        "draining": w.draining,
+        "registered_at": w.registered_at.ToMicroseconds() if w.HasField("registered_at") else 0,
+    }
+
+
 class Dashboard:
     """Read-only views of one node's database and of the cluster, as plain JSON-ready dicts."""
 
@@ -76,7 +97,7 @@ class Dashboard:
             conn.close()
 
     def cluster(self) -> dict[str, Any]:
-        """Leader, term, indexes and every member's role, reachability and load."""
+        """Leader, term, indexes, every member's role, reachability and load, and the registered workers."""
         coro = self._status()
         try:
             future = asyncio.run_coroutine_threadsafe(coro, self._loop)
@@ -112,6 +133,7 @@ class Dashboard:
                 }
                 for n in st.nodes
             ],
+            "workers": [_worker(w, now_us()) for w in st.workers],
         }
 
     def counts(self) -> dict[str, Any]:

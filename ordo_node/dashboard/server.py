@@ -85,7 +85,7 @@ UNAUTHORIZED = (
 )
 API_INDEX = {
     "endpoints": {
-        "/api/cluster": "leader, term, indexes and every member's role, reachability and load",
+        "/api/cluster": "leader, term, indexes, every member's role, reachability and load, and the workers",
         "/api/counts": "jobs by state",
         "/api/jobs?state=&limit=": f"the newest jobs, optionally in one state (limit 1..{MAX_LIMIT})",
         "/api/runs/recent?limit=": "the newest run attempts and the newest failures with their errors",

@@ -202,8 +202,14 @@ def child_pids(pid: int) -> list[int]:
 async def test_up_runs_every_config_in_a_folder_and_stops_them_all(tmp_path: Path) -> None:
     # Given a folder with three node configs on free ports (written, not started, by the harness)
     configs = Cluster(tmp_path, size=3)
-    assert sorted(p.name for p in tmp_path.glob("*.toml")) == ["node1.toml", "node2.toml", "node3.toml"]
     addresses = ",".join(n.address for n in configs.nodes)
+    # and a worker's config (a [worker] table) naming the three nodes
+    (tmp_path / "worker1.toml").write_text(
+        f'[worker]\nid = "worker1"\nservers = "{addresses}"\ncapacity = 2\ntags = ["up"]\n'
+        'data_dir = "data/worker1"\nshutdown_grace = 5\n'
+    )
+    names = ["node1.toml", "node2.toml", "node3.toml", "worker1.toml"]
+    assert sorted(p.name for p in tmp_path.glob("*.toml")) == names
     log = tmp_path / "up.log"
 
     # When `ordo-node up` runs on it
@@ -229,27 +235,36 @@ async def test_up_runs_every_config_in_a_folder_and_stops_them_all(tmp_path: Pat
     try:
 
         async def printed() -> bool:
-            return len(lines) >= 4
+            return len(lines) >= 5
 
-        # Then it prints one line per node with its addresses and data directory, then a summary
+        # Then it prints one line per node with its addresses and data directory, one for the
+        # worker with its servers, capacity and data directory, then a summary
         await eventually(printed, timeout=30, what="up's start-up lines")
         for node, line in zip(configs.nodes, lines[:3], strict=True):
             assert line == (
                 f"{node.id}: grpc {node.address}  raft 127.0.0.1:{node.raft_port}"
                 f"  data {node.data_dir.resolve()}\n"
             ), line
-        assert lines[3].startswith("3 nodes started;"), lines[3]
+        worker_data = (tmp_path / "data" / "worker1").resolve()
+        assert lines[3] == f"worker1: worker of {addresses}  capacity 2  data {worker_data}\n", lines[3]
+        assert lines[4].startswith("3 nodes and 1 worker started;"), lines[4]
 
-        # and runs each node as a child process
-        async def three_children() -> list[int]:
+        # and runs each node and the worker as a child process
+        async def four_children() -> list[int]:
             pids = await asyncio.to_thread(child_pids, up.pid)
-            assert len(pids) == 3, pids
+            assert len(pids) == 4, pids
             return pids
 
-        children = await eventually(three_children, what="three node processes")
+        children = await eventually(four_children, what="three node processes and a worker")
+        commands = []
         for pid in children:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            assert b"run" in cmdline and b"--config" in cmdline, cmdline
+            assert b"--config" in cmdline, cmdline
+            commands.append(cmdline[cmdline.index(b"--config") - 1 : cmdline.index(b"--config") + 2])
+        assert sorted(commands) == sorted(
+            [[b"run", b"--config", str(tmp_path / f"node{i}.toml").encode()] for i in (1, 2, 3)]
+            + [[b"worker", b"--config", str(tmp_path / "worker1.toml").encode()]]
+        ), commands
 
         # and the three nodes form one cluster, every node reachable (a node may still be starting
         # when the first two have elected a leader, so this is polled too)
@@ -260,6 +275,39 @@ async def test_up_runs_every_config_in_a_folder_and_stops_them_all(tmp_path: Pat
 
         status = await eventually(all_reachable, timeout=30, what="a leader and three reachable nodes")
         assert status["leaderId"] in {"node1", "node2", "node3"}
+
+        # and `ordo-node cluster` lists the worker after the nodes, connected to the leader
+        async def worker_listed() -> list[str]:
+            out = (await ok("cluster", "--address", addresses, "--timeout", "5")).splitlines()
+            workers = out[out.index("") + 1 :] if "" in out else []
+            assert len(workers) == 2 and workers[1].split()[1] != "-", out
+            return out
+
+        out = await eventually(worker_listed, timeout=30, what="the worker connected")
+        leader = re.match(r"leader (\S+) ", out[0])
+        assert leader, out[0]
+        assert [line.split()[0] for line in out[2:5]] == ["node1", "node2", "node3"]
+        assert len(out) == 8 and out[5] == "", out
+        assert out[6].split() == [
+            *("WORKER", "CONNECTED", "TO", "ADDRESS", "RUNNING", "LAST", "HEARTBEAT", "TAGS", "HANDLERS")
+        ]
+        worker_id, connected_to, peer, running, age, ago, tags, handlers = out[7].split()
+        assert [worker_id, connected_to, running, ago, tags] == [
+            "worker1",
+            leader.group(1),
+            "0/2",
+            "ago",
+            "up",
+        ]
+        assert re.fullmatch(r"127\.0\.0\.1:\d+", peer) and re.fullmatch(r"\d+\.\ds", age), out[7]
+        assert float(age[:-1]) < 5 and "echo" in handlers.split(","), out[7]
+        # and so does `cluster --json`
+        (worker,) = (await leader_status(addresses))["workers"]
+        assert (worker["workerId"], worker["connectedTo"], worker["capacity"]) == (
+            "worker1",
+            leader.group(1),
+            2,
+        )
 
         # When a job is submitted through the CLI with all three addresses
         submitted = await ok_json("submit", "echo", "--payload", '{"via": "up"}', "--address", addresses)
@@ -272,10 +320,17 @@ async def test_up_runs_every_config_in_a_folder_and_stops_them_all(tmp_path: Pat
         up.send_signal(signal.SIGINT)
         status_code = await asyncio.to_thread(up.wait, 30)
 
-        # Then it exits 0, every node process is gone and no node port answers
+        # Then it exits 0, every node and worker process is gone and no node port answers
         assert status_code == 0, log.read_text()
         assert [pid for pid in children if pid_alive(pid)] == []
         assert [n.id for n in configs.nodes if port_open(n.grpc_port)] == []
+        # and it stopped the worker first (it left while the nodes were still up), then the nodes
+        await asyncio.to_thread(reader.join, 10)
+        stopping = [line for line in lines if line.startswith("stopping")]
+        assert [line.split(":")[0] for line in stopping] == ["stopping 1 worker", "stopping 3 nodes"], lines
+        text = log.read_text(errors="replace")
+        assert "worker worker1 left" in text, text[-3000:]
+        assert text.index("worker worker1 stopped") < text.index("node node1 stopping"), text[-3000:]
     finally:
         await asyncio.to_thread(stop, up, signal.SIGINT)
         for pid in children:

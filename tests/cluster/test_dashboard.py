@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 from conftest import MakeCluster
-from helpers import eventually
+from helpers import eventually, ordo_node_program
 
 pytestmark = pytest.mark.cluster
 
@@ -151,11 +152,44 @@ def artifact(name: str) -> Path:
     return ARTIFACTS / name
 
 
+# --- a worker process ------------------------------------------------------------
+
+StartWorker = Callable[..., subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def start_worker(make_cluster: MakeCluster, tmp_path: Path) -> Iterator[StartWorker]:
+    """Start ``ordo-node worker`` processes; each is stopped (SIGTERM) before the clusters are."""
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(servers: str, worker_id: str, *flags: str) -> subprocess.Popen[bytes]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ORDO_")}
+        args = ["worker", "--servers", servers, "--id", worker_id, "--data-dir", str(tmp_path / worker_id)]
+        with open(tmp_path / f"{worker_id}.log", "ab") as log:
+            proc = subprocess.Popen(
+                [*ordo_node_program(), *args, *flags], stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+        procs.append((worker_id, proc))
+        return proc
+
+    yield start
+    for worker_id, proc in procs:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        print(
+            f"===== {worker_id} =====\n" + (tmp_path / f"{worker_id}.log").read_text(errors="replace")[-4000:]
+        )
+
+
 # --- the test ---------------------------------------------------------------------
 
 
 async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_in_chromium(
-    make_cluster: MakeCluster, tmp_path: Path
+    make_cluster: MakeCluster, start_worker: StartWorker, tmp_path: Path
 ) -> None:
     # Given a cluster whose nodes serve the dashboard, and a job that succeeds,
     # one that fails (its name carries markup) and one that recurs every second
@@ -175,6 +209,10 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
     follower = next(n for n in cluster.nodes if n is not leader)
     base = f"http://127.0.0.1:{cluster.http_port(follower)}/"
     profile = tmp_path / "chromium-profile"
+    # and, once those jobs are done, a worker process with a tag
+    start_worker(
+        ",".join(n.address for n in cluster.nodes), "dash-worker", "--capacity", "2", "--tags", "gpu"
+    )
 
     async def load(url: str) -> Page:
         page = Page(await asyncio.to_thread(chromium, profile, "--dump-dom", url))
@@ -189,6 +227,7 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
         jobs = {r.attrs["data-job"]: cells(r) for r in page.rows("jobs")}
         assert {ok, bad, every} <= set(jobs), jobs
         assert page.rows("failures"), "no failures yet"
+        assert [r.attrs["data-worker"] for r in page.rows("workers")] == ["dash-worker"]
         return page
 
     page = await eventually(overview, timeout=60, interval=0.5, what="the dashboard's overview")
@@ -201,6 +240,12 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
         assert ("leader" in row.attrs.get("class", "")) == (node_id == leader.id)
         assert "up" in cells(row)
     assert "leader" in cells(nodes[leader.id]) and "follower" in cells(nodes[follower.id])
+    # and, below them, the worker: connected to the leader, idle, with its tag and its handlers
+    assert "hidden" not in page.by_id("workers-block").attrs
+    worker = cells(page.rows("workers")[0])
+    assert worker.startswith(f"dash-worker | {leader.id} | "), worker
+    assert " s ago | 0 / 2 | gpu | " in worker and "echo" in worker, worker
+    assert page.text("workers-note") == "1 of 1 connected"
     # and counts jobs by state
     counts = {
         li.attrs["data-state"]: " ".join(li.text.split())

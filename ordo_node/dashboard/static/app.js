@@ -151,6 +151,44 @@ function drawCluster(c) {
     ),
   );
   fill("nodes", rows, 7, "no members");
+  drawWorkers(c.workers || []);
+}
+
+// A list of names, the first few shown and the rest counted; all of them in its title.
+function shortList(items, shown = 4) {
+  if (!items.length) return el("span", { class: "muted" }, "–");
+  const rest = items.length - shown;
+  return el("span", { title: items.join(", ") }, rest > 0 ? `${items.slice(0, shown).join(", ")} +${rest}` : items.join(", "));
+}
+
+function heartbeatAge(seconds) {
+  if (seconds === null || seconds === undefined) return "never";
+  if (seconds < 60) return `${seconds.toFixed(1)} s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  return `${(seconds / 3600).toFixed(1)} h ago`;
+}
+
+// Workers (ordo-node worker): shown below the members once the cluster has any.
+function drawWorkers(workers) {
+  byId("workers-block").hidden = !workers.length;
+  const connected = workers.filter((w) => w.connected_to).length;
+  byId("workers-note").textContent = workers.length ? `${connected} of ${workers.length} connected` : "";
+  const rows = workers.map((w) =>
+    el(
+      "tr",
+      { "data-worker": w.worker_id },
+      el("td", {}, w.worker_id),
+      el("td", {}, w.connected_to ? w.connected_to : badge("not connected", "live"),
+        w.draining ? el("small", {}, " draining") : null),
+      el("td", { class: "time", title: w.last_heartbeat ? new Date(w.last_heartbeat / 1000).toISOString() : null },
+        heartbeatAge(w.heartbeat_age)),
+      el("td", { class: "num" }, `${w.running} / ${w.capacity}`),
+      el("td", {}, shortList(w.tags)),
+      el("td", {}, shortList(w.handlers)),
+      el("td", { class: "mono" }, w.address),
+    ),
+  );
+  fill("workers", rows, 7, "no workers");
 }
 
 function drawCounts(counts) {
