@@ -20,6 +20,7 @@ from ..queries import Queries
 from ..timeutil import now_us
 from ..workerhub import WorkerHub
 from . import validate as v
+from .convert import running_runs
 from .errors import raise_refusal, rpc
 from .peer import executor_status
 from .workers import worker_status
@@ -88,18 +89,7 @@ class ClusterService(ordo_pb2_grpc.ClusterServiceServicer):  # type: ignore[misc
                 node.clock_offset_ms = st.clock_offset_ms
                 node.fault = st.fault
                 node.draining = st.draining
-                node.running.extend(
-                    ordo_pb2.RunningRun(
-                        run_id=r.run_id,
-                        attempt=r.attempt,
-                        job_id=r.job_id,
-                        type=r.type,
-                        started_at=r.started_at,
-                        last_heartbeat=r.last_heartbeat if r.HasField("last_heartbeat") else None,
-                        progress=r.progress,
-                    )
-                    for r in st.running
-                )
+                node.running.extend(running_runs(st.running))
             nodes.append(node)
         return ordo_pb2.ClusterStatus(
             leader_id=leader,

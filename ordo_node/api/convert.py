@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from typing import Any
 
 from google.protobuf import duration_pb2
 
-from ..pb import ordo_pb2
+from ..pb import internal_pb2, ordo_pb2
 from ..queries import EventRow, JobRow, OccurrenceRow, RunRow
 from ..wire import ts, ts_of, value
 
@@ -133,3 +134,19 @@ def event_message(e: EventRow) -> ordo_pb2.Event:
         message=e.message,
         job_id=e.job_id,
     )
+
+
+def running_runs(runs: Iterable[internal_pb2.ExecutorRun]) -> list[ordo_pb2.RunningRun]:
+    """An executor's running attempts (a member's or a worker's) as the cluster status lists them."""
+    return [
+        ordo_pb2.RunningRun(
+            run_id=r.run_id,
+            attempt=r.attempt,
+            job_id=r.job_id,
+            type=r.type,
+            started_at=r.started_at,
+            last_heartbeat=r.last_heartbeat if r.HasField("last_heartbeat") else None,
+            progress=r.progress,
+        )
+        for r in runs
+    ]

@@ -36,6 +36,7 @@ from ..timeutil import now_us
 from ..wire import ts
 from ..workerhub import Link, WorkerHub
 from . import validate as v
+from .convert import running_runs
 from .errors import rpc
 
 log = logging.getLogger("ordo_node.workers")
@@ -54,18 +55,7 @@ def worker_status(link: Link, node_id: str) -> ordo_pb2.WorkerStatus:
         tags=list(link.tags),
         handlers=list(link.handlers),
         running_count=len(link.running),
-        running=[
-            ordo_pb2.RunningRun(
-                run_id=r.run_id,
-                attempt=r.attempt,
-                job_id=r.job_id,
-                type=r.type,
-                started_at=r.started_at,
-                last_heartbeat=r.last_heartbeat if r.HasField("last_heartbeat") else None,
-                progress=r.progress,
-            )
-            for r in link.running
-        ],
+        running=running_runs(link.running),
         last_heartbeat=ts(link.last_heartbeat or None),
         connected_to=node_id,
         boot_id=link.boot_id,
