@@ -38,17 +38,25 @@ def print_job(job: ordo_pb2.Job) -> None:
     print(f"type     {job.type}{'  name ' + job.name if job.name else ''}")
     print(f"state    {_short_state(ordo_pb2.JobState.Name(job.state))}")
     print(f"run at   {_ts(job, 'run_at')}")
-    payload = from_value(job.payload) if job.HasField("payload") else None
+    # The JSON text forms keep numbers exact (a Value carries them as doubles).
+    payload = json.loads(job.payload_json) if job.payload_json else None
+    if not job.payload_json and job.HasField("payload"):
+        payload = from_value(job.payload)
     print(f"payload  {json.dumps(payload)}")
     for r in job.runs:
         print(
             f"run      {r.run_id} attempt {r.attempt} {_short_state(ordo_pb2.RunState.Name(r.state))}"
             f" on {r.node_id or '-'} started {_ts(r, 'started_at')} finished {_ts(r, 'finished_at')}"
         )
-        if r.HasField("result"):
-            print(f"  result {json.dumps(from_value(r.result))[:500]}")
+        if r.result_json or r.HasField("result"):
+            result = json.loads(r.result_json) if r.result_json else from_value(r.result)
+            print(f"  result {json.dumps(result)[:500]}")
         if r.error:
             print(f"  error  {r.error[:500]}")
+        if r.traceback:
+            print("  traceback (the handler's, last lines):")
+            for line in r.traceback.rstrip().splitlines()[-12:]:
+                print(f"    {line}")
 
 
 def print_table(rows: list[list[str]], header: list[str]) -> None:
