@@ -293,7 +293,7 @@ class LocalCluster:
         worker = worker_class(
             worker_id,
             self.root,
-            self.addresses(),
+            [n.address for n in self.nodes],
             capacity,
             list(self.handlers if handlers is None else handlers),
             args=list(args or []),
