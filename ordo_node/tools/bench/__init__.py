@@ -11,6 +11,11 @@ object) with every figure, what it measures, and its target:
 - ``e2e``: N no-op ``echo`` jobs due now, submitted in batches: the time from
   the first submission until the last one has succeeded.
 - ``e2e1``: the same on a local cluster of one node of its own.
+- ``workers``: the same on 3 voters of capacity 0 and 2 ``ordo-node worker``
+  processes (issue 15), with the CPU per job of each process.
+- ``swarm``: 10, 50 and 200 light workers in one process against 3 voters of
+  capacity 0: end to end throughput and the leader's CPU per job at each count
+  (see :mod:`.workers` and :mod:`ordo_node.tools.swarm`).
 - ``durable``: submit and e2e again on a local cluster with ``[raft] durable``.
 - ``lateness``: N jobs due in the same second: trigger and start lateness.
 - ``failover``: jobs due every 100 ms while the leader is killed with SIGKILL:

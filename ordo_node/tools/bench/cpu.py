@@ -4,9 +4,12 @@ The measure of issue 14 (DESIGN.md, "What a job costs"): user + system time
 of every node process, read from ``/proc/PID/stat`` (``utime`` + ``stime``,
 all threads, children excluded), at the start and the end of a window, per
 node with its role (leader or follower, from GetClusterStatus at both ends),
-per role and in total. The bench process is the client: its own CPU
-(``time.process_time``) is reported beside, never added in. With
-``--address`` the node processes are elsewhere, so the node figures are n/a.
+per role and in total. Worker processes of the local cluster (issue 15) are
+measured the same way, with the role "worker"; the total is then the sum over
+the nodes and the workers, and the nodes' own sum is given beside it. The
+bench process is the client: its own CPU (``time.process_time``) is
+reported beside, never added in. With ``--address`` the node processes are
+elsewhere, so the node figures are n/a.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class CpuMark:
 
 
 async def _roles(target: Target) -> dict[str, str]:
-    """Each live local node's role as it states it itself in GetClusterStatus."""
+    """Each live local node's role as it states it itself in GetClusterStatus; "worker" for workers."""
     assert target.cluster is not None
     roles = {}
     for n in target.cluster.nodes:
@@ -68,13 +71,17 @@ async def _roles(target: Target) -> dict[str, str]:
         status = await target.status(n.address)
         me = next((x for x in status.nodes if x.node_id == n.id), None)
         roles[n.id] = me.role if me is not None and me.role else "unknown"
+    for w in target.cluster.workers.values():
+        if w.alive:
+            roles[w.id] = "worker"
     return roles
 
 
 def _node_cpu(target: Target) -> dict[str, float]:
+    """CPU seconds so far of every live node and worker process."""
     assert target.cluster is not None
     out = {}
-    for n in target.cluster.nodes:
+    for n in target.cluster.processes():
         seconds = process_cpu_seconds(n.proc.pid) if n.proc is not None and n.alive else None
         if seconds is not None:
             out[n.id] = seconds
@@ -125,11 +132,13 @@ def _us(seconds: float, jobs: int) -> float:
 def cpu_figures(start: CpuMark, end: CpuMark, jobs: int) -> dict[str, Any]:
     """The report's CPU keys for a window of ``jobs`` jobs.
 
-    ``cpu_us_per_job``: total (sum of the nodes), leader (the node that was
-    leader at both ends, else None), follower_mean (the mean of the nodes that
-    were followers at both ends, else None), and per node its role ("leader",
-    "follower", or "leader->follower" when it changed) and its figure. A node
-    that was not running at both ends is left out. ``client_cpu_us_per_job``:
+    ``cpu_us_per_job``: total (sum of the nodes, and of the workers if any),
+    leader (the node that was leader at both ends, else None), follower_mean
+    (the mean of the nodes that were followers at both ends, else None), and
+    per node its role ("leader", "follower", or "leader->follower" when it
+    changed) and its figure. With worker processes: ``workers`` (each with
+    role "worker" and its figure), ``worker_mean`` and ``nodes_total`` (the
+    nodes alone). A process that was not running at both ends is left out. ``client_cpu_us_per_job``:
     the bench process's own, for reference.
     """
     out: dict[str, Any] = {
@@ -157,12 +166,25 @@ def cpu_figures(start: CpuMark, end: CpuMark, jobs: int) -> dict[str, Any]:
         "total": _us(sum(spent.values()), jobs),
         "leader": leaders[0] if len(leaders) == 1 else None,
         "follower_mean": round(statistics.fmean(followers), 1) if followers else None,
-        "nodes": nodes,
+        "nodes": {k: v for k, v in nodes.items() if v["role"] != "worker"},
     }
+    workers = {k: v for k, v in nodes.items() if v["role"] == "worker"}
+    if workers:
+        voters = sum(x for k, x in spent.items() if k not in workers)
+        out["cpu_us_per_job"] |= {
+            "nodes_total": _us(voters, jobs),
+            "worker_mean": round(statistics.fmean(v["us_per_job"] for v in workers.values()), 1),
+            "workers": workers,
+        }
     return out
 
 
 def cpu_summary(figures: dict[str, Any]) -> str:
     """ ", nodes' CPU 812 us/job" for a progress line; empty when the nodes' CPU is not known."""
     cpu = figures.get("cpu_us_per_job")
-    return f", nodes' CPU {cpu['total']:,.0f} us/job" if isinstance(cpu, dict) else ""
+    if not isinstance(cpu, dict):
+        return ""
+    if "workers" in cpu:
+        workers = cpu["total"] - cpu["nodes_total"]
+        return f", CPU: nodes {cpu['nodes_total']:,.0f} + workers {workers:,.0f} us/job"
+    return f", nodes' CPU {cpu['total']:,.0f} us/job"

@@ -16,8 +16,8 @@ import grpc
 from ...pb import ordo_pb2, ordo_pb2_grpc
 from ...timeutil import now_us
 from ..localcluster import LocalCluster as BaseCluster
-from ..localcluster import LocalNode
-from .plan import OPEN_STATES, POLL, RPC_TIMEOUT, BenchError, Progress, T, U
+from ..localcluster import LocalNode, LocalProcess
+from .plan import OPEN_STATES, POLL, RPC_TIMEOUT, BenchError, Plan, Progress, T, U
 
 # -- small helpers -------------------------------------------------------------
 
@@ -116,31 +116,27 @@ class LocalCluster(BaseCluster):
     def addresses(self) -> list[str]:  # type: ignore[override]
         return [n.address for n in self.nodes]
 
-    def kill(self, node: LocalNode) -> None:
-        """Kill one node on purpose (it does not count as a crash)."""
+    def kill(self, node: LocalProcess) -> None:
+        """Kill one node or worker on purpose (it does not count as a crash)."""
         self.killed.add(node.id)
         node.kill()
 
-    def restart(self, node: LocalNode) -> None:
-        """Start a node that was killed on purpose."""
+    def restart(self, node: LocalProcess) -> None:
+        """Start a node or worker that was killed on purpose."""
         node.start()
         self.killed.discard(node.id)
 
     def check_alive(self) -> None:
-        """Raise if a node died that the benchmark did not kill."""
-        for n in self.nodes:
+        """Raise if a node or a worker died that the benchmark did not kill."""
+        for n in self.processes():
             if n.id not in self.killed and not n.alive:
                 code = n.proc.returncode if n.proc is not None else None
                 tail = "\n".join(n.log_text().splitlines()[-15:])
                 raise BenchError(f"{n.id} exited with status {code}; its log ends:\n{tail}")
 
     def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM every node, then SIGKILL whatever is still running after ``timeout``."""
-        for n in self.nodes:
-            if n.proc is not None and n.proc.poll() is None:
-                n.proc.terminate()
-        for n in self.nodes:
-            n.terminate(timeout)
+        """SIGTERM every worker and node, then SIGKILL whatever is still running after ``timeout``."""
+        self.terminate_all(timeout)
 
 
 # -- talking to the cluster ---------------------------------------------------------
@@ -209,6 +205,16 @@ class Target:
                 lambda: self._agreed_leader(exclude), timeout=timeout, what="one agreed leader"
             )
         return await poll_until(self._named_leader, timeout=timeout, what="a leader")
+
+    async def workers_connected(self, count: int, timeout: float = 60.0) -> int:
+        """Wait until the leader has at least ``count`` workers connected to it; how many it has."""
+
+        async def check() -> int | None:
+            status = await self.status(await self.leader())
+            on = sum(1 for w in status.workers if w.connected_to and w.connected_to == status.leader_id)
+            return on if on >= count else None
+
+        return await poll_until(check, timeout=timeout, what=f"{count} workers connected to the leader")
 
     def local_node(self, address: str) -> LocalNode:
         """The local process serving ``address``."""
@@ -435,3 +441,65 @@ async def wait_finished(
         return None
 
     return await poll_until(check, timeout=timeout, what=f"{expected} jobs to end")
+
+
+# -- clusters of a scenario's own ---------------------------------------------------
+
+
+def make_target(
+    plan: Plan,
+    root: Path,
+    *,
+    name: str = "cluster",
+    size: int = 3,
+    settings: dict[str, dict[str, Any]] | None = None,
+    capacity: int | None = None,
+    prepare: Callable[[LocalCluster], None] | None = None,
+) -> Target:
+    """The cluster to measure: ``--address``, or ``size`` local processes started here under ``root/name``
+    (each node's executor of ``capacity``, by default the plan's; ``prepare`` may add workers, which
+    start after the nodes)."""
+    if plan.address:
+        return Target([a.strip() for a in plan.address.split(",") if a.strip()], None)
+    cluster = LocalCluster(
+        root / name,
+        size=size,
+        capacity=plan.capacity if capacity is None else capacity,
+        settings=settings or {},
+    )
+    try:
+        if prepare is not None:
+            prepare(cluster)
+        cluster.start()
+    except OSError:
+        cluster.stop()
+        raise
+    return Target(cluster.addresses, cluster)
+
+
+async def on_own_cluster(
+    name: str,
+    body: Callable[[Target], Awaitable[dict[str, Any]]],
+    plan: Plan,
+    progress: Progress,
+    root: Path,
+    *,
+    size: int = 3,
+    settings: dict[str, dict[str, Any]] | None = None,
+    capacity: int | None = None,
+    prepare: Callable[[LocalCluster], None] | None = None,
+) -> dict[str, Any]:
+    """Run ``body`` on a local cluster of its own (under ``root/name``), stopped afterwards."""
+    if plan.address:
+        return {"skipped": "needs the cluster bench starts itself (not with --address)"}
+    target = make_target(
+        plan, root, name=name, size=size, settings=settings, capacity=capacity, prepare=prepare
+    )
+    try:
+        progress.start(f"{name}: waiting for a leader")
+        progress.done(f"leader at {await target.leader(timeout=60)}")
+        return await body(target)
+    finally:
+        await target.close()
+        if target.cluster is not None:
+            target.cluster.stop()

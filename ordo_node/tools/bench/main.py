@@ -19,7 +19,7 @@ import grpc
 
 from ...timeutil import format_us, now_us
 from .limits import scenario_limits
-from .load import LocalCluster, Target
+from .load import Target, make_target, on_own_cluster
 from .plan import SCENARIOS, BenchError, Plan, Progress, plan_from_args
 from .report import build_rows, print_rows, targets_of
 from .scenarios import (
@@ -31,6 +31,7 @@ from .scenarios import (
     scenario_scale,
     scenario_submit,
 )
+from .workers import scenario_swarm, scenario_workers
 
 # -- running it -----------------------------------------------------------------------------
 
@@ -88,36 +89,14 @@ def cluster_runs(
         "submit": lambda: scenario_submit(target, plan, progress),
         "e2e": lambda: scenario_e2e(target, plan, progress),
         "e2e1": lambda: scenario_e2e1(plan, progress, root),
+        "workers": lambda: scenario_workers(plan, progress, root),
+        "swarm": lambda: scenario_swarm(plan, progress, root),
         "loaded": lambda: scenario_loaded(target, plan, progress),
         "durable": lambda: scenario_durable(plan, progress, root),
         "lateness": lambda: scenario_lateness(target, plan, progress, batch_rate()),
         "failover": failover,
         "scale": lambda: scenario_scale(target, plan, progress, baseline),
     }
-
-
-async def on_own_cluster(
-    name: str,
-    body: Callable[[Target], Awaitable[dict[str, Any]]],
-    plan: Plan,
-    progress: Progress,
-    root: Path,
-    *,
-    size: int = 3,
-    settings: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """Run ``body`` on a local cluster of its own (under ``root/name``), stopped afterwards."""
-    if plan.address:
-        return {"skipped": "needs the cluster bench starts itself (not with --address)"}
-    target = make_target(plan, root, name=name, size=size, settings=settings)
-    try:
-        progress.start(f"{name}: waiting for a leader")
-        progress.done(f"leader at {await target.leader(timeout=60)}")
-        return await body(target)
-    finally:
-        await target.close()
-        if target.cluster is not None:
-            target.cluster.stop()
 
 
 async def scenario_durable(plan: Plan, progress: Progress, root: Path) -> dict[str, Any]:
@@ -140,26 +119,6 @@ async def scenario_e2e1(plan: Plan, progress: Progress, root: Path) -> dict[str,
     return await on_own_cluster(
         "e2e1", lambda t: scenario_e2e(t, plan, progress, label="e2e1"), plan, progress, root, size=1
     )
-
-
-def make_target(
-    plan: Plan,
-    root: Path,
-    *,
-    name: str = "cluster",
-    size: int = 3,
-    settings: dict[str, dict[str, Any]] | None = None,
-) -> Target:
-    """The cluster to measure: ``--address``, or ``size`` local processes started here under ``root/name``."""
-    if plan.address:
-        return Target([a.strip() for a in plan.address.split(",") if a.strip()], None)
-    cluster = LocalCluster(root / name, size=size, capacity=plan.capacity, settings=settings or {})
-    try:
-        cluster.start()
-    except OSError:
-        cluster.stop()
-        raise
-    return Target(cluster.addresses, cluster)
 
 
 async def run(plan: Plan, progress: Progress) -> dict[str, Any]:
@@ -306,6 +265,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     sizes.add_argument("--submit-seconds", type=_positive_float, help="seconds per unary/echo level [5]")
     sizes.add_argument("--failover-jobs", type=_positive_int, help="failover: jobs, one per 100 ms [100]")
     sizes.add_argument("--raw-commands", type=_positive_int, help="limits: raw PySyncObj commands [20,000]")
+    sizes.add_argument(
+        "--swarm-workers",
+        dest="swarm_counts",
+        type=_int_list,
+        help="swarm: light workers in one process, one round per count [10,50,200]",
+    )
+    sizes.add_argument("--swarm-jobs", type=_positive_int, help="swarm: no-op jobs per round [5,000]")
+    sizes.add_argument(
+        "--swarm-idle", dest="swarm_idle_s", type=_positive_float, help="swarm: seconds with no job [3]"
+    )
     p.add_argument(
         "--json", action="store_true", help="print one JSON object with every figure, nothing else"
     )

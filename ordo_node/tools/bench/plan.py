@@ -13,7 +13,19 @@ T = TypeVar("T")
 
 U = TypeVar("U")
 
-SCENARIOS = ("submit", "e2e", "e2e1", "loaded", "durable", "lateness", "failover", "scale", "limits")
+SCENARIOS = (
+    "submit",
+    "e2e",
+    "e2e1",
+    "workers",
+    "loaded",
+    "durable",
+    "swarm",
+    "lateness",
+    "failover",
+    "scale",
+    "limits",
+)
 
 FAR_FUTURE = "2099-01-01T00:00:00Z"
 
@@ -37,11 +49,24 @@ QUERY_REPEATS = 200
 
 RSS_TARGET_MB = 500
 
+SWARM_GROWTH_LIMIT = 1.25  # swarm: the leader's CPU per job, most workers over fewest, at most
+
+SWARM_JUDGED_FROM = 50  # swarm: judged when the most workers are at least this many
+
 KILL_FRACTION = 0.3  # failover: the leader dies this far into the span of due times
 
 # Counts of things that went wrong: 0 is the good value, so they are not "figures".
 PROBLEM_KEYS = frozenset(
-    {"errors", "failed", "lost", "doubled", "missing", "history_mismatches", "submit_overran_ms"}
+    {
+        "errors",
+        "failed",
+        "lost",
+        "doubled",
+        "missing",
+        "history_mismatches",
+        "submit_overran_ms",
+        "reconnected_at_start",
+    }
 )
 
 
@@ -73,6 +98,9 @@ class Plan:
     keep: bool
     json: bool
     capacity: int = 64
+    swarm_counts: tuple[int, ...] = (10, 50, 200)
+    swarm_jobs: int = 5_000
+    swarm_idle_s: float = 3.0
 
 
 DEFAULTS: dict[str, Any] = {
@@ -86,6 +114,9 @@ DEFAULTS: dict[str, Any] = {
     "submit_seconds": 5.0,
     "failover_jobs": 100,
     "raw_commands": 20_000,
+    "swarm_counts": (10, 50, 200),
+    "swarm_jobs": 5_000,
+    "swarm_idle_s": 3.0,
 }
 TINY: dict[str, Any] = {
     "e2e_jobs": 200,
@@ -100,6 +131,9 @@ TINY: dict[str, Any] = {
     # jobs due after the kill must reach further than that for a trigger to follow it.
     "failover_jobs": 60,
     "raw_commands": 2_000,
+    "swarm_counts": (2, 6),
+    "swarm_jobs": 200,
+    "swarm_idle_s": 0.5,
 }
 
 
@@ -129,6 +163,9 @@ def plan_from_args(args: argparse.Namespace) -> Plan:
         keep=args.keep,
         json=args.json,
         capacity=args.capacity,
+        swarm_counts=tuple(pick("swarm_counts")),
+        swarm_jobs=pick("swarm_jobs"),
+        swarm_idle_s=pick("swarm_idle_s"),
     )
 
 

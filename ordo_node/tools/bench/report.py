@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .cpu import CLOCK_TICKS
-from .plan import QUERY_REPEATS, RSS_TARGET_MB, SCENARIOS, Plan, far_future_request
+from .plan import (
+    QUERY_REPEATS,
+    RSS_TARGET_MB,
+    SCENARIOS,
+    SWARM_JUDGED_FROM,
+    Plan,
+    far_future_request,
+)
 
 # -- the report -----------------------------------------------------------------------------
 
@@ -77,18 +84,44 @@ def rows_cpu(
         followers = {k: v["us_per_job"] for k, v in nodes.items() if v["role"] == "follower"}
         split = [f"leader {_us(cpu['leader'])}"] if cpu["leader"] is not None else []
         split += [f"followers {'/'.join(_us(x) for x in followers.values())}"] if followers else []
+        workers = cpu.get("workers") or {}
+        split += [f"workers {'/'.join(_us(v['us_per_job']) for v in workers.values())}"] if workers else []
         target, met = _within(cpu["total"], total_target)
+        over = f"the {len(nodes)} node(s)" + (
+            f" and the {len(workers)} worker process(es)" if workers else ""
+        )
         rows.append(
             Row(
                 scenario,
                 f"  CPU per job{where}, total",
                 f"{_us(cpu['total'])} us" + (f" ({', '.join(split)})" if split else ""),
-                f"the sum over the {len(nodes)} node(s): {how}",
+                f"the sum over {over}: {how}",
                 target,
                 met,
                 cpu["total"],
             )
         )
+        if workers:
+            rows.append(
+                Row(
+                    scenario,
+                    f"  CPU per job{where}, nodes",
+                    f"{_us(cpu['nodes_total'])} us",
+                    f"the sum over the {len(nodes)} node(s) alone (the voters, which run no job here)",
+                    number=cpu["nodes_total"],
+                )
+            )
+            rows.append(
+                Row(
+                    scenario,
+                    f"  CPU per job{where}, worker mean",
+                    f"{_us(cpu['worker_mean'])} us ("
+                    + ", ".join(f"{k} {_us(v['us_per_job'])}" for k, v in workers.items())
+                    + ")",
+                    "a worker's whole process: its executor, the jobs it ran, its stream and proposals",
+                    number=cpu["worker_mean"],
+                )
+            )
         leader = next((k for k, v in nodes.items() if v["role"] == "leader"), None)
         if leader is not None and len(nodes) > 1:
             target, met = _within(cpu["leader"], leader_target)
@@ -319,6 +352,114 @@ def rows_e2e(e2e: dict[str, Any], lim: dict[str, Any], plan: Plan, *, single: bo
     ]
 
 
+def rows_workers(wk: dict[str, Any], e2e: dict[str, Any] | None, plan: Plan) -> list[Row]:
+    """End to end on 3 voters of capacity 0 and 2 workers, beside the all-voter e2e of the same run."""
+    window = "from before the first SubmitJobs call until no job is open and every node has applied all"
+    rows = [
+        Row(
+            "workers",
+            f"end to end on 3 voters + {wk['workers']} workers, {wk['jobs']:,} echo jobs due now",
+            f"{wk['jobs_per_s']:,.0f} jobs/s ({wk['seconds']:.1f} s; {wk['succeeded']:,} succeeded)",
+            f"as e2e, on 3 voters of executor capacity 0 and {wk['workers']} 'ordo-node worker' processes"
+            f" of capacity {wk['worker_capacity']} on this machine",
+            number=wk["jobs_per_s"],
+        ),
+        *rows_cpu("workers", wk, window),
+    ]
+    mine, theirs = wk.get("cpu_us_per_job"), (e2e or {}).get("cpu_us_per_job")
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+
+        def layout(cpu: dict[str, Any], jobs_per_s: float) -> str:
+            leader = _us(cpu["leader"]) if cpu["leader"] is not None else "n/a"
+            return f"total {_us(cpu['total'])}, leader {leader} us ({jobs_per_s:,.0f} jobs/s)"
+
+        rows.append(
+            Row(
+                "workers",
+                "  beside all voters (e2e)",
+                f"{layout(mine, wk['jobs_per_s'])} vs {layout(theirs, e2e['jobs_per_s'] if e2e else 0)}",
+                "CPU per job with workers, then the e2e scenario's (3 voters that are also executors,"
+                f" capacity {plan.capacity}) in the same run",
+            )
+        )
+    return rows
+
+
+def rows_swarm(sw: dict[str, Any]) -> list[Row]:
+    """Light workers in one process: throughput and the leader's CPU per job at each count."""
+    rows = []
+    for r in sw["rounds"]:
+        e2e, cpu = r["e2e"], r["e2e"]["cpu_us_per_job"]
+        swarm = cpu.get("workers", {}).get("swarm", {}).get("us_per_job")
+        leader = cpu.get("leader")
+        rows += [
+            Row(
+                "swarm",
+                f"{r['workers']} workers, {e2e['jobs']:,} no-op jobs end to end",
+                f"{e2e['jobs_per_s']:,.0f} jobs/s ({e2e['seconds']:.1f} s; {e2e['succeeded']:,} succeeded)",
+                f"{r['workers']} workers of capacity 1 in one process (ordo_node.tools.swarm) against 3"
+                " voters of capacity 0, a fresh cluster per count; from the first SubmitJobs call to the"
+                " last job's SUCCEEDED time",
+                number=e2e["jobs_per_s"],
+            ),
+            Row(
+                "swarm",
+                f"  leader CPU per job, {r['workers']} workers",
+                (f"{_us(leader)} us" if leader is not None else "n/a")
+                + (
+                    f" ({_us(r['leader_us_per_job_less_idle'])} us less the quiet cost)"
+                    if r["leader_us_per_job_less_idle"] is not None
+                    else ""
+                ),
+                "the leader's process over the e2e window (as e2e's CPU rows), divided by its jobs; in"
+                " brackets, less what it spent per second with the workers connected and no job"
+                " (the workers' heartbeats, polls) times the window's length",
+                number=leader,
+            ),
+            Row(
+                "swarm",
+                f"  quiet cost, {r['workers']} workers",
+                f"leader {r['idle_leader_cpu_ms_per_s']} ms/s, swarm {r['idle_swarm_cpu_ms_per_s']} ms/s",
+                f"CPU per second over {r['idle_s']:.1f} s with every worker connected and no job",
+                number=r["idle_leader_cpu_ms_per_s"],
+            ),
+            Row(
+                "swarm",
+                f"  total CPU per job, {r['workers']} workers",
+                f"{_us(cpu['total'])} us (nodes {_us(cpu['nodes_total'])}, swarm process "
+                + (f"{_us(swarm)})" if swarm is not None else "n/a)"),
+                "every process over the e2e window: the 3 voters and the swarm's one process",
+                number=cpu["total"],
+            ),
+        ]
+        if r.get("reconnected_at_start"):
+            rows.append(
+                Row(
+                    "swarm",
+                    f"  WARNING {r['workers']} workers",
+                    f"{r['reconnected_at_start']} reconnected at start",
+                    "welcomed by the leader but still refused ('no registered worker') 2 s later; see"
+                    " ordo_node/tools/swarm.py",
+                )
+            )
+    growth = sw.get("leader_growth")
+    counts = [r["workers"] for r in sw["rounds"]]
+    rows.append(
+        Row(
+            "swarm",
+            f"  leader CPU per job, {counts[-1]} workers / {counts[0]} workers",
+            f"{growth:.2f}" if growth is not None else "n/a",
+            "issue 15: the cost per job must not grow with the number of workers: the leader's CPU per"
+            " job (not less the quiet cost) with the most workers over that with the fewest; judged when"
+            f" the most is at least {SWARM_JUDGED_FROM} (the margin is for machine noise)",
+            f"<= {sw['growth_limit']}",
+            None if growth is None or counts[-1] < SWARM_JUDGED_FROM else growth <= sw["growth_limit"],
+            growth,
+        )
+    )
+    return rows
+
+
 def rows_lateness(lat: dict[str, Any]) -> list[Row]:
     """Trigger and start lateness."""
     rows = [
@@ -480,11 +621,15 @@ def build_rows(report: dict[str, Any], plan: Plan) -> list[Row]:
     """Every row of the table, scenario by scenario; skipped or failed scenarios get one row."""
     lim = report.get("limits") or {}
     lim = lim if "error" not in lim else {}
+    e2e = report.get("e2e")
+    e2e = e2e if e2e and "error" not in e2e and "skipped" not in e2e else None
     makers: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
         "limits": lambda r: rows_limits(r, plan),
         "submit": lambda r: rows_submit(r, lim, plan),
         "e2e": lambda r: rows_e2e(r, lim, plan),
         "e2e1": lambda r: rows_e2e(r, lim, plan, single=True),
+        "workers": lambda r: rows_workers(r, e2e, plan),
+        "swarm": rows_swarm,
         "loaded": lambda r: rows_loaded(r, lim, plan),
         "durable": lambda r: rows_durable(r, lim, plan),
         "lateness": rows_lateness,

@@ -98,9 +98,18 @@ async def scenario_submit(target: Target, plan: Plan, progress: Progress) -> dic
 
 
 async def scenario_e2e(
-    target: Target, plan: Plan, progress: Progress, label: str = "e2e", job_type: str = ""
+    target: Target,
+    plan: Plan,
+    progress: Progress,
+    label: str = "e2e",
+    job_type: str = "",
+    *,
+    request: Any = None,
+    jobs: int | None = None,
 ) -> dict[str, Any]:
     """N echo jobs due now: from the first submission until the last success, and the CPU it took.
+
+    ``request`` replaces the echo job (``jobs`` its count, by default the plan's ``e2e_jobs``).
 
     The CPU window opens before the first submission and closes once no job is
     open any more and every node has applied the leader's commits (before the
@@ -108,11 +117,12 @@ async def scenario_e2e(
     """
     leader = await target.leader()
     stub = target.jobs(leader)
-    n = plan.e2e_jobs
-    progress.start(f"{label}: submit {n:,} echo jobs due now")
+    n = plan.e2e_jobs if jobs is None else jobs
+    request = request if request is not None else submit_request("echo", {"n": 1})
+    progress.start(f"{label}: submit {n:,} {request.type} jobs due now")
     mark = await start_mark(target)
     start_us = now_us()
-    sent = await submit_batches(stub, same_jobs(submit_request("echo", {"n": 1}), n, plan.batch), 1, progress)
+    sent = await submit_batches(stub, same_jobs(request, n, plan.batch), 1, progress)
     progress.done(f"{len(sent.ids):,} submitted, {sent.rate:,.0f} jobs/s")
     if not sent.ids:
         raise BenchError(f"no {label} job was accepted: {dict(sent.errors)}")
