@@ -2,21 +2,30 @@
 
     ordo-node chaos --duration 300             # kill -9 only, on loopback
     ordo-node chaos --network --duration 600   # partitions and kill -9 (root, ip netns)
+    ordo-node chaos --workers 0                # the nodes alone (no worker processes)
 
-It starts three nodes in a temporary directory, starts three every-second
-cron jobs, keeps submitting one-off jobs through random nodes (each with an idempotency key, retried until
-acknowledged or given up), and every few seconds kills a random node with
-SIGKILL — the leader at least a third of the time — and restarts it. The
-jobs run a handler that appends each execution (job, run, attempt, node) to a
-file outside the cluster.
+It starts three nodes in a temporary directory, and beside them two worker
+processes (``ordo-node worker``, issue 15; ``--workers N``) of the same
+capacity and handler as the nodes' executors, so that jobs run on both. It
+starts three every-second cron jobs, keeps submitting one-off jobs through
+random nodes (each with an idempotency key, retried until acknowledged or
+given up), and every few seconds kills a random node with SIGKILL — the
+leader at least a third of the time — and restarts it; a third of the faults
+stop a worker instead, by kill -9 or by SIGTERM in turn (it gives back what
+it has not started and lets its running attempts finish), and start it
+again. The jobs run a handler that appends each execution (job, run,
+attempt, node or worker) to a file outside the cluster.
 
 With ``--network`` every node runs in its own network namespace
 (netfaults.py) and the faults are the nemeses, one at a time, each healed
 before the next: the leader isolated, a majority/minority split, a bridge
 (A-B and B-C up, A-C cut), one-way loss, a node cut off and let back every
-1-2 s, kill -9 during a partition, and plain kill -9. The harness stays in the
-root namespace and always reaches every node. Where namespaces cannot be made
-(not root, no ``ip netns``) it says why and runs the kill faults only.
+1-2 s, kill -9 during a partition, and plain kill -9; with workers, each in
+a namespace of its own, also a worker cut off from the leader (it still
+reaches the followers) and a worker stopped (kill -9 or SIGTERM) and
+restarted. The harness stays in the root namespace and always reaches every
+node. Where namespaces cannot be made (not root, no ``ip netns``) it says
+why and runs the kill faults only.
 
 Then the faults stop, the cluster settles, every node is stopped, and the
 harness checks, from the nodes' status and their own SQLite files:
@@ -33,7 +42,8 @@ harness checks, from the nodes' status and their own SQLite files:
 - no node reported a fault (fail-stop), and no log has a line
   'truncating already-applied' (both counted per node);
 - an execution was repeated only for an attempt that was given up (LOST);
-  each repeat is attributed to the fault during or just before which it ran.
+  each repeat is attributed to the fault during or just before which it ran;
+- after quiet every worker is connected to the leader again.
 
 It also counts, per heal, the elections that followed it (PySyncObj has no
 PreVote: a node back from isolation with a higher term can depose a healthy
@@ -63,8 +73,17 @@ import grpc
 
 from ..client import Client
 from . import netfaults
-from .localcluster import LocalCluster, LocalNode
-from .netfaults import NEMESES, Episode, Nemeses, NetCluster, Network
+from .localcluster import LocalCluster, LocalNode, LocalWorker
+from .netfaults import (
+    NEMESES,
+    WORKER_NEMESES,
+    Episode,
+    Nemeses,
+    NetCluster,
+    Network,
+    stop_worker,
+    worker_stop_kind,
+)
 
 RECORDER = '''
 """Chaos harness handler: records every execution outside the cluster."""
@@ -94,6 +113,9 @@ async def chaos_record(ctx, payload):
 
 
 _OPEN = ("PENDING", "ASSIGNED", "RUNNING")
+CAPACITY = 16  # of every node's executor and every worker
+WORKER_FAULTS = 1 / 3  # the share of the kill faults that stop a worker (when there are workers)
+RECONNECT_TIMEOUT = 20.0  # seconds after quiet for every worker to be connected to the leader
 
 
 @dataclass
@@ -107,6 +129,12 @@ class Stats:
     unacknowledged: int = 0
     kills: int = 0
     leader_kills: int = 0
+    workers: int = 0
+    worker_kills: int = 0
+    worker_terms: int = 0
+    # Worker id -> executions it ran (from the execution log); the nodes' are not listed.
+    worker_executions: dict[str, int] = field(default_factory=dict)
+    workers_reconnected_s: float = 0.0
     nemeses: dict[str, int] = field(default_factory=dict)
     leader_changes: int = 0
     longest_without_leader_s: float = 0.0
@@ -159,6 +187,7 @@ class Chaos:
         network: Network | None = None,
         hold: tuple[float, float] = (3.0, 8.0),
         gap: tuple[float, float] = (3.0, 6.0),
+        workers: int = 2,
     ) -> None:
         self.rng = random.Random(seed)
         self.duration = duration
@@ -168,7 +197,7 @@ class Chaos:
         self.network = network
         options: dict[str, Any] = {
             "size": 3,
-            "capacity": 16,
+            "capacity": CAPACITY,
             "handlers": ["chaos_jobs"],
             "files": {"chaos_jobs.py": RECORDER},
             "settings": {"cluster": {"lease_timeout": lease}, "raft": {"commit_timeout": 5.0}},
@@ -176,7 +205,13 @@ class Chaos:
         self.cluster: LocalCluster = (
             NetCluster(root, network=network, **options) if network else LocalCluster(root, **options)
         )
-        self.stats = Stats(network=network is not None)
+        self.stats = Stats(network=network is not None, workers=workers)
+        for i in range(1, workers + 1):
+            if isinstance(self.cluster, NetCluster):
+                self.cluster.add_net_worker(f"worker{i}", capacity=CAPACITY)
+            else:
+                self.cluster.add_worker(f"worker{i}", capacity=CAPACITY)
+        self.workers: list[LocalWorker] = list(self.cluster.workers.values())
         self.acked: dict[str, str] = {}  # idempotency key -> job id
         self.cron: list[str] = []
         self._clients: dict[str, Client] = {}
@@ -271,11 +306,15 @@ class Chaos:
     # -- the faults -------------------------------------------------------------
 
     async def faults(self) -> None:
-        """kill -9 a random node (the leader 40% of the time) every 2-6 s, restart it 1-3 s later."""
+        """kill -9 a random node (the leader 40% of the time) every 2-6 s, restart it 1-3 s later;
+        a third of the time stop a worker instead (kill -9 or SIGTERM) and start it 1-3 s later."""
         while not self._stop_faults.is_set():
             await asyncio.sleep(self.rng.uniform(2, 6))
             if self._stop_faults.is_set():
                 break
+            if self.workers and self.rng.random() < WORKER_FAULTS:
+                await self.worker_fault()
+                continue
             leader = self._leader
             if leader and self.rng.random() < 0.4:
                 victim = self.cluster.node(leader)
@@ -293,15 +332,33 @@ class Chaos:
             victim.start()
             episode.healed = time.time()
 
+    async def worker_fault(self) -> None:
+        """Stop a random running worker by kill -9 or SIGTERM (in turn); start it again 1-3 s later."""
+        live = [w for w in self.workers if w.alive]
+        if not live:
+            return
+        worker = self.rng.choice(live)
+        episode = Episode("worker_stop", f"{worker.id} stopped", time.time())
+        self.episodes.append(episode)
+        how = await stop_worker(worker, worker_stop_kind(self.stats.worker_kills + self.stats.worker_terms))
+        episode.detail = f"{worker.id} stopped by {how}"
+        self.stats.worker_kills += how == "kill -9"
+        self.stats.worker_terms += how == "SIGTERM"
+        _say(f"{worker.id} stopped by {how}")
+        await asyncio.sleep(self.rng.uniform(1, 3))
+        worker.start()
+        episode.healed = time.time()
+
     async def network_faults(self) -> None:
         """The nemeses in shuffled rounds, one at a time, until the duration is over and each ran once."""
         assert self.nemeses is not None
-        counts = dict.fromkeys(NEMESES, 0)
+        names = NEMESES + (WORKER_NEMESES if self.workers else ())
+        counts = dict.fromkeys(names, 0)
         self.stats.nemeses = counts
         order: list[str] = []
         while time.monotonic() < self._deadline or not all(counts.values()):
             if not order:
-                order = list(NEMESES)
+                order = list(names)
                 self.rng.shuffle(order)
             name = order.pop()
             _say(f"{name} ...")
@@ -309,6 +366,8 @@ class Chaos:
             counts[name] += 1
             _say(f"{name}: {episode.detail}; healed after {episode.healed - episode.start:.1f}s")
             self.stats.kills, self.stats.leader_kills = self.nemeses.kills, self.nemeses.leader_kills
+            self.stats.worker_kills = self.nemeses.worker_kills
+            self.stats.worker_terms = self.nemeses.worker_terms
             await asyncio.sleep(self.rng.uniform(*self.gap))
 
     async def poll(self, node: LocalNode) -> None:
@@ -399,9 +458,9 @@ class Chaos:
         """Wait until every acknowledged job has ended on the leader and every node applied as much."""
         t0 = time.monotonic()
         deadline = t0 + timeout
-        for node in self.cluster.nodes:
-            if not node.alive:
-                node.start()
+        for proc in self.cluster.processes():
+            if not proc.alive:
+                proc.start()
         leader = self.cluster.node(await self.wait_for_leader())
         pending = set(self.acked.values())
         while pending and time.monotonic() < deadline:
@@ -420,6 +479,32 @@ class Chaos:
                 f"{len(pending)} acknowledged jobs did not end within {timeout:.0f}s"
             )
         self.stats.settle_s = round(time.monotonic() - t0, 1)
+
+    async def workers_back(self, timeout: float = RECONNECT_TIMEOUT) -> None:
+        """Wait until the leader has every worker connected to it (GetClusterStatus.workers)."""
+        if not self.workers:
+            return
+        t0 = time.monotonic()
+        wanted = {w.id for w in self.workers}
+        on: dict[str, str] = {}
+        leader = ""
+        while time.monotonic() - t0 < timeout:
+            leader = await self.wait_for_leader()
+            try:
+                status = await self.client(self.cluster.node(leader)).cluster()
+            except grpc.RpcError:
+                await asyncio.sleep(0.2)
+                continue
+            on = {w.worker_id: w.connected_to for w in status.workers}
+            if all(on.get(w) == leader for w in wanted):
+                self.stats.workers_reconnected_s = round(time.monotonic() - t0, 1)
+                return
+            await asyncio.sleep(0.2)
+        missing = sorted(w for w in wanted if on.get(w) != leader)
+        self.stats.violations.append(
+            f"{len(missing)} workers not connected to the leader {leader} {timeout:.0f}s after quiet:"
+            f" {', '.join(missing)}"
+        )
 
     async def quiet(self, timeout: float = 60.0) -> None:
         """Wait until every node reports the same applied index twice running; compare their state hashes."""
@@ -551,6 +636,10 @@ class Chaos:
         lines = [json.loads(x) for x in log.read_text().splitlines()] if log.exists() else []
         self.stats.executions = len(lines)
         state = {(r[0], r[1]): r[3] for r in runs}
+        workers = {w.id for w in self.workers}
+        self.stats.worker_executions = dict(
+            sorted(Counter(x["node"] for x in lines if x["node"] in workers).items())
+        )
         per_run = Counter(x["run"] for x in lines)
         self.stats.duplicate_executions = sum(n - 1 for n in per_run.values() if n > 1)
         attempts = Counter((x["run"], x["attempt"]) for x in lines)
@@ -593,6 +682,7 @@ class Chaos:
             await self.settle()
             await self.stop_cron_jobs()
             await self.quiet()
+            await self.workers_back()
         finally:
             self._stop_watch.set()
             for task in background:
@@ -647,6 +737,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--lease", type=float, default=3.0, help="lease timeout of the cluster, seconds")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument(
+        "--workers", type=int, default=2, help="worker processes beside the 3 nodes (default 2; 0: none)"
+    )
+    p.add_argument(
         "--network",
         action="store_true",
         help="each node in its own network namespace; partitions as well as kill -9 (needs root, ip netns)",
@@ -680,14 +773,23 @@ def cmd_chaos(args: argparse.Namespace) -> int:
         if skipped:
             _say(f"network nemeses skipped: {skipped}; running the kill -9 faults only")
         else:
-            network = Network(3)
+            network = Network(3 + args.workers)
     chaos: Chaos | None = None
     try:
         if network is not None:
             network.create()
-            _say(f"network: namespaces {network.netns(1)}..{network.netns(3)}, bridge {network.bridge}")
+            last = network.netns(network.size)
+            _say(f"network: namespaces {network.netns(1)}..{last}, bridge {network.bridge}")
         chaos = Chaos(
-            root, args.duration, args.rate, seed, args.lease, network=network, hold=args.hold, gap=args.gap
+            root,
+            args.duration,
+            args.rate,
+            seed,
+            args.lease,
+            network=network,
+            hold=args.hold,
+            gap=args.gap,
+            workers=args.workers,
         )
         stats = asyncio.run(chaos.run())
     except (KeyboardInterrupt, asyncio.CancelledError):

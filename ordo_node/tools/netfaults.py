@@ -33,8 +33,9 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from .localcluster import LocalCluster, LocalNode
+from .localcluster import LocalCluster, LocalNode, LocalProcess, LocalWorker
 
 SUBNET_PREFIX = "10.213"
 HARNESS_HOST = 254  # the bridge's address in the root namespace
@@ -202,6 +203,17 @@ class NetNode(LocalNode):
 
 
 @dataclass
+class NetWorker(LocalWorker):
+    """A LocalWorker that runs in a network namespace of its own (it dials the nodes' addresses)."""
+
+    netns: str = ""
+    index: int = 0
+
+    def command(self) -> list[str]:
+        return ["ip", "netns", "exec", self.netns, *super().command()]
+
+
+@dataclass
 class NetCluster(LocalCluster):
     """A LocalCluster whose nodes live in the namespaces of ``network`` (which must be created)."""
 
@@ -242,16 +254,34 @@ class NetCluster(LocalCluster):
         assert isinstance(node, NetNode)
         return node
 
+    def add_net_worker(self, worker_id: str, **options: Any) -> NetWorker:
+        """A worker in the network's next namespace after the nodes' and the workers' so far
+        (the Network must have been made with room for it)."""
+        net = self.network
+        assert net is not None
+        index = len(self.nodes) + len(self.workers) + 1
+        if index > net.size:
+            raise RuntimeError(f"the network has {net.size} namespaces; {worker_id} needs namespace {index}")
+        worker = self.add_worker(worker_id, worker_class=NetWorker, **options)
+        assert isinstance(worker, NetWorker)
+        worker.netns, worker.index = net.netns(index), index
+        return worker
+
+    def net_workers(self) -> list[NetWorker]:
+        """The workers, each in its namespace."""
+        return [w for w in self.workers.values() if isinstance(w, NetWorker)]
+
     def index(self, node_id: str) -> int:
         """The 1-based index of a node id."""
         return next(i for i, n in enumerate(self.nodes, start=1) if n.id == node_id)
 
 
 def stop_all(cluster: LocalCluster | None, network: Network | None) -> None:
-    """kill -9 whatever node still runs, then remove the network: the last resort of every exit path."""
+    """kill -9 whatever node or worker still runs, then remove the network: the last resort of every
+    exit path."""
     if cluster is not None:
-        for node in cluster.nodes:
-            node.kill()
+        for proc in cluster.processes():
+            proc.kill()
     if network is not None:
         network.destroy()
 
@@ -259,6 +289,9 @@ def stop_all(cluster: LocalCluster | None, network: Network | None) -> None:
 # -- the nemeses ----------------------------------------------------------------------
 
 NEMESES = ("isolate_leader", "split", "bridge", "one_way", "flap", "kill_partitioned", "kill")
+# With workers (issue 15): a worker cut off from the leader (it still reaches the followers), and a
+# worker stopped (kill -9 or SIGTERM) and started again.
+WORKER_NEMESES = ("worker_from_leader", "kill_worker")
 
 
 @dataclass
@@ -296,15 +329,20 @@ class Nemeses:
         self.episodes: list[Episode] = []
         self.kills = 0
         self.leader_kills = 0
+        self.worker_kills = 0
+        self.worker_terms = 0
+        self.node_count = len(cluster.nodes)  # nodes are namespaces 1..nodes; workers come after them
 
     def _leader_index(self) -> int:
         leader = self.leader()
-        return self.cluster.index(leader) if leader else self.rng.randint(1, self.net.size)
+        return self.cluster.index(leader) if leader else self.rng.randint(1, self.node_count)
 
     def _others(self, group: set[int]) -> list[int]:
-        return [i for i in range(1, self.net.size + 1) if i not in group]
+        return [i for i in range(1, self.node_count + 1) if i not in group]
 
     def _name(self, i: int) -> str:
+        if i > len(self.cluster.nodes):
+            return next(w.id for w in self.cluster.net_workers() if w.index == i)
         return self.cluster.by_index(i).id
 
     async def _hold(self, factor: float = 1.0) -> None:
@@ -318,9 +356,9 @@ class Nemeses:
             await getattr(self, nemesis)(episode)
         finally:
             self.net.heal_all()
-            for node in self.cluster.nodes:
-                if not node.alive:
-                    node.start()
+            for proc in self.cluster.processes():
+                if not proc.alive:
+                    proc.start()
             episode.healed = time.time()
         return episode
 
@@ -341,8 +379,8 @@ class Nemeses:
 
     async def split(self, episode: Episode) -> None:
         """A random minority cut from the majority."""
-        nodes = list(range(1, self.net.size + 1))
-        minority = set(self.rng.sample(nodes, (self.net.size - 1) // 2))
+        nodes = list(range(1, self.node_count + 1))
+        minority = set(self.rng.sample(nodes, (self.node_count - 1) // 2))
         episode.detail = (
             f"{sorted(self._name(i) for i in minority)} | {[self._name(i) for i in self._others(minority)]}"
         )
@@ -352,7 +390,7 @@ class Nemeses:
     async def bridge(self, episode: Episode) -> None:
         """A-B and B-C connected, A-C cut: B alone reaches everyone (the leader is an end half the time)."""
         leader = self._leader_index()
-        nodes = list(range(1, self.net.size + 1))
+        nodes = list(range(1, self.node_count + 1))
         self.rng.shuffle(nodes)
         if self.rng.random() < 0.5 and nodes[1] == leader:
             nodes[0], nodes[1] = nodes[1], nodes[0]
@@ -378,7 +416,7 @@ class Nemeses:
         end = time.monotonic() + self.rng.uniform(*self.hold) * 1.5
         flips = 0
         while time.monotonic() < end:
-            victim = self.rng.randint(1, self.net.size)
+            victim = self.rng.randint(1, self.node_count)
             self.net.isolate({victim})
             flips += 1
             await asyncio.sleep(self.rng.uniform(1, 2))
@@ -389,7 +427,7 @@ class Nemeses:
     async def kill_partitioned(self, episode: Episode) -> None:
         """A minority cut off, then kill -9 of a node on either side, restarted while the cut holds."""
         victim_side = {
-            self._leader_index() if self.rng.random() < 0.5 else self.rng.randint(1, self.net.size)
+            self._leader_index() if self.rng.random() < 0.5 else self.rng.randint(1, self.node_count)
         }
         self.net.isolate(victim_side)
         await self._hold(0.4)
@@ -405,8 +443,42 @@ class Nemeses:
     async def kill(self, episode: Episode) -> None:
         """kill -9 without a partition: the leader 40% of the time, restarted 1-3 s later."""
         leader = self._leader_index()
-        victim = leader if self.rng.random() < 0.4 else self.rng.randint(1, self.net.size)
+        victim = leader if self.rng.random() < 0.4 else self.rng.randint(1, self.node_count)
         episode.detail = f"{self._name(victim)} killed"
         self._kill(victim)
         await asyncio.sleep(self.rng.uniform(1, 3))
         self.cluster.by_index(victim).start()
+
+    async def worker_from_leader(self, episode: Episode) -> None:
+        """A worker and the leader cannot reach each other; the worker still reaches the followers."""
+        worker = self.rng.choice(self.cluster.net_workers())
+        leader = self._leader_index()
+        episode.detail = f"{worker.id} cut from {self._name(leader)}"
+        self.net.cut_both(worker.index, leader)
+        await self._hold()
+
+    async def kill_worker(self, episode: Episode) -> None:
+        """A worker stopped, by kill -9 or SIGTERM in turn, and started 1-3 s later."""
+        worker = self.rng.choice(self.cluster.net_workers())
+        how = await stop_worker(worker, worker_stop_kind(self.worker_kills + self.worker_terms))
+        self.worker_kills += how == "kill -9"
+        self.worker_terms += how == "SIGTERM"
+        episode.detail = f"{worker.id} stopped by {how}"
+        self.say(f"{worker.id} stopped by {how}")
+        await asyncio.sleep(self.rng.uniform(1, 3))
+        worker.start()
+
+
+async def stop_worker(worker: LocalProcess, how: str) -> str:
+    """Stop a worker by "kill -9", or by "SIGTERM" and wait for it to drain and exit (kill -9
+    after 20 s); ``how``."""
+    if how == "SIGTERM":
+        await asyncio.to_thread(worker.terminate, 20.0)
+    else:
+        worker.kill()
+    return how
+
+
+def worker_stop_kind(stopped_so_far: int) -> str:
+    """kill -9 and SIGTERM in turn, so that a short run has both."""
+    return "SIGTERM" if stopped_so_far % 2 else "kill -9"

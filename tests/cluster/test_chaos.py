@@ -1,4 +1,5 @@
-"""The chaos harness at a small scale: kill -9 under load, then every invariant holds."""
+"""The chaos harness at a small scale: kill -9 of nodes, kill -9 and SIGTERM of workers, under load;
+then every invariant holds."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ pytestmark = pytest.mark.cluster
 
 
 async def test_chaos_harness_finds_every_invariant_holding() -> None:
-    # Given a 3-node cluster under load, with nodes killed every few seconds for 25 s
+    # Given a 3-node cluster and 2 workers under load, with a node killed or a worker stopped every
+    # few seconds for 25 s
     out = await asyncio.to_thread(
         subprocess.run,
         [*ordo_node_program(), "chaos", "--duration", "25", "--rate", "15", "--seed", "7", "--json"],
@@ -27,7 +29,12 @@ async def test_chaos_harness_finds_every_invariant_holding() -> None:
     summary = json.loads(out.stdout)
     assert summary["violations"] == []
     # and it really exercised faults and load
-    assert summary["kills"] >= 3
+    assert summary["kills"] >= 1 and summary["worker_kills"] >= 1 and summary["worker_terms"] >= 1
+    assert summary["kills"] + summary["worker_kills"] + summary["worker_terms"] >= 3
+    # and jobs ran on both workers, which were connected to the leader again at the end
+    assert summary["workers"] == 2
+    assert sorted(summary["worker_executions"]) == ["worker1", "worker2"]
+    assert all(n > 0 for n in summary["worker_executions"].values())
     assert summary["acknowledged"] >= 200
     assert summary["executions"] >= summary["acknowledged"]
     assert summary["duplicate_executions"] == summary["duplicates_of_lost_attempts"]

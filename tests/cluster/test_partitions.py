@@ -19,9 +19,10 @@ UNAVAILABLE = netfaults.unavailable()
 
 @pytest.mark.skipif(bool(UNAVAILABLE), reason=f"network nemeses skipped: {UNAVAILABLE}")
 async def test_partitions_and_kills_keep_every_invariant() -> None:
-    # Given a 3-node cluster, each node in its own network namespace, under load for 20 s,
+    # Given a 3-node cluster and 2 workers, each in its own network namespace, under load for 20 s,
     # with every nemesis (isolated leader, split, bridge, one-way loss, flapping,
-    # kill -9 during a partition, kill -9) applied at least once, briefly
+    # kill -9 during a partition, kill -9, a worker cut from the leader, a worker stopped)
+    # applied at least once, briefly
     out = await asyncio.to_thread(
         subprocess.run,
         [
@@ -51,10 +52,11 @@ async def test_partitions_and_kills_keep_every_invariant() -> None:
     assert summary["violations"] == []
     assert summary["network"] is True
     # and every nemesis ran, under real load
-    assert set(summary["nemeses"]) == set(netfaults.NEMESES)
+    assert set(summary["nemeses"]) == set(netfaults.NEMESES + netfaults.WORKER_NEMESES)
     assert all(n >= 1 for n in summary["nemeses"].values()), summary["nemeses"]
     assert summary["acknowledged"] >= 150
     assert summary["executions"] >= summary["acknowledged"]
+    assert sorted(summary["worker_executions"]) == ["worker1", "worker2"]
     # and the new invariants were really measured: one applied index and hash everywhere, no fault,
     # no truncation of an applied entry, every repeat an attempt given up
     hashes = set(summary["state_hashes"].values())
