@@ -148,21 +148,31 @@ def choose_nodes(
     take (it lacks their tags) — as opposed to runs that wait for a free slot.
     """
     nodes = sorted(free)
+    position = {n: i for i, n in enumerate(nodes)}  # (nodes.index in the key below was O(nodes))
     slots = dict(free)
     order = dict(rank) if rank is not None else slots
     tags = tags or {}
     out: list[c.Assignment] = []
     unplaceable: list[Pending] = []
+    # The nodes that fit each set of needs, found once per set (runs of one type share it), and the
+    # room left in all: once none is left, the other runs only learn whether they could ever fit.
+    fits: dict[frozenset[str], list[str]] = {}
+    room = sum(max(0, x) for x in slots.values())
     for i, (run_id, attempt, needs) in enumerate(runs):
-        fit = [n for n in nodes if needs <= tags.get(n, frozenset())]
+        fit = fits.get(needs)
+        if fit is None:
+            fit = fits[needs] = [n for n in nodes if needs <= tags.get(n, frozenset())]
         if not fit:
             unplaceable.append((run_id, attempt, needs))
             continue
+        if room <= 0:
+            continue
         turn = start + i
-        best = max(fit, key=lambda n: (slots[n] > 0, order[n], -((nodes.index(n) - turn) % len(nodes))))
+        best = max(fit, key=lambda n: (slots[n] > 0, order[n], -((position[n] - turn) % len(nodes))))
         if slots[best] <= 0:
             continue
         slots[best] -= 1
+        room -= 1
         if rank is not None:
             order[best] -= 1
         out.append(c.Assignment(run_id, attempt, best))

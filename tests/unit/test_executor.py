@@ -296,3 +296,18 @@ async def test_a_failed_attempt_reports_its_handlers_traceback_bounded(tmp_path:
     big = failures()["b:1"].traceback
     assert big.startswith("...\n") and len(big.encode()) <= executor_module.MAX_TRACEBACK_BYTES + 4
     assert big.rstrip().endswith("x" * 100)
+
+
+def test_placement_with_no_room_left_still_finds_the_runs_no_node_could_ever_take() -> None:
+    # Given 200 workers of one free slot each, and 2,000 runs of which the last needs a tag none has
+    free = {f"w{i:03d}": 1 for i in range(200)}
+    tags = {n: frozenset({"handler:noop"}) for n in free}
+    runs = [(f"r{i}", 1, frozenset({"handler:noop"})) for i in range(1999)]
+    runs.append(("tpu", 1, frozenset({"handler:noop", "tpu"})))
+
+    chosen, unplaceable = choose_nodes(runs, free, tags)
+
+    # Then every slot is filled once, the rest wait, and the tagged run is known to fit nowhere
+    assert sorted(a.node_id for a in chosen) == sorted(free)
+    assert [a.run_id for a in chosen] == [f"r{i}" for i in range(200)]
+    assert unplaceable == [("tpu", 1, frozenset({"handler:noop", "tpu"}))]
