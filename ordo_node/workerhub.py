@@ -26,6 +26,8 @@ log = logging.getLogger("ordo_node.workers")
 
 # How long an assignment waits for the worker's acknowledgement.
 ACK_TIMEOUT = 5.0
+# A worker heartbeats every half second; one not heard from for this long gets no work.
+SILENT_US = 3_000_000
 # Messages queued for one worker before the stream counts as stuck and is closed.
 MAX_OUTBOX = 10_000
 
@@ -137,6 +139,8 @@ class WorkerHub:
         link = self.links.get(worker_id)
         if link is None or link.closed.is_set():
             return None
+        if link.last_heartbeat and now_us() - link.last_heartbeat > SILENT_US:
+            return None  # connected, but silent (cut off): no work goes there until it is heard again
         return internal_pb2.ExecutorStatus(
             node_id=worker_id,
             capacity=link.capacity,

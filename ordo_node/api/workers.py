@@ -230,7 +230,9 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
             raise PermissionDenied(
                 f"command: is for '{cmd.node}'; worker '{worker_id}' proposes its own only"
             )
-        if worker_id not in self.hub.active:
+        # Registered (replicated), or connected here: a registration just committed may not have
+        # reached this node's list of the registered ones yet.
+        if worker_id not in self.hub.active and worker_id not in self.hub.links:
             raise FailedPrecondition(f"workerId: no registered worker '{worker_id}'; connect first")
         if isinstance(cmd, c.ExpireRuns):
             theirs = await self.queries.held_of(worker_id, [(r.run_id, r.attempt) for r in cmd.runs])

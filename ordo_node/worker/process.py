@@ -111,8 +111,12 @@ class Worker:
             await self._say_goodbye()
         finally:
             link.cancel()
-            with suppress(asyncio.CancelledError):
+            try:
                 await link
+            except asyncio.CancelledError:
+                pass
+            except Exception:  # the connection's failure must not skip stopping the executor
+                log.exception("worker %s: the connection loop failed", cfg.worker_id)
             await self.executor.stop()
             reporter.cancel()
             with suppress(asyncio.CancelledError):
@@ -130,10 +134,11 @@ class Worker:
         call = self._call
         if call is None or self.executor.running:
             return
-        self._leaving = True
-        with suppress(grpc.RpcError, TimeoutError):
+        with suppress(grpc.RpcError, TimeoutError, asyncio.InvalidStateError):
             await asyncio.wait_for(self._heartbeat(), 2.0)
             async with self._write_lock:
+                # From here on nothing more is written: the heartbeat loop stops writing.
+                self._leaving = True
                 await asyncio.wait_for(call.done_writing(), 2.0)
             # The leader ends the stream once it has read the end of ours.
             await asyncio.wait_for(self._ended.wait(), 3.0)
@@ -262,4 +267,9 @@ class Worker:
         if call is None:
             return
         async with self._write_lock:
-            await call.write(message)
+            if self._leaving or call.done():  # said goodbye (done_writing), or the stream ended
+                return
+            try:
+                await call.write(message)
+            except asyncio.InvalidStateError:  # the stream finished meanwhile: the dial loop sees it
+                return
