@@ -91,7 +91,8 @@ def test_tiny_bench_reports_every_scenario_as_json() -> None:
     assert sorted(v["role"] for v in cpu["nodes"].values()) == ["follower", "follower", "leader"], cpu
     assert sorted(cpu["workers"]) == ["worker1", "worker2"], cpu
     assert {v["role"] for v in cpu["workers"].values()} == {"worker"}, cpu
-    assert all(v["us_per_job"] > 0 for v in cpu["workers"].values()), cpu
+    # (with tiny sizes one worker may run nothing, or less than a clock tick of CPU: together they did)
+    assert sum(v["us_per_job"] for v in cpu["workers"].values()) > 0, cpu
     assert cpu["total"] > cpu["nodes_total"] > 0 and cpu["worker_mean"] > 0, cpu
     assert workers["client_cpu_us_per_job"] > 0
     # and the swarm: one round per count of light workers, every job run by them, the leader's
