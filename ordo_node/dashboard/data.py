@@ -31,6 +31,9 @@ from ..pb import ordo_pb2
 from ..queries import _JOB_COLS, _RUN_COLS, _job, _run
 from ..timeutil import now_us
 
+# How many columns _RUN_COLS selects: what follows them in a row is the dashboard's own.
+_RUN_WIDTH = len(_RUN_COLS.split(","))
+
 # In the order the proto declares them, which is roughly a job's life.
 JOB_STATES = tuple(
     v.name.removeprefix("JOB_STATE_") for v in ordo_pb2.JobState.DESCRIPTOR.values if v.number != 0
@@ -200,7 +203,7 @@ class Dashboard:
 
     @staticmethod
     def _run_summary(row: Any) -> dict[str, Any]:
-        width = len(_RUN_COLS.split(","))
+        width = _RUN_WIDTH
         run = asdict(_run(row[:width]))
         del run["result"], run["traceback"]  # a list shows the error; the job's page the traceback
         run["error"] = _clip(run["error"])
