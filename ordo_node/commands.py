@@ -21,11 +21,12 @@ from typing import Any, ClassVar
 #    (``TriggerJobs.assignments``/``lease_until``): one command instead of two.
 # 4: RegisterWorker (op "worker").
 # 5: a run update may carry the handler's traceback (RunUpdate.traceback).
-VERSION = 5
+# 6: Batch (op "batch"): several commands in one entry.
+VERSION = 6
 # Each command is written with the version that introduced it, so a node of an
 # older version stops at a command it cannot apply (NewerCommand) instead of
 # skipping it, while the commands it knows still reach it during an upgrade.
-_WRITTEN_AS = {"worker": 4}
+_WRITTEN_AS = {"worker": 4, "batch": 6}
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,23 @@ class Prune:
 
 
 @dataclass(frozen=True)
+class Batch:
+    """Several commands in one Raft entry, each applied as if alone, in order.
+
+    The leader merges its workers' concurrent proposals (outcomes, lease
+    renewals) into one: each keeps its own request id, result and refusal, but
+    the entry is replicated, journaled and applied in one transaction once. With
+    hundreds of workers each reporting a few outcomes at a time, this keeps the
+    number of entries per job what it is with a few workers reporting many.
+    A batch holds no batch.
+    """
+
+    op: ClassVar[str] = "batch"
+    node: str
+    commands: tuple[Command, ...]
+
+
+@dataclass(frozen=True)
 class Barrier:
     """A no-op: once it is applied, everything committed before it is applied too."""
 
@@ -317,6 +335,7 @@ Command = (
     | MarkWaiting
     | ChangeMember
     | RegisterWorker
+    | Batch
     | Barrier
 )
 _BY_OP: dict[str, type[Any]] = {
@@ -335,6 +354,7 @@ _BY_OP: dict[str, type[Any]] = {
         MarkWaiting,
         ChangeMember,
         RegisterWorker,
+        Batch,
         Barrier,
     )
 }
@@ -414,36 +434,54 @@ def _version_of(cmd: Command) -> int:
     """The oldest version that understands ``cmd`` (see _WRITTEN_AS)."""
     if isinstance(cmd, RecordRunUpdates) and any(u.traceback for u in cmd.updates):
         return 5
+    if isinstance(cmd, Batch):
+        return max((_WRITTEN_AS["batch"], *(_version_of(sub) for sub in cmd.commands)))
     return _WRITTEN_AS.get(cmd.op, 3)
+
+
+def _body(cmd: Command) -> dict[str, Any]:
+    """The command as a JSON object: its fields, ``op`` and ``v``; a batch's commands each so."""
+    if isinstance(cmd, Batch):
+        body: dict[str, Any] = {"node": cmd.node, "commands": [_body(sub) for sub in cmd.commands]}
+    else:
+        body = _plain(cmd)
+    body["op"] = cmd.op
+    body["v"] = _version_of(cmd)
+    return body
 
 
 def encode(cmd: Command) -> bytes:
     """The command as the bytes that go into the Raft log."""
-    body = _plain(cmd)
-    body["op"] = cmd.op
-    body["v"] = _version_of(cmd)
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(_body(cmd), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def decode(blob: bytes) -> Command:
     """The command encoded in ``blob``; :class:`DecodeError` if it is not one."""
     try:
-        body = json.loads(blob)
-        if not isinstance(body, dict):
-            raise DecodeError(f"undecodable command: a JSON {type(body).__name__}, not an object")
-        version, op = body.pop("v"), body.pop("op")
-        if not isinstance(version, int) or version > VERSION:
-            raise NewerCommand(f"command version {version} is newer than this node's ({VERSION}): upgrade it")
-        cls = _BY_OP[op]
-        names = _NAMES[cls]
-        # Lists are tuples in a command (frozen, comparable); nested items are built below.
-        kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items() if k in names}
-        for (nested_op, key), item_cls in _NESTED.items():
-            if nested_op == op and key in kwargs:
-                kwargs[key] = tuple(_build(item_cls, item) for item in kwargs[key])
-        cmd: Command = cls(**kwargs)
-        return cmd
+        return _from_body(json.loads(blob))
     except DecodeError:
         raise
     except (ValueError, KeyError, TypeError) as e:
         raise DecodeError(f"undecodable command: {e!r}") from None
+
+
+def _from_body(body: Any, *, nested: bool = False) -> Command:
+    """The command a JSON object holds (see :func:`_body`)."""
+    if not isinstance(body, dict):
+        raise DecodeError(f"undecodable command: a JSON {type(body).__name__}, not an object")
+    version, op = body.pop("v"), body.pop("op")
+    if not isinstance(version, int) or version > VERSION:
+        raise NewerCommand(f"command version {version} is newer than this node's ({VERSION}): upgrade it")
+    cls = _BY_OP[op]
+    if cls is Batch:
+        if nested:
+            raise DecodeError("undecodable command: a batch inside a batch")
+        return Batch(node=body["node"], commands=tuple(_from_body(b, nested=True) for b in body["commands"]))
+    names = _NAMES[cls]
+    # Lists are tuples in a command (frozen, comparable); nested items are built below.
+    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in body.items() if k in names}
+    for (nested_op, key), item_cls in _NESTED.items():
+        if nested_op == op and key in kwargs:
+            kwargs[key] = tuple(_build(item_cls, item) for item in kwargs[key])
+    cmd: Command = cls(**kwargs)
+    return cmd

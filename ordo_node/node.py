@@ -129,6 +129,9 @@ class Node:
         self.metrics = Metrics()
         self.tokens = Tokens(config.tokens)  # the gRPC guard's and the HTTP port's
         self._background: set[asyncio.Task[None]] = set()
+        # Registrations changed since the hub last read them, and whether a read runs now.
+        self._workers_stale = False
+        self._workers_reading = False
         self.timekeeper: Timekeeper | None = None
         self.dispatcher: Dispatcher | None = None
         # Workers connected to this node (while it leads), and the registered ones' job types.
@@ -511,7 +514,19 @@ class Node:
                 await task
 
     async def _sync_workers(self) -> None:
-        self.hub.set_registered([(w.id, w.state, w.handlers) for w in await self.queries.workers()])
+        """Read the registered workers into the hub. While a read runs, the changes that commit
+        make one more read after it, not one each (200 workers registering at once made 200
+        reads of 200 rows)."""
+        self._workers_stale = True
+        if self._workers_reading:
+            return
+        self._workers_reading = True
+        try:
+            while self._workers_stale:
+                self._workers_stale = False
+                self.hub.set_registered([(w.id, w.state, w.handlers) for w in await self.queries.workers()])
+        finally:
+            self._workers_reading = False
 
     def _on_worker(self) -> None:
         if self.dispatcher is not None:

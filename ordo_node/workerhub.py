@@ -28,6 +28,9 @@ log = logging.getLogger("ordo_node.workers")
 ACK_TIMEOUT = 5.0
 # A worker heartbeats every half second; one not heard from for this long gets no work.
 SILENT_US = 3_000_000
+# Every this many heartbeats is answered with the majority's time (the worker's clock
+# samples, and its sign that the leader still hears it).
+ANSWER_EVERY = 2
 # Messages queued for one worker before the stream counts as stuck and is closed.
 MAX_OUTBOX = 10_000
 
@@ -44,9 +47,11 @@ class Link:
     address: str
     connected_at: int = field(default_factory=now_us)
     last_heartbeat: int = 0
+    heartbeats: int = 0
     running: list[internal_pb2.ExecutorRun] = field(default_factory=list)
     draining: bool = False
-    outbox: asyncio.Queue[internal_pb2.ServerMessage] = field(default_factory=asyncio.Queue)
+    # What goes out on the stream, in order; None ends it (see close).
+    outbox: asyncio.Queue[internal_pb2.ServerMessage | None] = field(default_factory=asyncio.Queue)
     acks: dict[int, asyncio.Future[list[str]]] = field(default_factory=dict)
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -60,8 +65,10 @@ class Link:
         self.outbox.put_nowait(message)
 
     def close(self) -> None:
-        """End the stream; waiting assignments fail."""
-        self.closed.set()
+        """End the stream (after what is queued); waiting assignments fail."""
+        if not self.closed.is_set():
+            self.closed.set()
+            self.outbox.put_nowait(None)
         for fut in self.acks.values():
             if not fut.done():
                 fut.set_exception(Unavailable(f"worker {self.worker_id} disconnected"))

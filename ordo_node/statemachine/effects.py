@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 @dataclass
 class Effects:
     """Filled by apply and handed to the listener after the transaction commits.
 
-    Listeners observe; they never change the state machine.
+    Listeners observe; they never change the state machine. The commands of a
+    batch each fill their own, merged by :meth:`add`: a list is extended, a flag
+    is or-ed, a time (``earliest_due``, ``retry_at``) is the earliest.
     """
 
     index: int = 0
@@ -37,3 +39,16 @@ class Effects:
             or self.cancelled_runs
             or self.earliest_due is not None
         )
+
+    def add(self, other: Effects) -> None:
+        """Take in what another command of the same entry changed."""
+        for f in fields(self):
+            if f.name == "index":
+                continue
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, list):
+                mine.extend(theirs)
+            elif isinstance(mine, bool):
+                setattr(self, f.name, mine or theirs)
+            elif theirs is not None:
+                setattr(self, f.name, theirs if mine is None else min(mine, theirs))

@@ -147,6 +147,8 @@ class Store:
         return result
 
     def _apply_in_tx(self, cmd: c.Command, index: int) -> tuple[Any, Effects]:
+        if isinstance(cmd, c.Batch):
+            return self._apply_batch(cmd, index)
         request_id = getattr(cmd, "request_id", "")
         if request_id:
             row = self._db.execute("SELECT result FROM requests WHERE id = ?", (request_id,)).fetchone()
@@ -176,6 +178,16 @@ class Store:
         if request_id:
             self._db.execute("INSERT INTO requests VALUES (?, ?, ?)", (request_id, json.dumps(result), index))
         return result, fx
+
+    def _apply_batch(self, batch: c.Batch, index: int) -> tuple[Any, Effects]:
+        """Each command of the batch as if it were alone (its request id, its refusal); their results."""
+        fx = Effects(index=index)
+        results = []
+        for cmd in batch.commands:
+            result, one = self._apply_in_tx(cmd, index)
+            fx.add(one)
+            results.append(result)
+        return {"results": results}, fx
 
     # -- snapshots -----------------------------------------------------------
 

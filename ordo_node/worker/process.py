@@ -19,6 +19,7 @@ import asyncio
 import logging
 import signal
 import sys
+import time
 from contextlib import suppress
 from dataclasses import replace
 
@@ -36,6 +37,9 @@ from .remote import Remote
 log = logging.getLogger("ordo_node.worker")
 
 HEARTBEAT = 0.5  # seconds between heartbeats on the stream
+# The leader answers every other heartbeat; a stream silent this long is taken for dead (a
+# leader that froze, or a network that drops packets without closing the connection): dial again.
+SILENCE = 4.0
 RETRY_MIN, RETRY_MAX = 0.1, 1.0  # seconds between dial attempts, growing
 
 
@@ -76,6 +80,7 @@ class Worker:
         self._leaving = False  # said goodbye: dial no more
         self._ended = asyncio.Event()  # set each time a stream ends
         self._welcomed = False  # the current stream was welcomed by a leader
+        self._heard = 0.0  # time.monotonic() of the last message from the leader
 
     def stop(self) -> None:
         """Begin the stop (as SIGTERM does)."""
@@ -202,13 +207,20 @@ class Worker:
             log.info("connected to leader %s at %s (term %d)", welcome.leader_id, address, welcome.term)
             self._welcomed = True
             self.connected.set()
+            self._heard = time.monotonic()
             beats = asyncio.create_task(self._beat_loop(), name="heartbeats")
+            serve = asyncio.create_task(self._serve(call), name="stream")
             try:
-                return await self._serve(call)
+                await asyncio.wait({beats, serve}, return_when=asyncio.FIRST_COMPLETED)
+                if serve.done():
+                    return serve.result()
+                beats.result()  # the heartbeats ended first: the stream fell silent (or they failed)
+                return None
             finally:
-                beats.cancel()
-                with suppress(asyncio.CancelledError):
-                    await beats
+                for task in (beats, serve):
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
         finally:
             call.cancel()
 
@@ -232,6 +244,7 @@ class Worker:
                 if not self._leaving:
                     log.info("stream to the leader ended; reconnecting")
                 return None
+            self._heard = time.monotonic()
             kind = message.WhichOneof("kind")
             if kind == "assign":
                 accepted = self.executor.assign(list(message.assign.request.assignments))
@@ -248,7 +261,12 @@ class Worker:
                 return message.redirect.leader_address or None
 
     async def _beat_loop(self) -> None:
+        """Heartbeats until the stream has been silent for SILENCE seconds (then it ends)."""
         while True:
+            silent = time.monotonic() - self._heard
+            if silent > SILENCE and not self._leaving:
+                log.warning("no word from the leader for %.1fs; dialling again", silent)
+                return
             await self._heartbeat()
             await asyncio.sleep(HEARTBEAT)
 

@@ -113,6 +113,17 @@ COMMANDS: list[c.Command] = [
         ),
     ),
     c.Barrier(node="node1"),
+    c.Batch(
+        node="node1",
+        commands=(
+            c.RecordRunUpdates(
+                request_id="r12", node="w1", updates=(c.RunUpdate(f"{JOB}:1", 1, "started", AT),)
+            ),
+            c.RenewLeases(
+                request_id="r13", node="w2", at=AT, lease_until=AT + 9, runs=(c.RunRef(f"{JOB}:2", 1),)
+            ),
+        ),
+    ),
 ]
 NESTED = {
     c.SubmitJobs: ("jobs", c.JobSpec),
@@ -168,7 +179,8 @@ def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
 
     # each command is written with the version that introduced it (older nodes stop at a newer one)
     traced = isinstance(cmd, c.RecordRunUpdates) and any(u.traceback for u in cmd.updates)
-    assert (body["v"], body["op"]) == (4 if cmd.op == "worker" else 5 if traced else 3, cmd.op)
+    expected = {"worker": 4, "batch": 6}.get(cmd.op, 5 if traced else 3)
+    assert (body["v"], body["op"]) == (expected, cmd.op)
     assert body["v"] <= c.VERSION
     assert b": " not in raw
     assert b", " not in raw

@@ -1471,3 +1471,86 @@ def test_snapshot_writer_drops_a_dump_overtaken_by_a_restore(
 
     assert state == SERIALIZER_STATE.FAILED
     assert not dump_path.exists()
+
+
+# --- batches of workers' commands -------------------------------------------
+
+
+def test_batch_applies_each_command_as_if_alone(store: Store, apply: Log, db_path: Path) -> None:
+    # Given two jobs running on two workers, and a third job's run held by neither
+    to_running(apply, 1, "w1")
+    to_running(apply, 2, "w2")
+    apply(submit(spec(3)))
+    apply(trigger(3))
+    apply(assign(3, "w1"))
+    first = report("w1", succeeded(1, {"n": 1}))
+    # When one entry holds w1's outcome, w2's failure, a stale report and a renewal
+    effects: list[Effects] = []
+    store.listener = effects.append
+    result = apply(
+        c.Batch(
+            node=NODE,
+            commands=(
+                first,
+                report("w2", failed(2, "boom")),
+                report("w2", succeeded(1, {"n": 2})),  # not w2's attempt
+                c.RenewLeases(
+                    request_id=rid(),
+                    node="w1",
+                    at=DUE + 5 * SEC,
+                    lease_until=DUE + 60 * SEC,
+                    runs=(c.RunRef(run_of(3), 1),),
+                ),
+            ),
+        )
+    )
+    # Then each has its own result, in order
+    results = result["results"]
+    assert len(results) == 4
+    assert results[0].get("stale", []) == []
+    assert results[2]["stale"] == [[run_of(1), 1, "not assigned to this node"]]
+    # And each changed what it would have changed alone
+    assert run_row(db_path, 1)["state"] == "SUCCEEDED"
+    assert json.loads(run_row(db_path, 1)["result"]) == {"n": 1}
+    assert run_row(db_path, 2)["state"] == "FAILED"
+    assert run_row(db_path, 3)["lease_until"] == DUE + 60 * SEC
+    # And the listener heard one entry with both outcomes
+    assert len(effects) == 1
+    assert sorted((f[0], f[3]) for f in effects[0].finished) == [
+        (run_of(1), "SUCCEEDED"),
+        (run_of(2), "FAILED"),
+    ]
+    # And a repeat of the first command (a worker's retry) is answered with its first result
+    assert apply(first) == results[0]
+    assert len(rows(db_path, "SELECT 1 FROM events WHERE job_id = ? AND type = 'SUCCEEDED'", jid(1))) == 1
+
+
+def test_batch_command_refused_alone_leaves_the_others(store: Store, apply: Log, db_path: Path) -> None:
+    # Given a running job on w1
+    to_running(apply, 1, "w1")
+    # When a batch holds a command the state machine refuses (no such job) and a good outcome
+    result = apply(c.Batch(node=NODE, commands=(cancel(99), report("w1", succeeded(1, 7)))))
+    # Then the first is refused, with its reason, and the second applied all the same
+    assert "error" in result["results"][0]
+    assert run_row(db_path, 1)["state"] == "SUCCEEDED"
+
+
+def test_batch_encoding_round_trips_and_refuses_nesting() -> None:
+    # Given a batch of two workers' commands
+    inner = (report("w1", failed(1, "e")), report("w2", succeeded(2, [1, 2])))
+    batch = c.Batch(node=NODE, commands=inner)
+    # Then it decodes to itself, written with the version that introduced batches
+    assert c.decode(c.encode(batch)) == batch
+    assert json.loads(c.encode(batch))["v"] == 6
+    # And a batch inside a batch is not a command
+    with pytest.raises(c.DecodeError, match="batch inside a batch"):
+        c.decode(c.encode(c.Batch(node=NODE, commands=(batch,))))
+
+
+def test_effects_add_merges_lists_flags_and_earliest_times() -> None:
+    a = Effects(index=7, earliest_due=50, finished=[("r", 1, "n", "SUCCEEDED")])
+    b = Effects(index=7, earliest_due=20, retry_at=30, workers_changed=True, triggered=["j"])
+    a.add(b)
+    assert (a.earliest_due, a.retry_at, a.workers_changed) == (20, 30, True)
+    assert a.finished == [("r", 1, "n", "SUCCEEDED")] and a.triggered == ["j"]
+    assert a.index == 7

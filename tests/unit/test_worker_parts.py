@@ -440,6 +440,8 @@ class Context:
 
 
 class Recorder:
+    max_command_bytes = 1 << 20
+
     def __init__(self) -> None:
         self.proposed: list[c.Command] = []
 
@@ -534,3 +536,68 @@ async def test_propose_refuses_bytes_that_are_no_command() -> None:
     with pytest.raises(Aborted) as err:
         await svc.Propose(internal_pb2.WorkerProposal(worker_id="w1", command=b"junk"), Context())
     assert err.value.args[0] == grpc.StatusCode.INVALID_ARGUMENT and "command" in err.value.args[1]
+
+
+class SlowRaft(Recorder):
+    """Commits one entry at a time, each when the test opens the gate; a command's result names it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def propose(self, cmd: c.Command, timeout: float | None = None) -> Any:
+        self.proposed.append(cmd)
+        await self.gate.wait()
+        if isinstance(cmd, c.Batch):
+            return {"results": [{"request": sub.request_id} for sub in cmd.commands]}  # type: ignore[union-attr]
+        return {"request": cmd.request_id}  # type: ignore[union-attr]
+
+
+async def test_proposals_arriving_together_share_one_entry() -> None:
+    # Given a leader whose Raft commits one entry at a time, slowly
+    raft = SlowRaft()
+    svc = service(raft)  # type: ignore[arg-type]
+    svc.hub.set_registered([(w, "ACTIVE", "[]") for w in ("w1", "w2", "w3")])
+    cmds = [outcome(w) for w in ("w1", "w2", "w3", "w1")]
+    # When three outcomes arrive while a first one is being committed
+    calls = [asyncio.create_task(propose(svc, cmds[0].node, cmds[0]))]
+    while len(raft.proposed) < 1:
+        await asyncio.sleep(0.001)
+    calls += [asyncio.create_task(propose(svc, cmd.node, cmd)) for cmd in cmds[1:]]
+    while len(svc.batcher._waiting) < 3:
+        await asyncio.sleep(0.001)
+    raft.gate.set()
+    answers = await asyncio.gather(*calls)
+    # Then the first went alone and the three that waited went as one batch, in order
+    assert len(raft.proposed) == 2
+    assert raft.proposed[0] == cmds[0]
+    assert raft.proposed[1] == c.Batch(node=LEADER, commands=tuple(cmds[1:]))
+    # And each worker got its own command's result
+    assert answers == [{"request": cmd.request_id} for cmd in cmds]
+    assert (svc.batcher.entries, svc.batcher.merged) == (2, 4)
+
+
+async def test_a_batch_that_fails_fails_each_of_its_proposals() -> None:
+    class Down(Recorder):
+        async def propose(self, cmd: c.Command, timeout: float | None = None) -> Any:
+            raise Unavailable("no leader")
+
+    svc = service(Down())
+    calls = [asyncio.create_task(propose(svc, "w1", outcome("w1"))) for _ in range(3)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert all(isinstance(r, Aborted) and r.args[0] == grpc.StatusCode.UNAVAILABLE for r in results)
+
+
+def test_a_group_stays_under_the_byte_limit() -> None:
+    from ordo_node.api.batcher import ProposalBatcher
+
+    batcher = ProposalBatcher("n1", Recorder(), max_bytes=100)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    try:
+        futs = [loop.create_future() for _ in range(4)]
+        batcher._waiting = [(outcome("w1"), size, f) for size, f in zip((60, 30, 20, 500), futs, strict=True)]
+        assert [size for _, size, _ in batcher._next_group()] == [60, 30]
+        assert [size for _, size, _ in batcher._next_group()] == [20]
+        assert [size for _, size, _ in batcher._next_group()] == [500]  # too big alone: goes alone
+    finally:
+        loop.close()

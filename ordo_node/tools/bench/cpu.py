@@ -59,6 +59,7 @@ class CpuMark:
     client: float
     wall: float
     local: bool
+    commit: int | None = None  # the leader's commit index: Raft entries over the window
 
 
 async def _roles(target: Target) -> dict[str, str]:
@@ -88,6 +89,14 @@ def _node_cpu(target: Target) -> dict[str, float]:
     return out
 
 
+async def _commit_index(target: Target) -> int | None:
+    """The leader's commit index; None if no leader answers."""
+    try:
+        return int((await target.status(await target.leader())).commit_index)
+    except Exception:
+        return None
+
+
 async def settle(target: Target) -> None:
     """Wait until every live node has applied what the leader had committed when called.
 
@@ -113,7 +122,8 @@ async def start_mark(target: Target) -> CpuMark:
     if target.cluster is None:
         return CpuMark({}, {}, time.process_time(), time.monotonic(), local=False)
     roles = await _roles(target)
-    return CpuMark(_node_cpu(target), roles, time.process_time(), time.monotonic(), local=True)
+    commit = await _commit_index(target)
+    return CpuMark(_node_cpu(target), roles, time.process_time(), time.monotonic(), local=True, commit=commit)
 
 
 async def end_mark(target: Target) -> CpuMark:
@@ -122,7 +132,8 @@ async def end_mark(target: Target) -> CpuMark:
         return CpuMark({}, {}, time.process_time(), time.monotonic(), local=False)
     await settle(target)
     cpu, client, wall = _node_cpu(target), time.process_time(), time.monotonic()
-    return CpuMark(cpu, await _roles(target), client, wall, local=True)
+    commit = await _commit_index(target)
+    return CpuMark(cpu, await _roles(target), client, wall, local=True, commit=commit)
 
 
 def _us(seconds: float, jobs: int) -> float:
@@ -151,6 +162,8 @@ def cpu_figures(start: CpuMark, end: CpuMark, jobs: int) -> dict[str, Any]:
     if jobs <= 0:
         out["cpu_us_per_job"] = "n/a (no jobs)"
         return out
+    if start.commit is not None and end.commit is not None:
+        out["raft_entries_per_job"] = round((end.commit - start.commit) / jobs, 3)
     spent = {k: end.nodes[k] - start.nodes[k] for k in sorted(start.nodes.keys() & end.nodes.keys())}
     nodes: dict[str, dict[str, Any]] = {}
     for node_id, seconds in spent.items():

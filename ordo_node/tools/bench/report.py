@@ -431,6 +431,14 @@ def rows_swarm(sw: dict[str, Any]) -> list[Row]:
                 "every process over the e2e window: the 3 voters and the swarm's one process",
                 number=cpu["total"],
             ),
+            Row(
+                "swarm",
+                f"  Raft entries per job, {r['workers']} workers",
+                f"{entries:.2f}" if (entries := e2e.get("raft_entries_per_job")) is not None else "n/a",
+                "the leader's commit index over the e2e window, divided by its jobs: every entry is"
+                " replicated to and applied by each voter",
+                number=e2e.get("raft_entries_per_job"),
+            ),
         ]
         if r.get("reconnected_at_start"):
             rows.append(
