@@ -40,6 +40,7 @@ HEARTBEAT = 0.5  # seconds between heartbeats on the stream
 # The leader answers every other heartbeat; a stream silent this long is taken for dead (a
 # leader that froze, or a network that drops packets without closing the connection): dial again.
 SILENCE = 4.0
+ANSWER = 5.0  # seconds a server has to answer a hello (a welcome or a redirect; registering takes a commit)
 RETRY_MIN, RETRY_MAX = 0.1, 1.0  # seconds between dial attempts, growing
 
 
@@ -81,6 +82,7 @@ class Worker:
         self._ended = asyncio.Event()  # set each time a stream ends
         self._welcomed = False  # the current stream was welcomed by a leader
         self._heard = 0.0  # time.monotonic() of the last message from the leader
+        self._silent: set[str] = set()  # servers that went silent or did not answer: dialled last
 
     def stop(self) -> None:
         """Begin the stop (as SIGTERM does)."""
@@ -154,7 +156,12 @@ class Worker:
         turn = 0
         delay = RETRY_MIN
         target: str | None = None
+        refused: dict[str, str] = {}  # address -> its last refusal, logged once
         while True:
+            if target is None:
+                # Servers that went silent or did not answer are tried after the others.
+                order = [servers[(turn + i) % len(servers)] for i in range(len(servers))]
+                turn += next((i for i, a in enumerate(order) if a not in self._silent), 0)
             address = target or servers[turn % len(servers)]
             target = None
             self._ended.clear()
@@ -164,10 +171,18 @@ class Worker:
                 delay = RETRY_MIN if target else delay
             except grpc.aio.AioRpcError as e:
                 code = e.code()
-                if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED):
-                    log.error("server %s refused this worker: %s", address, e.details())
-                elif code == grpc.StatusCode.INVALID_ARGUMENT:
-                    log.error("server %s refused this worker's hello: %s", address, e.details())
+                if code in (
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                ):
+                    # Said once per server and reason, not at every retry.
+                    hello = code == grpc.StatusCode.INVALID_ARGUMENT
+                    what = "this worker's hello" if hello else "this worker"
+                    reason = f"server {address} refused {what}: {e.details()}"
+                    if refused.get(address) != reason:
+                        refused[address] = reason
+                        log.error("%s (retrying quietly)", reason)
                 else:
                     log.debug("server %s: %s", address, e.details() or code.name)
             finally:
@@ -188,10 +203,17 @@ class Worker:
         call = self.remote.stub(address).Connect(metadata=self.remote.metadata)
         self._call = call
         try:
-            await call.write(internal_pb2.WorkerMessage(hello=self._hello()))
-            first = await call.read()
+            try:
+                # A server that accepts the connection but says nothing (a frozen process) is skipped.
+                await asyncio.wait_for(call.write(internal_pb2.WorkerMessage(hello=self._hello())), ANSWER)
+                first = await asyncio.wait_for(call.read(), ANSWER)
+            except TimeoutError:
+                log.warning("server %s did not answer in %gs; trying the next", address, ANSWER)
+                self._silent.add(address)
+                return None
             if first is grpc.aio.EOF:
                 return None
+            self._silent.discard(address)
             kind = first.WhichOneof("kind")
             if kind == "redirect":
                 r = first.redirect
@@ -215,6 +237,7 @@ class Worker:
                 if serve.done():
                     return serve.result()
                 beats.result()  # the heartbeats ended first: the stream fell silent (or they failed)
+                self._silent.add(address)
                 return None
             finally:
                 for task in (beats, serve):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -318,6 +319,12 @@ async def test_worker_needs_a_worker_token_and_a_worker_token_only_works(cluster
     status = await cluster.wait_for_workers("tokened")
     # and none of the refused ones was registered
     assert not {"anon", "reader", "admin"} & {w.worker_id for w in status.workers}
+    # and each said so once per server, though it kept retrying all along
+    for wid in reasons:
+        lines = [
+            line for line in cluster.workers[wid].log_text().splitlines() if "refused this worker" in line
+        ]
+        assert 1 <= len(lines) <= len(cluster.nodes), lines
 
     # and a worker token can neither submit nor read the cluster
     async with Client([cluster.nodes[0].address], token=WORKER, timeout=5.0) as as_worker:
@@ -419,3 +426,41 @@ async def _failover(cluster: Cluster) -> None:
     # and the attempts in flight at the kill kept running; the new leader took their outcomes
     assert in_flight
     assert {k: runs[k].state for k in in_flight} == dict.fromkeys(in_flight, SUCCEEDED)
+
+
+async def test_worker_leaves_a_frozen_leader_for_the_new_one(tmp_path: Path) -> None:
+    # Given a control plane of its own and a worker connected to its leader
+    cluster = control_plane(tmp_path / "frozen")
+    cluster.start()
+    leader = await cluster.wait_for_leader()
+    frozen = False
+    try:
+        cluster.start_worker("w1", capacity=2)
+        await cluster.wait_for_workers("w1", via=leader)
+        # When the leader freezes (SIGSTOP): its connections stay open, and say nothing more
+        assert leader.proc is not None
+        leader.proc.send_signal(signal.SIGSTOP)
+        frozen = True
+        others = [n for n in cluster.nodes if n is not leader]
+
+        async def elected() -> Any:
+            named = {(await cluster.status(n)).leader_id for n in others}
+            return cluster.node(named.pop()) if len(named) == 1 and leader.id not in named | {""} else None
+
+        new = await eventually(elected, timeout=30, what="a leader among the two others")
+        elected_at = time.monotonic()
+        # Then the worker gives up the silent stream and connects to the new leader, within seconds
+        await cluster.wait_for_workers("w1", via=new)
+        moved = time.monotonic() - elected_at
+        print(f"worker connected to {new.id} {moved:.2f}s after it was agreed on")
+        assert moved < 15, moved
+        # and runs the jobs the new leader gives it
+        client = cluster.client(new)
+        ids = await client.submit_many([submit_request("echo", {"n": i}) for i in range(5)])
+        jobs = await all_succeeded(client, ids, timeout=30)
+        assert {r.node_id for job in jobs for r in job.runs} == {"w1"}
+    finally:
+        if frozen and leader.proc is not None:
+            leader.proc.send_signal(signal.SIGCONT)
+        await cluster.stop()
+        print(cluster.logs())
