@@ -105,6 +105,9 @@ class Config:
     handlers: tuple[str, ...] = ()
     max_payload_bytes: int = 1024 * 1024
     lease_timeout: float = 10.0
+    # [cluster] worker_gone_after (seconds): a registered worker not connected to the leader
+    # this long is recorded as gone (its job types are no longer accepted).
+    worker_gone_after: float = 60.0
     # [cluster] max_clock_skew (seconds): a node whose wall clock is further than this from
     # the majority's does not trigger jobs or time submissions (clock.py).
     max_clock_skew: float = 1.0
@@ -324,6 +327,15 @@ def _tokens(where: str, auth: _Table, base_dir: Path) -> tuple[Token, ...]:
     return tuple(tokens)
 
 
+def _seconds(table: _Table, key: str, default: float, most: float) -> float:
+    """A duration in seconds, between 1 and ``most``."""
+    value = float(table.get(key, (int, float), default))
+    if not 1.0 <= value <= most:
+        where = f"{table.where}: {table.prefix}{key}"
+        raise ConfigError(f"{where}: must be between 1 and {most:g} seconds, not {value}")
+    return value
+
+
 def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     """Build a :class:`Config` from parsed TOML; relative paths resolve against ``base_dir``."""
     top = _Table(where, "", data)
@@ -351,9 +363,8 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     if len(secret) < 16:
         raise ConfigError(f"{where}: cluster.secret: must be at least 16 characters")
     peers = _peers(where, cluster.get("peers", list, []), node_id, grpc, raft)
-    lease = float(cluster.get("lease_timeout", (int, float), 10.0))
-    if not 1.0 <= lease <= 3600:
-        raise ConfigError(f"{where}: cluster.lease_timeout: must be between 1 and 3600 seconds, not {lease}")
+    lease = _seconds(cluster, "lease_timeout", 10.0, 3600)
+    gone_after = _seconds(cluster, "worker_gone_after", 60.0, 86_400)
     max_skew = float(cluster.get("max_clock_skew", (int, float), 1.0))
     if not MIN_CLOCK_SKEW <= max_skew <= MAX_CLOCK_SKEW:
         raise ConfigError(
@@ -413,6 +424,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         handlers=tuple(handlers),
         max_payload_bytes=max_payload,
         lease_timeout=lease,
+        worker_gone_after=gone_after,
         max_clock_skew=max_skew,
         shutdown_grace=grace,
         keep_runs=keep_runs,

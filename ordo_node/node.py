@@ -344,9 +344,8 @@ class Node:
         peer_grpc.add_PeerServiceServicer_to_server(
             PeerService(cfg.node_id, self.executor, self.consensus, self.hub), server
         )
-        peer_grpc.add_WorkerServiceServicer_to_server(
-            WorkerService(cfg, self.consensus, self.hub, self.peers, self.queries), server
-        )
+        self.worker_service = WorkerService(cfg, self.consensus, self.hub, self.peers, self.queries)
+        peer_grpc.add_WorkerServiceServicer_to_server(self.worker_service, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
         reflection.enable_server_reflection(
@@ -587,6 +586,7 @@ class Node:
                     tg.create_task(self.timekeeper.run(), name="timekeeper")
                     tg.create_task(self.dispatcher.run(), name="dispatcher")
                     tg.create_task(self._prune(), name="retention")
+                    tg.create_task(self.worker_service.reap(), name="absent workers")
             except asyncio.CancelledError:
                 log.info("leader actors stopped term=%d", term)
                 raise

@@ -88,6 +88,8 @@ class WorkerHub:
         # Told when a worker connects or disconnects (the dispatcher polls at once).
         self.on_change: Callable[[], None] = lambda: None
         self._seq = 0
+        # worker id -> when its stream to this node ended (microseconds)
+        self.left_at: dict[str, int] = {}
 
     def set_registered(self, rows: list[tuple[str, str, str]]) -> None:
         """The registered workers, (id, state, handlers as JSON), as the state machine holds them."""
@@ -104,6 +106,7 @@ class WorkerHub:
         if old is not None:
             old.close()
         self.links[link.worker_id] = link
+        self.left_at.pop(link.worker_id, None)
         self.on_change()
         log.info(
             "worker %s connected from %s (capacity %d, %d handlers)",
@@ -118,6 +121,7 @@ class WorkerHub:
         link.close()
         if self.links.get(link.worker_id) is link:
             del self.links[link.worker_id]
+            self.left_at[link.worker_id] = now_us()
             self.on_change()
             log.info("worker %s disconnected", link.worker_id)
 

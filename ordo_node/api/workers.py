@@ -198,6 +198,38 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
             elif kind == "ack":
                 self.hub.acknowledged(link, message.ack)
 
+    async def reap(self) -> None:
+        """While this node leads: record as gone each registered worker that has not been
+        connected for ``worker_gone_after`` (killed, or cut off for good), so that the cluster's
+        status and the job types it accepts follow the workers that are there. A worker that
+        comes back registers again."""
+        since = now_us()  # a worker not seen since this node leads has been away at least this long
+        after = int(self.config.worker_gone_after * 1_000_000)
+        while True:
+            await asyncio.sleep(min(5.0, self.config.worker_gone_after / 4))
+            now = now_us()
+            for w in await self.queries.workers():
+                if w.state != "ACTIVE" or w.id in self.hub.links:
+                    continue
+                away = now - max(since, self.hub.left_at.get(w.id, 0))
+                if away < after:
+                    continue
+                cmd = c.RegisterWorker(
+                    request_id=uuid.uuid4().hex,
+                    at=now,
+                    node=self.config.node_id,
+                    worker_id=w.id,
+                    boot_id=w.boot_id,
+                    gone=True,
+                )
+                result = await self.consensus.propose(cmd)
+                log.warning(
+                    "worker %s not connected for %.0fs: recorded as gone (%d attempts given up)",
+                    w.id,
+                    away / 1e6,
+                    len(result.get("lost", [])),
+                )
+
     async def _left(self, link: Link) -> None:
         """A draining worker closed its stream with nothing running: it left."""
         cmd = c.RegisterWorker(

@@ -38,6 +38,8 @@ TOKENS = [
 ]
 # Short enough for a dead worker's runs to move soon, long enough for a worker to restart within it.
 LEASE = 4.0
+# A worker away this long is recorded as gone (the shared cluster).
+GONE_AFTER = 8.0
 
 # A handler module the voters do not have: each execution appends a line to executions.jsonl.
 WORK_MODULE = """
@@ -69,7 +71,7 @@ async def shared(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clus
     """One control plane with [auth] tokens (admin, read, worker) for the cases that do not kill a voter."""
     cluster = control_plane(
         tmp_path_factory.mktemp("workers"),
-        settings={"auth": {"tokens": TOKENS}},
+        settings={"auth": {"tokens": TOKENS}, "cluster": {"worker_gone_after": GONE_AFTER}},
         client_options={"token": ADMIN},
     )
     cluster.start()
@@ -334,6 +336,34 @@ async def test_worker_needs_a_worker_token_and_a_worker_token_only_works(cluster
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await as_worker.cluster()
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_killed_worker_is_recorded_as_gone_and_its_types_refused(cluster: Cluster) -> None:
+    # Given a worker that alone runs jobs of type "solo"
+    (cluster.root / "solojobs.py").write_text(WORK_MODULE.format(type="solo"))
+    (w,) = start_workers(cluster, ("solo-w", 1), args=("--handlers", "solojobs"))
+    await cluster.wait_for_workers("solo-w")
+    client = cluster.client(cluster.nodes[0])
+    await eventually(lambda: client.submit("solo", {}), what="type solo accepted")
+    # When it is killed and does not come back
+    w.kill()
+    killed = time.monotonic()
+
+    # Then, once it has been away for worker_gone_after, the cluster no longer lists it
+    async def gone() -> bool:
+        status = await cluster.status(cluster.nodes[1])
+        assert "solo-w" not in {x.worker_id for x in status.workers}
+        return True
+
+    await eventually(gone, timeout=GONE_AFTER + 20, what="solo-w recorded as gone")
+    assert time.monotonic() - killed >= GONE_AFTER - 1
+    # and its type is refused, naming it
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await client.submit("solo", {})
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "unknown job type 'solo'" in (err.value.details() or "")
+    # and the leader said why
+    assert "worker solo-w not connected for" in cluster.logs()
 
 
 async def test_tagged_worker_gets_only_jobs_asking_for_its_tag(cluster: Cluster) -> None:
