@@ -145,15 +145,25 @@ class WorkerAck(_message.Message):
     accepted: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, seq: _Optional[int] = ..., accepted: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class WorkerPropose(_message.Message):
+    __slots__ = ("seq", "command")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    command: bytes
+    def __init__(self, seq: _Optional[int] = ..., command: _Optional[bytes] = ...) -> None: ...
+
 class WorkerMessage(_message.Message):
-    __slots__ = ("hello", "heartbeat", "ack")
+    __slots__ = ("hello", "heartbeat", "ack", "propose")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     ACK_FIELD_NUMBER: _ClassVar[int]
+    PROPOSE_FIELD_NUMBER: _ClassVar[int]
     hello: WorkerHello
     heartbeat: WorkerHeartbeat
     ack: WorkerAck
-    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ...) -> None: ...
+    propose: WorkerPropose
+    def __init__(self, hello: _Optional[_Union[WorkerHello, _Mapping]] = ..., heartbeat: _Optional[_Union[WorkerHeartbeat, _Mapping]] = ..., ack: _Optional[_Union[WorkerAck, _Mapping]] = ..., propose: _Optional[_Union[WorkerPropose, _Mapping]] = ...) -> None: ...
 
 class ServerWelcome(_message.Message):
     __slots__ = ("leader_id", "term", "lease_timeout_ms")
@@ -199,19 +209,33 @@ class ServerCancel(_message.Message):
     attempt: int
     def __init__(self, run_id: _Optional[str] = ..., attempt: _Optional[int] = ...) -> None: ...
 
+class ServerProposed(_message.Message):
+    __slots__ = ("seq", "result_json", "code", "message")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    result_json: str
+    code: str
+    message: str
+    def __init__(self, seq: _Optional[int] = ..., result_json: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class ServerMessage(_message.Message):
-    __slots__ = ("welcome", "redirect", "assign", "time", "cancel")
+    __slots__ = ("welcome", "redirect", "assign", "time", "cancel", "proposed")
     WELCOME_FIELD_NUMBER: _ClassVar[int]
     REDIRECT_FIELD_NUMBER: _ClassVar[int]
     ASSIGN_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     CANCEL_FIELD_NUMBER: _ClassVar[int]
+    PROPOSED_FIELD_NUMBER: _ClassVar[int]
     welcome: ServerWelcome
     redirect: ServerRedirect
     assign: ServerAssign
     time: ServerTime
     cancel: ServerCancel
-    def __init__(self, welcome: _Optional[_Union[ServerWelcome, _Mapping]] = ..., redirect: _Optional[_Union[ServerRedirect, _Mapping]] = ..., assign: _Optional[_Union[ServerAssign, _Mapping]] = ..., time: _Optional[_Union[ServerTime, _Mapping]] = ..., cancel: _Optional[_Union[ServerCancel, _Mapping]] = ...) -> None: ...
+    proposed: ServerProposed
+    def __init__(self, welcome: _Optional[_Union[ServerWelcome, _Mapping]] = ..., redirect: _Optional[_Union[ServerRedirect, _Mapping]] = ..., assign: _Optional[_Union[ServerAssign, _Mapping]] = ..., time: _Optional[_Union[ServerTime, _Mapping]] = ..., cancel: _Optional[_Union[ServerCancel, _Mapping]] = ..., proposed: _Optional[_Union[ServerProposed, _Mapping]] = ...) -> None: ...
 
 class WorkerProposal(_message.Message):
     __slots__ = ("worker_id", "command")

@@ -215,9 +215,10 @@ class WorkerServiceServicer:
     """
 
     def Connect(self, request_iterator, context):
-        """The worker's one stream: hello first, then heartbeats and acknowledgements.
-        The leader answers welcome and then sends assignments and times; any other
-        server answers redirect (where the leader is) and ends the stream.
+        """The worker's one stream: hello first, then heartbeats, acknowledgements and
+        proposals. The leader answers welcome and then sends assignments, times and
+        the proposals' results; any other server answers redirect (where the leader
+        is) and ends the stream.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -186,6 +186,7 @@ class Worker:
                 else:
                     log.debug("server %s: %s", address, e.details() or code.name)
             finally:
+                self.remote.detach()
                 self.connected.clear()
                 self._call = None
                 self._ended.set()
@@ -229,6 +230,7 @@ class Worker:
             log.info("connected to leader %s at %s (term %d)", welcome.leader_id, address, welcome.term)
             self._welcomed = True
             self.connected.set()
+            self.remote.attach(self._send_proposal)
             self._heard = time.monotonic()
             beats = asyncio.create_task(self._beat_loop(), name="heartbeats")
             serve = asyncio.create_task(self._serve(call), name="stream")
@@ -280,6 +282,8 @@ class Worker:
                 self.remote.observe(message.time)
             elif kind == "cancel":
                 self.executor.cancel(message.cancel.run_id, message.cancel.attempt)
+            elif kind == "proposed":
+                self.remote.answered(message.proposed)
             elif kind == "redirect":
                 return message.redirect.leader_address or None
 
@@ -303,14 +307,23 @@ class Worker:
             )
         )
 
-    async def _write(self, message: internal_pb2.WorkerMessage) -> None:
+    async def _write(self, message: internal_pb2.WorkerMessage) -> bool:
+        """Write on the stream; False when it is gone (or said goodbye)."""
         call = self._call
         if call is None:
-            return
+            return False
         async with self._write_lock:
             if self._leaving or call.done():  # said goodbye (done_writing), or the stream ended
-                return
+                return False
             try:
                 await call.write(message)
             except asyncio.InvalidStateError:  # the stream finished meanwhile: the dial loop sees it
-                return
+                return False
+            return True
+
+    async def _send_proposal(self, message: internal_pb2.WorkerMessage) -> bool:
+        """The remote's way onto the stream; a failed write is a stream that ended."""
+        try:
+            return await self._write(message)
+        except grpc.RpcError:
+            return False

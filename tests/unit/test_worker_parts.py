@@ -21,7 +21,7 @@ from ordo_node.api.workers import WorkerService
 from ordo_node.cli import build_parser
 from ordo_node.cli.worker import settings
 from ordo_node.config import Config
-from ordo_node.errors import ConfigError, Unavailable
+from ordo_node.errors import ConfigError, InvalidArgument, Unavailable
 from ordo_node.pb import internal_pb2
 from ordo_node.statemachine.effects import Effects
 from ordo_node.statemachine.store import Store
@@ -333,6 +333,67 @@ def test_clock_offset_comes_from_the_fastest_round_trip(monkeypatch: pytest.Monk
     assert r.clock_offset_us == SEC - 300
 
 
+# --- Remote: proposals on the stream to the leader --------------------------------------------------
+
+
+class Stream:
+    """The worker's side of its stream, as Remote sees it: what was written, answered by the test."""
+
+    def __init__(self, remote: Remote, writable: bool = True) -> None:
+        self.remote = remote
+        self.writable = writable
+        self.sent: list[internal_pb2.WorkerPropose] = []
+
+    async def send(self, message: internal_pb2.WorkerMessage) -> bool:
+        if self.writable:
+            self.sent.append(message.propose)
+        return self.writable
+
+    async def answer(self, **fields: Any) -> None:
+        while not self.sent:
+            await asyncio.sleep(0.001)
+        self.remote.answered(internal_pb2.ServerProposed(seq=self.sent.pop(0).seq, **fields))
+
+
+async def test_proposals_go_on_the_stream_and_get_their_own_answers() -> None:
+    r = remote()
+    stream = Stream(r)
+    r.attach(stream.send)
+    cmd = outcome("w1")
+    # A proposal is written on the stream, in the cluster's encoding, and answered by its seq
+    call = asyncio.create_task(r.propose(cmd))
+    await stream.answer(result_json='{"stale": []}')
+    assert await call == {"stale": []}
+    assert (r.on_stream, r.by_call) == (1, 0)
+    # A refusal comes back as the error a call's status would have made
+    for code, error in (("UNAVAILABLE", Unavailable), ("INVALID_ARGUMENT", InvalidArgument)):
+        call = asyncio.create_task(r.propose(cmd))
+        await stream.answer(code=code, message="no")
+        with pytest.raises(error):
+            await call
+    # A proposal waiting when the stream ends fails at once, to be retried
+    call = asyncio.create_task(r.propose(cmd))
+    while not stream.sent:
+        await asyncio.sleep(0.001)
+    r.detach()
+    with pytest.raises(Unavailable, match="the stream ended"):
+        await call
+
+
+async def test_a_proposal_the_stream_cannot_take_goes_by_a_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    r = remote()
+    r.attach(Stream(r, writable=False).send)
+
+    class Stub:
+        async def Propose(self, request: internal_pb2.WorkerProposal, **_: Any) -> Any:
+            assert c.decode(request.command).node == "w1"
+            return internal_pb2.WorkerProposalResult(result_json='{"stale": [["r", 1, "x"]]}')
+
+    monkeypatch.setattr(r, "stub", lambda address: Stub())
+    assert await r.propose(outcome("w1")) == {"stale": [["r", 1, "x"]]}
+    assert (r.on_stream, r.by_call) == (0, 1)
+
+
 # --- WorkerHub: assignments and acknowledgements over a worker's stream -------------------------------
 
 
@@ -601,3 +662,23 @@ def test_a_group_stays_under_the_byte_limit() -> None:
         assert [size for _, size, _ in batcher._next_group()] == [500]  # too big alone: goes alone
     finally:
         loop.close()
+
+
+async def test_the_leader_answers_stream_proposals_as_it_answers_calls() -> None:
+    raft = Recorder()
+    svc = service(raft)
+    w = link("w1")
+    # A worker's own outcome is committed, and answered on its stream with the result
+    await svc._propose_on_stream(w, internal_pb2.WorkerPropose(seq=7, command=c.encode(outcome("w1"))))
+    answer = w.outbox.get_nowait().proposed
+    assert (answer.seq, json.loads(answer.result_json), answer.code) == (7, {"stale": []}, "")
+    # Another worker's command, a command a worker may not propose, and bytes that are none are refused
+    for seq, blob, code in (
+        (8, c.encode(outcome("w2")), "PERMISSION_DENIED"),
+        (9, c.encode(c.Barrier(node="w1")), "PERMISSION_DENIED"),
+        (10, b"{", "INVALID_ARGUMENT"),
+    ):
+        await svc._propose_on_stream(w, internal_pb2.WorkerPropose(seq=seq, command=blob))
+        answer = w.outbox.get_nowait().proposed
+        assert (answer.seq, answer.code, answer.result_json) == (seq, code, "")
+    assert len(raft.proposed) == 1
