@@ -270,8 +270,9 @@ class Queries:
         return self._db
 
     async def _all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
-        async with self.db.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+        # One trip to the connection's thread (execute, fetch, close), not three, and nothing of
+        # another query's between this one's execute and its fetch.
+        return list(await self.db.execute_fetchall(sql, args))
 
     async def get_job(self, job_id: str) -> JobRow | None:
         """The job with every run attempt, or None."""
