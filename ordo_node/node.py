@@ -43,13 +43,13 @@ from typing import IO, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from . import commands as c
 from .api.cluster import ClusterService
 from .api.errors import DecodeErrors
 from .api.jobs import Changes, JobService
 from .api.peer import PeerService
+from .api.reflection import enable_reflection
 from .api.validate import max_request_bytes
 from .api.workers import WorkerService
 from .auth import AuthInterceptor, Tokens
@@ -89,9 +89,13 @@ STOP_MARGIN = 3.0
 LAST_CHANCE = 0.1
 # A process still alive this long past the stop deadline exits at once.
 EXIT_MARGIN = 1.0
-SERVICE_NAMES = (
+# The clients' services (advertised by reflection), then the members' and workers' (not).
+PUBLIC_SERVICE_NAMES = (
     ordo_pb2.DESCRIPTOR.services_by_name["JobService"].full_name,
     ordo_pb2.DESCRIPTOR.services_by_name["ClusterService"].full_name,
+)
+SERVICE_NAMES = (
+    *PUBLIC_SERVICE_NAMES,
     internal_pb2.DESCRIPTOR.services_by_name["PeerService"].full_name,
     internal_pb2.DESCRIPTOR.services_by_name["WorkerService"].full_name,
 )
@@ -348,9 +352,7 @@ class Node:
         peer_grpc.add_WorkerServiceServicer_to_server(self.worker_service, server)
         health_servicer = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        enable_reflection(server, (*PUBLIC_SERVICE_NAMES, health.SERVICE_NAME))
         try:
             if cfg.tls is None:
                 server.add_insecure_port(cfg.grpc_address)

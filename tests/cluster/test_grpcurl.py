@@ -6,7 +6,9 @@ import asyncio
 import json
 import subprocess
 
+import grpc
 import pytest
+from grpc_reflection.v1alpha import reflection_pb2
 from helpers import Cluster, eventually, grpcurl_program
 
 pytestmark = pytest.mark.cluster
@@ -22,6 +24,19 @@ async def grpcurl(address: str, method: str, body: dict | None = None) -> subpro
     return await asyncio.to_thread(
         subprocess.run, args, input=stdin, capture_output=True, text=True, timeout=30
     )
+
+
+async def reflected_services(address: str, service: str) -> list[str]:
+    """The services a node's reflection lists when asked under ``service``'s name."""
+    async with grpc.aio.insecure_channel(address) as channel:
+        info = channel.stream_stream(
+            f"/{service}/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
+        call = info(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+        answers = [answer async for answer in call]
+    return [s.name for s in answers[0].list_services_response.service]
 
 
 async def call(address: str, method: str, body: dict | None = None) -> dict:
@@ -41,6 +56,17 @@ async def test_grpcurl_drives_a_job_end_to_end(cluster: Cluster) -> None:
     assert {"ordo.v1.JobService", "ordo.v1.ClusterService", "grpc.health.v1.Health"} <= set(
         listed.stdout.split()
     )
+    # and the members' and workers' services are not advertised to clients
+    assert not {"ordo.v1.PeerService", "ordo.v1.WorkerService"} & set(listed.stdout.split())
+    # and reflection answers under its v1 name too (newer clients ask for it first)
+    for name in ("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"):
+        assert set(await reflected_services(a, name)) == {
+            "ordo.v1.JobService",
+            "ordo.v1.ClusterService",
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        }
 
     # SubmitJob exactly as the README writes it, with delay instead of a far runAt
     submitted = await call(
