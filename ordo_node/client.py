@@ -101,13 +101,19 @@ def submit_request(
     overlap: str = "",
     tags: list[str] | None = None,
     long_running: bool = False,
+    after: Sequence[str] = (),
+    after_condition: str = "",
+    concurrency_key: str = "",
+    concurrency_limit: int = 0,
 ) -> ordo_pb2.SubmitJobRequest:
     """Build a SubmitJobRequest.
 
     Times are RFC 3339 strings or aware datetimes; durations are seconds or
     timedeltas. ``backoff`` takes ``initial``, ``multiplier``, ``max`` (seconds)
     and ``jitter``; ``catch_up`` is SKIP, ONE or ALL; ``overlap`` ALLOW, SKIP,
-    BUFFER_ONE or CANCEL_OTHER.
+    BUFFER_ONE or CANCEL_OTHER. ``after``: job ids this one runs after, as ``after_condition``
+    (SUCCEEDED or FINISHED) says; ``concurrency_key``/``concurrency_limit``: at most that many runs
+    holding the key at once, cluster-wide.
     """
     req = ordo_pb2.SubmitJobRequest(
         type=type,
@@ -120,7 +126,12 @@ def submit_request(
         priority=priority,
         tags=tags or [],
         long_running=long_running,
+        after=list(after),
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
     )
+    if after_condition:
+        req.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{after_condition.upper()}")  # type: ignore[assignment]
     if payload is not None:
         # As JSON text: integers arrive exactly (a protobuf Value would carry them as doubles).
         req.payload_json = json.dumps(payload, ensure_ascii=False, allow_nan=False)
@@ -177,6 +188,7 @@ FINAL_STATES = frozenset(
         ordo_pb2.JOB_STATE_FAILED,
         ordo_pb2.JOB_STATE_DEAD_LETTER,
         ordo_pb2.JOB_STATE_CANCELLED,
+        ordo_pb2.JOB_STATE_SKIPPED,
     }
 )
 

@@ -44,6 +44,7 @@ from . import commands as c
 from .config import Config
 from .consensus import Consensus
 from .errors import OrdoError, Unavailable
+from .flowcontrol import admit_keyed
 from .pb import internal_pb2
 from .peers import Peers
 from .queries import NodeLoad, Queries, WorkItem
@@ -238,6 +239,8 @@ class Dispatcher:
         self._sends: set[asyncio.Task[None]] = set()
         # Proposed, not committed: attempt -> (node, ahead of its time)
         self._reserved: dict[tuple[str, int], tuple[str, bool]] = {}
+        # Attempts left out of the last placement as their concurrency key was full (flowcontrol.py)
+        self._held_back = 0
 
     def observe(self, run_times: Iterable[tuple[str, int]]) -> None:
         """Runs finished on these nodes after these many microseconds (from committed outcomes)."""
@@ -378,6 +381,8 @@ class Dispatcher:
         the dispatch loop.
         """
         room_due, room_ahead, spare = await self.room(now_us())
+        # Concurrency keys (issue 17): nothing whose key is at its limit is offered.
+        (due, ahead), self._held_back = await admit_keyed(self.queries, self._reserved, due, ahead)
         out: list[c.Assignment] = []
         unplaceable: list[Pending] = []
         for runs, room, early in ((due, room_due, False), (list(ahead), room_ahead, True)):
@@ -417,7 +422,7 @@ class Dispatcher:
             return 0
         # As many as there is room for, plus the reserved ones (skipped) and those
         # known to wait for tags no live node has (they would hide the others).
-        limit = min(self.batch, room + len(self._reserved) + len(self._waiting))
+        limit = min(self.batch, room + len(self._reserved) + len(self._waiting) + self._held_back)
         pending = await self.queries.pending_runs(limit, now_us())
         pending = [p for p in pending if (p[0], p[1]) not in self._reserved]
         if not pending:

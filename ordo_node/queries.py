@@ -447,6 +447,15 @@ class Queries:
         )
         return [(r[0], r[1], _needs(r[2], r[3])) for r in rows]
 
+    async def open_keyed_runs(self) -> list[tuple[str, int, str, str, int]]:
+        """(run id, attempt, state, concurrency key, limit) of the open attempts holding a key or
+        waiting for one (the partial index runs_key: nothing to read when no job has a key)."""
+        rows = await self._all(
+            "SELECT run_id, attempt, state, concurrency_key, concurrency_limit FROM runs"
+            " WHERE concurrency_key IS NOT NULL AND finished_at IS NULL"
+        )
+        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
     async def next_retry(self, now: int) -> int | None:
         """When the earliest attempt waiting for its backoff becomes ready."""
         rows = await self._all(

@@ -61,6 +61,8 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
     if j.next_fire is not None and j.options.get("cron"):
         msg.next_fire_time.CopyFrom(ts_of(j.next_fire))
     msg.waiting = j.waiting
+    if not j.waiting and j.state == "WAITING" and j.options.get("after"):
+        msg.waiting = f"runs after jobs {', '.join(j.options['after'])} ({j.options['after_condition']})"
     if j.runs:
         last = j.runs[-1]
         if last.result is not None:
@@ -105,6 +107,12 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
     msg.priority = o.get("priority", 0)
     msg.tags.extend(o.get("tags", []))
     msg.long_running = bool(o.get("long_running", False))
+    if o.get("after"):
+        msg.after.extend(o["after"])
+        msg.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{o['after_condition']}")  # type: ignore[assignment]
+    if o.get("concurrency_key"):
+        msg.concurrency_key = o["concurrency_key"]
+        msg.concurrency_limit = o["concurrency_limit"]
 
 
 def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:

@@ -118,6 +118,37 @@ def placement_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, 
     return out
 
 
+def flow_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
+    """Run after (``after``, ``afterCondition``) and the concurrency key (``concurrencyKey``/``Limit``)."""
+    out: dict[str, Any] = {}
+    if req.after:
+        if req.cron:
+            raise InvalidArgument(prefix + "after", "applies only to a one-off job (not with cron)")
+        if len(req.after) > v.MAX_AFTER:
+            raise InvalidArgument(
+                prefix + "after", f"names {len(req.after)} jobs; the limit is {v.MAX_AFTER}"
+            )
+        ids = [v.job_id(j, f"{prefix}after[{i}]") for i, j in enumerate(req.after)]
+        if len(set(ids)) != len(ids):
+            raise InvalidArgument(prefix + "after", "names a job twice")
+        out["after"] = ids
+        condition = v.enum(ordo_pb2.AfterCondition, req.after_condition, prefix + "afterCondition")
+        out["after_condition"] = condition.removeprefix("AFTER_CONDITION_") or "SUCCEEDED"
+    elif req.after_condition:
+        raise InvalidArgument(prefix + "afterCondition", "applies only with after")
+    if req.concurrency_key:
+        v.text(req.concurrency_key, prefix + "concurrencyKey", v.MAX_KEY)
+        if not 1 <= req.concurrency_limit <= v.MAX_CONCURRENCY_LIMIT:
+            raise InvalidArgument(
+                prefix + "concurrencyLimit", f"must be between 1 and {v.MAX_CONCURRENCY_LIMIT} with a key"
+            )
+        out["concurrency_key"] = req.concurrency_key
+        out["concurrency_limit"] = req.concurrency_limit
+    elif req.concurrency_limit:
+        raise InvalidArgument(prefix + "concurrencyLimit", "applies only with concurrencyKey")
+    return out
+
+
 # The fields of a submission that are not options (checked in submission.py).
 _PLAIN = frozenset({"type", "payload", "run_at", "delay", "name", "idempotency_key"})
 
@@ -132,6 +163,7 @@ def job_options(
         **schedule_options(req, prefix),
         **policy_options(req, prefix),
         **placement_options(req, prefix),
+        **flow_options(req, prefix),
     }
     if "cron" not in options:
         return options, None, None

@@ -20,6 +20,8 @@ Modules:
     cluster.py      membership changes and retention (prune)
     base.py         what the groups share: history entries, runs, settling a job's state
     policy.py       the pure policies: retry backoff, overlap
+    flow.py         run after: jobs released or skipped when the jobs they wait for end
+    concurrency.py  concurrency keys: at most a limit of attempts holding a key at once
     effects.py      what a command changed, handed to the actors after commit
 
 Nothing here imports the API, the actors or the schedule arithmetic; the actors

@@ -11,10 +11,13 @@ import json
 import sqlite3
 from typing import Any
 
+from . import concurrency
 from .effects import Effects
 
 OPEN = ("PENDING", "ASSIGNED", "RUNNING")
 FINAL = ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED")
+# A job that ended: FINAL, or SKIPPED (run after: a job it waited for ended otherwise).
+ENDED = (*FINAL, "SKIPPED")
 
 
 class Refused(Exception):
@@ -41,6 +44,9 @@ class Base:
         # Writes of the plain one-off jobs' fast paths, by statement, written with one
         # executemany each; see :meth:`later`.
         self._writes: dict[str, list[tuple[Any, ...]]] = {}
+        # (job id, time) of the jobs this command ended, for the jobs that run after them
+        # (flow.py: FlowCommands.after_ended, at the end of the command).
+        self._ended: list[tuple[str, int]] = []
 
     def later(self, sql: str, params: tuple[Any, ...]) -> None:
         """Run ``sql`` with ``params`` at the next :meth:`flush_writes`, grouped with the same statement.
@@ -100,13 +106,18 @@ class Base:
     ) -> tuple[str, int]:
         """Create attempt 1 of the job's run number ``ordinal``; it waits for an executor."""
         run = (f"{job['id']}:{ordinal}", 1)
-        priority = options_of(job["options"]).get("priority", 0)
+        options = options_of(job["options"])
+        priority = options.get("priority", 0)
+        key = concurrency.key_of(options)
         self.db.execute(
             "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
             " not_before,"
-            " failures_before) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, 0)",
-            (run[0], run[1], job["id"], nominal, at, priority, not_before),
+            " failures_before, concurrency_key, concurrency_limit) VALUES (?, ?, ?, 'PENDING', ?, ?, ?, ?, 0,"
+            " ?, ?)",
+            (run[0], run[1], job["id"], nominal, at, priority, not_before, *(key or (None, None))),
         )
+        if key is not None:
+            concurrency.hold_if_full(self.db, *run)
         fx.pending.append(run)
         return run
 
@@ -124,11 +135,12 @@ class Base:
         nxt = (run[0], run[1] + 1)
         self.db.execute(
             "INSERT INTO runs (run_id, attempt, job_id, state, scheduled_at, triggered_at, priority,"
-            " not_before, failures_before) SELECT run_id, ?, job_id, 'PENDING', scheduled_at,"
-            " COALESCE(?, triggered_at), priority, ?, COALESCE(?, failures_before)"
-            " FROM runs WHERE run_id = ? AND attempt = ?",
+            " not_before, failures_before, concurrency_key, concurrency_limit) SELECT run_id, ?, job_id,"
+            " 'PENDING', scheduled_at, COALESCE(?, triggered_at), priority, ?, COALESCE(?, failures_before),"
+            " concurrency_key, concurrency_limit FROM runs WHERE run_id = ? AND attempt = ?",
             (nxt[1], triggered_at, not_before, failures, *run),
         )
+        concurrency.hold_if_full(self.db, *nxt)
         fx.pending.append(nxt)
         return nxt
 
@@ -161,6 +173,8 @@ class Base:
         else:
             state = final
         self.db.execute("UPDATE jobs SET state = ?, updated_at = ? WHERE id = ?", (state, at, job_id))
+        if state in FINAL:
+            self._ended.append((job_id, at))
 
     def end_run(self, run_id: str, attempt: int, state: str, at: int, error: str = "") -> None:
         """Close one attempt."""

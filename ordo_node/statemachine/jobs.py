@@ -7,14 +7,15 @@ from typing import Any
 
 from .. import commands as c
 from ..timeutil import format_us
-from .base import FINAL, OPEN, Base, Refused, options_of
+from .base import FINAL, OPEN, Refused, options_of
 from .effects import Effects
+from .flow import FlowCommands
 
 # A batch of jobs is often due at a few distinct times: format each once.
 _due_text = lru_cache(maxsize=1024)(format_us)
 
 
-class JobCommands(Base):
+class JobCommands(FlowCommands):
     """SubmitJobs, CancelJob, RetryJob and PauseJob (pause and resume)."""
 
     def submit(self, cmd: c.SubmitJobs, fx: Effects) -> Any:
@@ -82,6 +83,8 @@ class JobCommands(Base):
             raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
         if spec.options and options_of(spec.options).get("long_running"):
             self.one_long_running_per_name(spec)
+        if spec.options and options_of(spec.options).get("after"):
+            self.check_after(spec, taken)
         self.db.execute(
             "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
             " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
@@ -105,6 +108,8 @@ class JobCommands(Base):
         self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {_due_text(spec.run_at)}")
         if taken is not None:
             taken.add(spec.job_id)
+        if spec.options and not self.wait_after(spec, cmd):
+            return spec.job_id, True  # it runs after other jobs (flow.py): not armed yet
         fx.scheduled.append((spec.job_id, spec.run_at))
         if fx.earliest_due is None or spec.run_at < fx.earliest_due:
             fx.earliest_due = spec.run_at
@@ -156,6 +161,7 @@ class JobCommands(Base):
             (cmd.at, cmd.job_id),
         )
         self.event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}")
+        self._ended.append((cmd.job_id, cmd.at))
         return {"job_id": cmd.job_id}
 
     def retry(self, cmd: c.RetryJob, fx: Effects) -> Any:

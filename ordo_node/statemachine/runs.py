@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import commands as c
+from . import concurrency
 from .base import Base, options_of
 from .effects import Effects
 from .policy import DEFAULT_BACKOFF, backoff_delay
@@ -44,8 +45,15 @@ class RunCommands(Base):
         if row is None or row[1] != "PENDING":
             return False
         job_id, options = row[0], row[4]
+        ck: tuple[str, int] | None = None  # its concurrency key and limit
         if options != "":
             self.flush_writes()
+            ck = concurrency.key_of(options_of(options))
+            if ck is not None and concurrency.held(self.db, ck[0]) >= ck[1]:
+                # Over its key's limit: it stays pending, and says why (see concurrency.py).
+                concurrency.hold(self.db, a.run_id, a.attempt)
+                self.settle(job_id, at, "TRIGGERED")
+                return False
         self.later(
             "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
             " waiting = NULL, boot_id = ? WHERE run_id = ? AND attempt = ?",
@@ -57,6 +65,9 @@ class RunCommands(Base):
         else:
             self.flush_writes()
             self.settle(job_id, at, "TRIGGERED")
+            if ck is not None:
+                for other in concurrency.hold_others(self.db, ck[0], concurrency.held(self.db, ck[0])):
+                    self.settle(other, at, "TRIGGERED")
         fx.assigned.append((a.run_id, a.attempt, a.node_id))
         return True
 
@@ -152,6 +163,8 @@ class RunCommands(Base):
 
     def set_plain_job_state(self, job_id: str, state: str, at: int) -> None:
         """A plain one-off job takes the state of its one open attempt (settle's answer for it)."""
+        if state == "SUCCEEDED":
+            self._ended.append((job_id, at))
         self.later(
             "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state NOT IN ('CANCELLED', 'PAUSED')",
             (state, at, job_id),

@@ -5,7 +5,7 @@ open and after a snapshot came in, so a file of an older version gets this one's
 indexes.
 """
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -111,6 +111,13 @@ CREATE TABLE IF NOT EXISTS workers (
     registered_at INTEGER NOT NULL,
     changed_at INTEGER NOT NULL
 );
+-- Run after (schema 7): job_id runs once every after_id ended as its options' after_condition asks.
+CREATE TABLE IF NOT EXISTS job_after (
+    job_id TEXT NOT NULL,
+    after_id TEXT NOT NULL,
+    PRIMARY KEY (job_id, after_id)
+);
+CREATE INDEX IF NOT EXISTS job_after_by ON job_after(after_id);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     result TEXT NOT NULL,
@@ -132,4 +139,15 @@ DROP INDEX IF EXISTS runs_open;
 
 # Columns added to existing tables since schema 4, as (table, column, type): added on
 # open when missing (SQLite has no ADD COLUMN IF NOT EXISTS).
-COLUMNS = (("runs", "traceback", "TEXT"),)
+COLUMNS = (
+    ("runs", "traceback", "TEXT"),
+    # Schema 7: the concurrency key an attempt holds from its assignment to its end, and its limit.
+    ("runs", "concurrency_key", "TEXT"),
+    ("runs", "concurrency_limit", "INTEGER"),
+)
+
+# Indexes on columns of COLUMNS: made once they exist. Open attempts holding a key.
+AFTER_COLUMNS = """
+CREATE INDEX IF NOT EXISTS runs_key ON runs(concurrency_key, state)
+    WHERE concurrency_key IS NOT NULL AND finished_at IS NULL;
+"""

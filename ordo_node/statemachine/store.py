@@ -32,7 +32,7 @@ from typing import Any
 from .. import commands as c
 from .base import Refused
 from .effects import Effects
-from .schema import COLUMNS, MIGRATE, SCHEMA, SCHEMA_VERSION
+from .schema import AFTER_COLUMNS, COLUMNS, MIGRATE, SCHEMA, SCHEMA_VERSION
 from .transitions import Transitions
 
 log = logging.getLogger("ordo_node.store")
@@ -81,6 +81,7 @@ class Store:
         for table, column, kind in COLUMNS:
             if column not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        self._db.executescript(AFTER_COLUMNS)
         self._db.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
     def _read_last_applied(self) -> int:

@@ -24,8 +24,11 @@ class Transitions(JobCommands, TriggerCommands, ClusterCommands, WorkerCommands)
         # What a refused command left behind was rolled back with it.
         self._events.clear()
         self._writes.clear()
+        self._ended.clear()
         result = self._dispatch(cmd, fx)
         self.flush_writes()
+        if self._ended:
+            self.after_ended(fx, getattr(cmd, "node", ""))  # run after (flow.py)
         self.flush_events()
         return result
 
