@@ -17,10 +17,11 @@ with ``[tls]`` it cannot, and ``require_client_cert`` adds certificates.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import grpc
@@ -86,6 +87,35 @@ class Tokens:
         return token.role == "admin" or method in READ_METHODS
 
 
+def certificate_refusal(
+    patterns: Sequence[str],
+    metadata: Sequence[tuple[str, str | bytes]] | None,
+    auth_context: Mapping[str, Sequence[bytes]],
+    worker_id: str,
+) -> tuple[grpc.StatusCode, str] | None:
+    """Why a worker's call is refused under ``[auth] worker_certificates`` (None: let it through).
+
+    A call with a bearer token was checked by the interceptor. One without
+    needs a client certificate whose common name matches a pattern, and names
+    the worker itself: the certificate is the worker's identity, so it cannot
+    connect or report as another.
+    """
+    if not patterns or bearer(metadata) is not None:
+        return None
+    names = [n.decode(errors="replace") for n in auth_context.get("x509_common_name", ())]
+    if not names:
+        return grpc.StatusCode.UNAUTHENTICATED, "no worker token and no client certificate"
+    name = names[0]
+    if not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+        return grpc.StatusCode.PERMISSION_DENIED, f"certificate '{name}' matches no auth.worker_certificates"
+    if name != worker_id:
+        return (
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"workerId: the certificate is for '{name}', not '{worker_id}'",
+        )
+    return None
+
+
 def bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
     """The token of an ``authorization: Bearer ...`` entry, if any."""
     for key, value in metadata or ():
@@ -99,10 +129,17 @@ def bearer(metadata: Sequence[tuple[str, str | bytes]] | None) -> str | None:
 class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Refuses calls without the right credential, before any service code runs."""
 
-    def __init__(self, tokens: Tokens, secret: str, is_member: Callable[[str], bool]) -> None:
+    def __init__(
+        self,
+        tokens: Tokens,
+        secret: str,
+        is_member: Callable[[str], bool],
+        worker_certificates: Sequence[str] = (),
+    ) -> None:
         self.tokens = tokens
         self.secret = secret
         self.is_member = is_member
+        self.worker_certificates = tuple(worker_certificates)
 
     async def intercept_service(
         self,
@@ -126,6 +163,8 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         """Why a call to ``method`` with ``metadata`` is refused, or None to let it through."""
         if method.startswith(PEER_SERVICE):
             return self._peer_refusal(metadata)
+        if method.startswith(WORKER_SERVICE) and self.worker_certificates and bearer(metadata) is None:
+            return None  # a client certificate, which only WorkerService can see: it checks it
         if not self.tokens.enabled or not method.startswith((*PUBLIC_SERVICES, WORKER_SERVICE)):
             return None
         presented = bearer(metadata)

@@ -124,6 +124,9 @@ class Config:
     tls: TlsSettings | None = None
     # Client authentication: none configured means the public API is open.
     tokens: tuple[Token, ...] = ()
+    # [auth] worker_certificates: client certificates' common names (globs) that connect as
+    # the worker of that name, without a token (mutual TLS only).
+    worker_certificates: tuple[str, ...] = ()
     source: str = "<embedded default>"
     # Where handler modules are looked for first: the config file's folder.
     base_dir: Path = field(default_factory=Path.cwd)
@@ -293,6 +296,18 @@ def _tls(where: str, t: _Table, base_dir: Path) -> TlsSettings | None:
     return settings
 
 
+def _worker_certificates(where: str, auth: _Table, tls: TlsSettings | None) -> tuple[str, ...]:
+    """``[auth] worker_certificates``: the common names (glob patterns) of client certificates
+    that may connect as workers, each as the worker its name is; only with mutual TLS."""
+    names = auth.get("worker_certificates", list, [])
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"{where}: auth.worker_certificates[{i}]: must be a name or a glob pattern")
+    if names and (tls is None or not tls.require_client_cert):
+        raise ConfigError(f"{where}: auth.worker_certificates: needs [tls] with require_client_cert = true")
+    return tuple(names)
+
+
 def _tokens(where: str, auth: _Table, base_dir: Path) -> tuple[Token, ...]:
     """The [auth] section: ``tokens = [{ name, role, token | token_file }]``."""
     raw = auth.get("tokens", list, [])
@@ -386,7 +401,9 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
     ret.finish()
 
     tls = _tls(where, top.table("tls"), base_dir)
-    tokens = _tokens(where, top.table("auth"), base_dir)
+    auth = top.table("auth")
+    worker_certificates = _worker_certificates(where, auth, tls)
+    tokens = _tokens(where, auth, base_dir)
 
     lim = top.table("limits")
     max_payload = lim.get("max_payload_bytes", int, 1024 * 1024)
@@ -437,6 +454,7 @@ def parse(data: dict[str, Any], where: str, base_dir: Path) -> Config:
         metrics_address=metrics_address,
         tls=tls,
         tokens=tokens,
+        worker_certificates=worker_certificates,
         source=where,
         base_dir=base_dir,
     )

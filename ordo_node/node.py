@@ -331,7 +331,7 @@ class Node:
     def _server(self) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
         """The gRPC server with every service, bound to the node's address."""
         cfg = self.config
-        guard = AuthInterceptor(self.tokens, cfg.secret, self.peers.is_member)
+        guard = AuthInterceptor(self.tokens, cfg.secret, self.peers.is_member, cfg.worker_certificates)
         # Refused calls are counted; undecodable requests are INVALID_ARGUMENT, not UNKNOWN.
         interceptors = [CallCounter(self.metrics), guard, DecodeErrors()]
         options = [

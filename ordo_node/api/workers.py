@@ -26,6 +26,7 @@ from contextlib import suppress
 import grpc
 
 from .. import commands as c
+from ..auth import certificate_refusal
 from ..clock import majority_now_us
 from ..config import Config
 from ..consensus import Consensus
@@ -96,6 +97,16 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
         self.batcher = ProposalBatcher(config.node_id, consensus, max_bytes=consensus.max_command_bytes // 2)
         self._proposing: set[asyncio.Task[None]] = set()
 
+    def _certificate_refusal(
+        self, context: grpc.aio.ServicerContext, worker_id: str
+    ) -> tuple[grpc.StatusCode, str] | None:
+        """Under ``[auth] worker_certificates``: a call without a token needs the worker's certificate."""
+        if not self.config.worker_certificates:
+            return None
+        return certificate_refusal(
+            self.config.worker_certificates, context.invocation_metadata(), context.auth_context(), worker_id
+        )
+
     def _redirect(self, reason: str) -> internal_pb2.ServerMessage:
         leader = self.consensus.leader_id() or ""
         peer = self.peers.get(leader) if leader else None
@@ -119,6 +130,11 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
             check_hello(hello, {m.id for m in self.peers.members()})
         except InvalidArgument as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+            return
+        refusal = self._certificate_refusal(context, hello.worker_id)
+        if refusal is not None:
+            log.warning("refused worker %s: %s", hello.worker_id, refusal[1])
+            await context.abort(*refusal)
             return
         if not self.consensus.is_leader:
             yield self._redirect(f"{self.config.node_id} does not lead")
@@ -276,6 +292,9 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
     ) -> internal_pb2.WorkerProposalResult:
         """Propose one of the worker's own commands; answer the state machine's result."""
         worker_id = v.node_id(request.worker_id, "workerId")
+        refusal = self._certificate_refusal(context, worker_id)
+        if refusal is not None:
+            await context.abort(*refusal)
         cmd = await self._admit(worker_id, request.command)
         result = await self.batcher.propose(cmd, len(request.command))
         return internal_pb2.WorkerProposalResult(result_json=json.dumps(result))

@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 import pytest
 from conftest import MakeCluster
-from helpers import Cluster, grpcurl_program, ordo_node_program
+from helpers import Cluster, eventually, grpcurl_program, ordo_node_program
 
 from ordo_node.auth import PEER_KEY, peer_credential
 from ordo_node.channels import client_credentials, open_channel
@@ -266,3 +266,60 @@ async def test_peer_service_refuses_strangers_without_tls(cluster: Cluster) -> N
     ids = [await client.submit("echo", {"i": i}) for i in range(12)]
     jobs = await succeeded(cluster, ids)
     assert len({job.runs[-1].node_id for job in jobs.values()}) >= 2
+
+
+async def test_worker_connects_with_its_client_certificate_as_itself_only(
+    make_cluster: MakeCluster, tmp_path: Path
+) -> None:
+    # Given a mutual-TLS cluster with tokens whose [auth] lets certificates named wk-* be workers
+    issued = make_certificates(
+        tmp_path / "certs", ["node1", "node2", "node3"], ["127.0.0.1"], clients=["client", "wk-1", "other-1"]
+    )
+    settings = secure_settings(tmp_path / "certs", mutual=True)
+    settings["auth"]["worker_certificates"] = ["wk-*"]
+    per_node = {
+        name: {"tls": {"cert_file": str(cert), "key_file": str(key)}}
+        for name, (cert, key) in issued.certs.items()
+        if name.startswith("node")
+    }
+    client_cert, client_key = issued.certs["client"]
+    options = {"token": ADMIN, "ca_file": issued.ca_file, "cert_file": client_cert, "key_file": client_key}
+    cluster = await make_cluster(
+        settings=settings, node_settings=per_node, client_options=options, capacity=0
+    )
+
+    def with_cert(worker_id: str, name: str) -> None:
+        cert, key = issued.certs[name]
+        cluster.start_worker(
+            worker_id,
+            "--ca-file",
+            str(issued.ca_file),
+            "--cert-file",
+            str(cert),
+            "--key-file",
+            str(key),
+            capacity=2,
+        )
+
+    # When workers connect with certificates and no token: as the certificate's own name, as
+    # another worker's name, and with a certificate no pattern allows
+    with_cert("wk-1", "wk-1")
+    with_cert("wk-2", "wk-1")
+    with_cert("other-1", "other-1")
+
+    # Then the first connects and runs jobs
+    await cluster.wait_for_workers("wk-1")
+    client = cluster.client(cluster.nodes[0])
+    ids = [await client.submit("echo", {"n": i}) for i in range(3)]
+    jobs = await succeeded(cluster, ids)
+    assert {r.node_id for job in jobs.values() for r in job.runs} == {"wk-1"}
+    # and the others are refused, each saying why
+    for wid, why in (("wk-2", "the certificate is for 'wk-1', not 'wk-2'"), ("other-1", "matches no")):
+
+        async def refused(wid: str = wid, why: str = why) -> bool:
+            assert why in cluster.workers[wid].log_text()
+            return True
+
+        await eventually(refused, timeout=20, what=f"{wid} refused")
+    status = await cluster.status(cluster.nodes[0])
+    assert {w.worker_id for w in status.workers} == {"wk-1"}

@@ -186,7 +186,9 @@ def test_every_public_method_is_classified() -> None:
     assert set(methods) >= READ_METHODS
     # every method that changes something is outside READ_METHODS
     changing = {
-        m for m in methods if m.rsplit("/", 1)[1].startswith(("Submit", "Cancel", "Retry", "Pause", "Resume"))
+        m
+        for m in methods
+        if m.rsplit("/", 1)[1].startswith(("Submit", "Cancel", "Retry", "Pause", "Resume", "Trigger"))
     }
     changing |= {"/ordo.v1.ClusterService/AddNode", "/ordo.v1.ClusterService/RemoveNode"}
     assert changing.isdisjoint(READ_METHODS)
@@ -235,3 +237,45 @@ def test_peer_service_wants_a_member_with_the_cluster_secret() -> None:
     ):
         refused = guard.refusal(method, metadata)
         assert refused is not None and refused[0] == grpc.StatusCode.UNAUTHENTICATED, metadata
+
+
+# --- workers by client certificate ([auth] worker_certificates) --------------------------------------
+
+
+def test_worker_certificates_need_mutual_tls(tmp_path: Path) -> None:
+    path = write(tmp_path, BASE + '\n[auth]\nworker_certificates = ["wk-*"]\n')
+    assert load_error(path) == (
+        f"{path}: auth.worker_certificates: needs [tls] with require_client_cert = true"
+    )
+    bad = write(tmp_path, BASE + '\n[auth]\nworker_certificates = [""]\n', "bad.toml")
+    assert "auth.worker_certificates[0]: must be a name or a glob pattern" in load_error(bad)
+
+
+def test_a_certificate_names_the_one_worker_it_may_be() -> None:
+    from ordo_node.auth import certificate_refusal
+
+    cert = {"x509_common_name": [b"wk-1"]}
+    token = [("authorization", "Bearer some-token-0123456789")]
+    # Not configured, or a token presented (checked by the interceptor): nothing to say here
+    assert certificate_refusal((), None, {}, "wk-1") is None
+    assert certificate_refusal(("wk-*",), token, {}, "wk-9") is None
+    # A certificate matching a pattern, for the worker it names: let through
+    assert certificate_refusal(("gpu-*", "wk-*"), None, cert, "wk-1") is None
+    # For another worker, matching no pattern, or no certificate at all: refused, saying why
+    code, why = certificate_refusal(("wk-*",), None, cert, "wk-2") or (None, "")
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "is for 'wk-1', not 'wk-2'" in why
+    code, why = certificate_refusal(("gpu-*",), None, cert, "wk-1") or (None, "")
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "matches no auth.worker_certificates" in why
+    code, why = certificate_refusal(("wk-*",), None, {}, "wk-1") or (None, "")
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_interceptor_leaves_tokenless_worker_calls_to_the_certificate_check() -> None:
+    tokens = Tokens([Token("ops", "admin-token-0123456789", "admin")])
+    plain = AuthInterceptor(tokens, SECRET, lambda _: False)
+    certs = AuthInterceptor(tokens, SECRET, lambda _: False, ("wk-*",))
+    method = "/ordo.v1.WorkerService/Connect"
+    assert plain.refusal(method, ())[0] == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[index]
+    assert certs.refusal(method, ()) is None
+    # and a client's call still needs its token
+    assert certs.refusal("/ordo.v1.JobService/SubmitJob", ())[0] == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[index]
