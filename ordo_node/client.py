@@ -400,6 +400,11 @@ class Client:
         )
         return job
 
+    async def trigger_now(self, job_id: str) -> ordo_pb2.Job:
+        """Run a recurring job once now, beside its schedule (under its overlap policy)."""
+        job: ordo_pb2.Job = await self._call("jobs", "TriggerNow", ordo_pb2.TriggerNowRequest(job_id=job_id))
+        return job
+
     async def occurrences(
         self, job_id: str, *, fate: str = "", page_size: int = 0, page_token: str = ""
     ) -> ordo_pb2.ListOccurrencesResponse:
@@ -559,6 +564,10 @@ class SyncClient:
     def resume(self, job_id: str, note: str = "") -> ordo_pb2.Job:
         """Resume a paused job."""
         return self._run(self._client.resume(job_id, note))
+
+    def trigger_now(self, job_id: str) -> ordo_pb2.Job:
+        """Run a recurring job once now, beside its schedule (under its overlap policy)."""
+        return self._run(self._client.trigger_now(job_id))
 
     def occurrences(
         self, job_id: str, *, fate: str = "", page_size: int = 0, page_token: str = ""

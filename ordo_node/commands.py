@@ -22,11 +22,12 @@ from typing import Any, ClassVar
 # 4: RegisterWorker (op "worker").
 # 5: a run update may carry the handler's traceback (RunUpdate.traceback).
 # 6: Batch (op "batch"): several commands in one entry.
-VERSION = 6
+# 7: TriggerNow (op "trigger_now"); CancelJob, RetryJob and PauseJob may name who asked (``by``).
+VERSION = 7
 # Each command is written with the version that introduced it, so a node of an
 # older version stops at a command it cannot apply (NewerCommand) instead of
 # skipping it, while the commands it knows still reach it during an upgrade.
-_WRITTEN_AS = {"worker": 4, "batch": 6}
+_WRITTEN_AS = {"worker": 4, "batch": 6, "trigger_now": 7}
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,7 @@ class RetryJob:
     at: int
     node: str
     job_id: str
+    by: str = ""  # who asked (a token's name), for the job's history (version 7)
 
 
 @dataclass(frozen=True)
@@ -217,6 +219,7 @@ class PauseJob:
     job_id: str
     pause: bool
     note: str = ""
+    by: str = ""  # who asked (a token's name), for the job's history (version 7)
 
 
 @dataclass(frozen=True)
@@ -228,6 +231,23 @@ class CancelJob:
     at: int
     node: str
     job_id: str
+    by: str = ""  # who asked (a token's name), for the job's history (version 7)
+
+
+@dataclass(frozen=True)
+class TriggerNow:
+    """Run a recurring job once now, beside its schedule: one extra occurrence at ``at``.
+
+    The occurrence's fate is decided as a scheduled one's is, by the job's
+    overlap policy; its reason says who asked.
+    """
+
+    op: ClassVar[str] = "trigger_now"
+    request_id: str
+    at: int
+    node: str
+    job_id: str
+    by: str = ""
 
 
 @dataclass(frozen=True)
@@ -331,6 +351,7 @@ Command = (
     | CancelJob
     | RetryJob
     | PauseJob
+    | TriggerNow
     | Prune
     | MarkWaiting
     | ChangeMember
@@ -350,6 +371,7 @@ _BY_OP: dict[str, type[Any]] = {
         CancelJob,
         RetryJob,
         PauseJob,
+        TriggerNow,
         Prune,
         MarkWaiting,
         ChangeMember,
@@ -436,6 +458,8 @@ def _version_of(cmd: Command) -> int:
         return 5
     if isinstance(cmd, Batch):
         return max((_WRITTEN_AS["batch"], *(_version_of(sub) for sub in cmd.commands)))
+    if isinstance(cmd, CancelJob | RetryJob | PauseJob) and cmd.by:
+        return 7  # an older node would drop ``by`` and write a different history
     return _WRITTEN_AS.get(cmd.op, 3)
 
 

@@ -58,6 +58,7 @@ from .clock import ClockGuard
 from .config import Config
 from .consensus import Consensus
 from .dashboard import Dashboard
+from .dashboard.actions import Actions
 from .dispatcher import Dispatcher
 from .errors import ConfigError, OrdoError
 from .executor import Executor, Reporter
@@ -263,7 +264,10 @@ class Node:
                 cluster = ClusterService(
                     cfg, self.consensus, self.executor, self.peers, self.queries, self.hub
                 )
-                dashboard = Dashboard(self.store.path, cluster.status, loop)
+                # Its actions go through a JobService, as the gRPC API's do (dashboard/actions.py).
+                jobs = JobService(cfg, self.consensus, self.queries, registry, self.changes, self.hub)
+                actions = Actions(jobs, self.tokens, loop)
+                dashboard = Dashboard(self.store.path, cluster.status, loop, actions)
                 try:
                     http = self.metrics.serve(
                         cfg.metrics_address,

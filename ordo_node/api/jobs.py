@@ -1,4 +1,4 @@
-"""JobService: submit, read, list, cancel, retry, pause; history, occurrences, previews and a live watch."""
+"""JobService: submit, read, list, cancel, retry, pause, run now; history, occurrences, previews, a watch."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from contextlib import suppress
 import grpc
 
 from .. import commands as c
+from ..auth import Tokens, bearer
 from ..clock import ClockGuard
 from ..config import Config
 from ..consensus import Consensus
@@ -72,6 +73,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self.registry = registry
         # A node whose clock is off the majority's refuses what it would have to time.
         self.clock = ClockGuard(consensus)
+        self.tokens = Tokens(config.tokens)
 
     async def _submit(self, specs: list[c.JobSpec]) -> list[str]:
         cmd = c.SubmitJobs(
@@ -188,36 +190,48 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
             token = encode_token(jobs[fits - 1].position, jobs[fits - 1].job_id)
         return ordo_pb2.ListJobsResponse(jobs=messages[:fits], next_page_token=token)
 
-    async def _change(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob) -> ordo_pb2.Job:
+    async def _change(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob | c.TriggerNow) -> ordo_pb2.Job:
         raise_refusal(await self.consensus.propose(cmd))
         job = await self.queries.get_job(cmd.job_id)
         if job is None:
             raise NotFound(f"jobId: no job {cmd.job_id}")
         return job_message(job)
 
-    @rpc
-    async def CancelJob(
-        self, request: ordo_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
-    ) -> ordo_pb2.Job:
+    def caller(self, context: grpc.aio.ServicerContext) -> str:
+        """The name of the token a call carries, for the job's history; "" without ``[auth]`` tokens."""
+        if not self.tokens.enabled:
+            return ""
+        token = self.tokens.find(bearer(context.invocation_metadata()))
+        return token.name if token is not None else ""
+
+    # The operator's actions: the RPCs below and the dashboard (dashboard/actions.py) both
+    # come through these, with ``by`` naming who asked.
+
+    async def cancel(self, job_id: str, by: str = "") -> ordo_pb2.Job:
         """Cancel a job: a scheduled one, a recurring schedule, or its running attempts."""
-        job_id = v.job_id(request.job_id)
+        job_id = v.job_id(job_id)
         job = await self._change(
-            c.CancelJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
+            c.CancelJob(
+                request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id, by=by
+            )
         )
-        log.info("Cancelled job %s", job_id)
+        log.info("Cancelled job %s%s", job_id, f" by {by}" if by else "")
         return job
 
-    @rpc
-    async def RetryJob(
-        self, request: ordo_pb2.RetryJobRequest, context: grpc.aio.ServicerContext
-    ) -> ordo_pb2.Job:
+    async def retry(self, job_id: str, by: str = "") -> ordo_pb2.Job:
         """Run a failed job's last run again, with a fresh attempt budget."""
-        job_id = v.job_id(request.job_id)
         return await self._change(
-            c.RetryJob(request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id)
+            c.RetryJob(
+                request_id=uuid.uuid4().hex,
+                at=now_us(),
+                node=self.config.node_id,
+                job_id=v.job_id(job_id),
+                by=by,
+            )
         )
 
-    async def _pause(self, job_id: str, note: str, pause: bool) -> ordo_pb2.Job:
+    async def pause(self, job_id: str, note: str, pause: bool, by: str = "") -> ordo_pb2.Job:
+        """Pause (``pause``) or resume a recurring job, with a note for its history."""
         v.text(note, "note", v.MAX_NOTE)
         return await self._change(
             c.PauseJob(
@@ -227,22 +241,55 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
                 job_id=v.job_id(job_id),
                 pause=pause,
                 note=note,
+                by=by,
             )
         )
+
+    async def trigger_now(self, job_id: str, by: str = "") -> ordo_pb2.Job:
+        """Run a recurring job once now, under its overlap policy; its schedule does not move."""
+        job_id = v.job_id(job_id)
+        job = await self._change(
+            c.TriggerNow(
+                request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id, by=by
+            )
+        )
+        log.info("Triggered job %s now%s", job_id, f" by {by}" if by else "")
+        return job
+
+    @rpc
+    async def CancelJob(
+        self, request: ordo_pb2.CancelJobRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Job:
+        """Cancel a job: a scheduled one, a recurring schedule, or its running attempts."""
+        return await self.cancel(request.job_id, self.caller(context))
+
+    @rpc
+    async def RetryJob(
+        self, request: ordo_pb2.RetryJobRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Job:
+        """Run a failed job's last run again, with a fresh attempt budget."""
+        return await self.retry(request.job_id, self.caller(context))
 
     @rpc
     async def PauseJob(
         self, request: ordo_pb2.PauseJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """Pause a recurring job."""
-        return await self._pause(request.job_id, request.note, True)
+        return await self.pause(request.job_id, request.note, True, self.caller(context))
 
     @rpc
     async def ResumeJob(
         self, request: ordo_pb2.ResumeJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """Resume a paused job."""
-        return await self._pause(request.job_id, request.note, False)
+        return await self.pause(request.job_id, request.note, False, self.caller(context))
+
+    @rpc
+    async def TriggerNow(
+        self, request: ordo_pb2.TriggerNowRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.Job:
+        """Run a recurring job once now, beside its schedule."""
+        return await self.trigger_now(request.job_id, self.caller(context))
 
     async def _job(self, job_id: str) -> JobRow:
         job = await self.queries.get_job(v.job_id(job_id))

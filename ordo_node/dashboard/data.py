@@ -18,7 +18,6 @@ read the same here as over gRPC.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterator
@@ -30,6 +29,7 @@ from typing import Any
 from ..pb import ordo_pb2
 from ..queries import _JOB_COLS, _RUN_COLS, _job, _run
 from ..timeutil import now_us
+from .actions import Actions
 
 # How many columns _RUN_COLS selects: what follows them in a row is the dashboard's own.
 _RUN_WIDTH = len(_RUN_COLS.split(","))
@@ -42,7 +42,21 @@ FAILURE_TYPES = ("FAILED", "LOST", "DEAD_LETTERED")
 FAILURE_LOOKBACK = 50_000
 DETAIL_LIMIT = 200
 TEXT_LIMIT = 4000
+# A traceback is bounded where it is stored; this only guards the page.
+TRACEBACK_LIMIT = 20_000
 STATUS_TIMEOUT = 3.0
+# States in which a recurring job's schedule is alive (paused included): the schedules view
+# reads these through the jobs_state index, never the whole table.
+LIVE_STATES = ("SCHEDULED", "TRIGGERED", "WAITING", "RUNNING", "RETRYING", "PAUSED")
+SCHEDULES_LIMIT = 200
+# The last fates shown per schedule.
+FATES_SHOWN = 8
+# The chart: minutes shown, and how many of the newest runs it looks at (a bound on its cost).
+CHART_MINUTES = 30
+CHART_LOOKBACK = 20_000
+MINUTE = 60_000_000
+OUTCOMES = ("SUCCEEDED", "FAILED", "LOST", "CANCELLED")
+FATE_FIELDS = ("nominal", "fire_at", "fate", "reason", "run_id", "outcome")
 
 StatusFn = Callable[[], Coroutine[Any, Any, ordo_pb2.ClusterStatus]]
 
@@ -53,10 +67,6 @@ class Unavailable(Exception):
 
 def _clip(text: str, limit: int = TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit] + f"… ({len(text) - limit} more characters)"
-
-
-def _json_text(value: Any) -> str:
-    return "" if value is None else _clip(json.dumps(value, ensure_ascii=False))
 
 
 def _worker(w: ordo_pb2.WorkerStatus, now: int) -> dict[str, Any]:
@@ -81,10 +91,14 @@ def _worker(w: ordo_pb2.WorkerStatus, now: int) -> dict[str, Any]:
 class Dashboard:
     """Read-only views of one node's database and of the cluster, as plain JSON-ready dicts."""
 
-    def __init__(self, db: Path, status: StatusFn, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, db: Path, status: StatusFn, loop: asyncio.AbstractEventLoop, actions: Actions | None = None
+    ) -> None:
         self.db = db
         self._status = status
         self._loop = loop
+        # The actions on jobs (cancel, retry, pause, resume, run now); None: this dashboard only reads.
+        self.actions = actions
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -147,21 +161,125 @@ class Dashboard:
         jobs.update(found)  # a state this build does not know still shows
         return {"jobs": jobs, "total": sum(jobs.values())}
 
-    def jobs(self, state: str, limit: int) -> dict[str, Any]:
-        """The newest ``limit`` jobs (in ``state``, if given), without payloads."""
-        where, args = ("WHERE state = ?", (state,)) if state else ("", ())
+    def jobs(self, state: str, limit: int, query: str = "", before: int = 0) -> dict[str, Any]:
+        """The newest ``limit`` jobs, without payloads: in ``state`` if given; whose id or name
+        contains ``query`` (any case) if given; older than the list position
+        ``before`` if given. ``next`` is the position to ask the next page for (0: no more)."""
+        where: list[str] = []
+        args: list[Any] = []
+        if state:
+            where.append("state = ?")
+            args.append(state)
+        if query:
+            # Any part of an id (its start, or the end the page shows), or of a name in any case.
+            where.append("(instr(id, ?) > 0 OR instr(lower(name), ?) > 0)")
+            args += [query.lower(), query.lower()]
+        if before:
+            where.append("rowid < ?")
+            args.append(before)
+        sql = f"SELECT rowid, {_JOB_COLS} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         with self._read() as conn:
-            rows = conn.execute(
-                f"SELECT {_JOB_COLS} FROM jobs {where} ORDER BY rowid DESC LIMIT ?",
-                (*args, limit),
-            ).fetchall()
+            rows = conn.execute(f"{sql} ORDER BY rowid DESC LIMIT ?", (*args, limit + 1)).fetchall()
         jobs = []
-        for row in rows:
-            job = asdict(_job(row))
-            for heavy in ("payload", "options", "runs", "position"):
+        for row in rows[:limit]:
+            job = asdict(_job(row[1:], position=row[0]))
+            options = job.pop("options")
+            job["cron"] = options.get("cron", "")
+            job["timezone"] = options.get("timezone", "") if job["cron"] else ""
+            for heavy in ("payload", "runs"):
                 del job[heavy]
             jobs.append(job)
-        return {"state": state, "limit": limit, "jobs": jobs}
+        more = len(rows) > limit
+        return {
+            "state": state,
+            "q": query,
+            "before": before,
+            "limit": limit,
+            "jobs": jobs,
+            "next": jobs[-1]["position"] if more else 0,
+        }
+
+    def schedules(self, limit: int = SCHEDULES_LIMIT) -> dict[str, Any]:
+        """The live recurring jobs (paused ones included), newest first: spec, time zone, next fire
+        time, policies, and the fates of their last occurrences."""
+        marks = ", ".join("?" for _ in LIVE_STATES)
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT rowid, {_JOB_COLS} FROM jobs WHERE state IN ({marks}) AND options LIKE '%\"cron\"%'"
+                " ORDER BY rowid DESC LIMIT ?",
+                (*LIVE_STATES, limit + 1),
+            ).fetchall()
+            items = []
+            for row in rows[:limit]:
+                job = _job(row[1:], position=row[0])
+                if not job.options.get("cron"):
+                    continue
+                fates = conn.execute(
+                    "SELECT o.nominal, o.fire_at, o.fate, o.reason, COALESCE(o.run_id, ''),"
+                    " COALESCE((SELECT r.state FROM runs r WHERE r.run_id = o.run_id"
+                    " ORDER BY r.attempt DESC LIMIT 1), '')"
+                    " FROM occurrences o WHERE o.job_id = ? ORDER BY o.nominal DESC LIMIT ?",
+                    (job.job_id, FATES_SHOWN),
+                ).fetchall()
+                o = job.options
+                items.append(
+                    {
+                        "job_id": job.job_id,
+                        "name": job.name,
+                        "type": job.type,
+                        "state": job.state,
+                        "paused": job.state == "PAUSED",
+                        "cron": o["cron"],
+                        "timezone": o.get("timezone") or "UTC",
+                        "next_fire": job.next_fire,
+                        "overlap": o.get("overlap", "ALLOW"),
+                        "catch_up": o.get("catch_up", "ONE"),
+                        "max_runs": o.get("max_runs", 0),
+                        "occurrences": job.occurrences,
+                        "last": [dict(zip(FATE_FIELDS, f, strict=True)) for f in fates],
+                    }
+                )
+        return {"schedules": items, "limit": limit, "more": len(rows) > limit}
+
+    def chart(self, now: int | None = None, minutes: int = CHART_MINUTES) -> dict[str, Any]:
+        """Per minute (UTC) of the last ``minutes``: attempts finished by outcome, and trigger lateness.
+
+        Lateness is how long after its scheduled time a run was triggered (0 for a one-off
+        job triggered ahead of it); per minute its median and maximum, in milliseconds. Only
+        the newest CHART_LOOKBACK attempts are looked at.
+        """
+        now = now_us() if now is None else now
+        end = now - now % MINUTE + MINUTE
+        start = end - minutes * MINUTE
+        with self._read() as conn:
+            newest = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM runs").fetchone()[0]
+            rows = conn.execute(
+                "SELECT state, finished_at, attempt, triggered_at, scheduled_at FROM runs"
+                " WHERE rowid > ? AND (finished_at >= ? OR (attempt = 1 AND triggered_at >= ?))",
+                (newest - CHART_LOOKBACK, start, start),
+            ).fetchall()
+        outcomes: list[dict[str, int]] = [dict.fromkeys(OUTCOMES, 0) for _ in range(minutes)]
+        lateness: list[list[float]] = [[] for _ in range(minutes)]
+        for state, finished, attempt, triggered, scheduled in rows:
+            if finished is not None and start <= finished < end and state in OUTCOMES:
+                outcomes[(finished - start) // MINUTE][state] += 1
+            if attempt == 1 and start <= triggered < end:
+                lateness[(triggered - start) // MINUTE].append(max(0, triggered - scheduled) / 1000)
+        buckets = []
+        for i in range(minutes):
+            late = sorted(lateness[i])
+            buckets.append(
+                {
+                    "start": start + i * MINUTE,
+                    "outcomes": outcomes[i],
+                    "triggered": len(late),
+                    "late_p50_ms": round(late[len(late) // 2], 1) if late else None,
+                    "late_max_ms": round(late[-1], 1) if late else None,
+                }
+            )
+        return {"minutes": buckets, "outcomes": list(OUTCOMES), "minute_us": MINUTE, "now": now}
 
     def recent(self, limit: int) -> dict[str, Any]:
         """The newest run attempts, and the newest failures with their error text."""
@@ -211,12 +329,43 @@ class Dashboard:
         run["type"] = row[width + 1] or ""
         return run
 
+    def last_seq(self, job_id: str) -> int:
+        """The seq of the newest entry of the job's history on this node (0: none)."""
+        with self._read() as conn:
+            sql = "SELECT COALESCE(MAX(seq), 0) FROM events WHERE job_id = ?"
+            row = conn.execute(sql, (job_id,)).fetchone()
+        return int(row[0])
+
+    def action_event(self, job_id: str, after: int, by: str) -> dict[str, Any] | None:
+        """The entry an action by ``by`` wrote to the job's history after seq ``after`` (the first
+        that names ``by``, else the first at all: a run may be assigned in between); None if none."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT seq, type, at, node_id, message FROM events WHERE job_id = ? AND seq > ?"
+                " ORDER BY seq LIMIT 20",
+                (job_id, after),
+            ).fetchall()
+        names = ("seq", "type", "at", "node_id", "message")
+        events = [dict(zip(names, row, strict=True)) for row in rows]
+        return next((e for e in events if f"by {by}" in e["message"]), events[0] if events else None)
+
     def job(self, job_id: str) -> dict[str, Any] | None:
-        """One job with its newest attempts, history events and occurrences; None if unknown."""
+        """One job with its newest attempts, history events and occurrences; None if unknown.
+
+        ``job_id`` may be a unique prefix of the id (of 4 characters or more).
+        """
         with self._read() as conn:
             rows = conn.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchall()
+            if not rows and len(job_id) >= 4:
+                ids = conn.execute(
+                    "SELECT id FROM jobs WHERE id >= ? AND id < ? LIMIT 2", (job_id, job_id + "\U0010ffff")
+                ).fetchall()
+                if len(ids) == 1:
+                    job_id = ids[0][0]
+                    rows = conn.execute(f"SELECT {_JOB_COLS} FROM jobs WHERE id = ?", (job_id,)).fetchall()
             if not rows:
                 return None
+            payload_text = rows[0][3]
             runs = conn.execute(
                 f"SELECT {_RUN_COLS} FROM runs WHERE job_id = ?"
                 " ORDER BY triggered_at DESC, run_id DESC, attempt DESC LIMIT ?",
@@ -243,11 +392,14 @@ class Dashboard:
             ).fetchone()
         job = asdict(_job(rows[0]))
         del job["runs"], job["position"]
+        job["payload_json"] = _clip(payload_text)
         attempts = []
         for row in runs:
             run = asdict(_run(row))
-            run["result"] = _json_text(run["result"])
+            # The stored JSON text as it is: parsing it would round large integers in the page.
+            run["result"] = _clip(row[10] or "")
             run["error"] = _clip(run["error"])
+            run["traceback"] = _clip(run["traceback"], TRACEBACK_LIMIT)
             attempts.append(run)
         return {
             "job": job,

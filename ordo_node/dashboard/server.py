@@ -1,16 +1,29 @@
-"""The node's HTTP port: ``/metrics``, the dashboard page and its read-only JSON API.
+"""The node's HTTP port: ``/metrics``, the dashboard page, its JSON API and its actions.
 
-Routes (GET and HEAD only; nothing here changes the cluster):
+Routes (GET and HEAD, except the actions):
 
 - ``/metrics``: the Prometheus text exposition of the node's registry.
 - ``/``, ``/static/app.js``, ``/static/style.css``: the dashboard, package data.
-- ``/api/cluster``, ``/api/counts``, ``/api/jobs?state=&limit=``,
-  ``/api/runs/recent?limit=``, ``/api/jobs/<id>``: JSON, see :class:`Dashboard`.
+- ``/api/cluster``, ``/api/counts``, ``/api/jobs?state=&q=&before=&limit=``,
+  ``/api/schedules``, ``/api/chart``, ``/api/runs/recent?limit=``,
+  ``/api/jobs/<id>``, ``/api/session``: JSON, see :class:`Dashboard`.
+- ``POST /api/jobs/<id>/<action>``, action one of cancel, retry, pause, resume,
+  run-now: see ``actions.py``. The only requests that change the cluster.
+
+Cross-site requests cannot act. An action is a POST (a link or an image cannot
+make one) from the same origin: ``Sec-Fetch-Site``, when the browser sends it,
+must be ``same-origin``, and ``Origin``, when sent, this server's own. It
+carries the header ``X-Ordo-CSRF`` with the value ``/api/session`` gives: an
+HMAC of the request's token under a key this process drew at start. A custom
+header makes a browser ask first (CORS preflight), which this server never
+grants, and the session's JSON cannot be read by another origin's page. Who
+acts is the token's name (an admin token; a read token may only look).
 
 Errors are short messages: JSON ``{"error": ...}`` under ``/api/``, plain text
-elsewhere. 400 for a bad parameter, 404 for an unknown path or job, 405 for a
-method other than GET or HEAD, 503 while the node cannot answer, and 500 with
-no detail (the traceback goes to the node's log) for a bug.
+elsewhere. 400 for a bad parameter, 403 for an action refused to this caller,
+404 for an unknown path or job, 405 for a method the path does not take, 409
+for an action the job's state does not allow, 503 while the node cannot
+answer, and 500 with no detail (the traceback goes to the node's log) for a bug.
 
 Authentication: with ``allow`` set, every request needs a token for which
 ``allow(token)`` is true, from ``Authorization: Bearer <token>`` or from the
@@ -24,10 +37,13 @@ request on a thread of its own; :class:`App` keeps no state between requests.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import json
 import logging
 import re
+import secrets
 import socket
 import ssl
 import threading
@@ -42,6 +58,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from ..pb import ordo_pb2
+from .actions import ACTIONS, ActionFailed
 from .data import JOB_STATES, Dashboard, Unavailable
 
 log = logging.getLogger("ordo_node.http")
@@ -56,6 +74,11 @@ HANDSHAKE_TIMEOUT = 10.0
 REQUEST_TIMEOUT = 10.0
 # Connections answered at once (a thread each); more are closed as they arrive.
 MAX_CONNECTIONS = 64
+# The header an action carries its CSRF token in (see the module docstring).
+CSRF_HEADER = "X-Ordo-CSRF"
+MAX_QUERY = 200
+# Bytes of a request body read (and ignored); no route takes a body.
+MAX_BODY = 64 * 1024
 JSON_TYPE = "application/json; charset=utf-8"
 TEXT_TYPE = "text/plain; charset=utf-8"
 STATIC = {
@@ -87,7 +110,14 @@ API_INDEX = {
     "endpoints": {
         "/api/cluster": "leader, term, indexes, every member's role, reachability and load, and the workers",
         "/api/counts": "jobs by state",
-        "/api/jobs?state=&limit=": f"the newest jobs, optionally in one state (limit 1..{MAX_LIMIT})",
+        "/api/jobs?state=&q=&before=&limit=": (
+            f"the newest jobs, optionally in one state, whose id or name holds q (any case),"
+            f" older than position before (the previous page's next); limit 1..{MAX_LIMIT}"
+        ),
+        "/api/schedules": "the live recurring jobs: spec, time zone, next fire time, pause state, last fates",
+        "/api/chart": "per minute of the last 30: attempts finished by outcome, trigger lateness",
+        "/api/session": "who this request acts as, whether it may act, and the CSRF token actions carry",
+        "POST /api/jobs/<id>/<action>": f"act on a job (admin token): {', '.join(ACTIONS)}",
         "/api/runs/recent?limit=": "the newest run attempts and the newest failures with their errors",
         "/api/jobs/<id>": "one job with its attempts, history events and occurrences",
     }
@@ -159,6 +189,30 @@ def _limit(value: str | None) -> int:
     return int(value)
 
 
+def _before(value: str | None) -> int:
+    if not value:
+        return 0
+    if not re.fullmatch(r"[0-9]{1,18}", value):
+        raise BadRequest(f"before: {value[:40]!r} is not a list position (a whole number)")
+    return int(value)
+
+
+def _query(value: str | None) -> str:
+    text = (value or "").strip()
+    if len(text) > MAX_QUERY:
+        raise BadRequest(f"q: longer than {MAX_QUERY} characters")
+    return text
+
+
+def _job_summary(job: ordo_pb2.Job) -> dict[str, Any]:
+    return {
+        "job_id": job.job_id,
+        "name": job.name,
+        "type": job.type,
+        "state": ordo_pb2.JobState.Name(job.state).removeprefix("JOB_STATE_"),
+    }
+
+
 def _state(value: str) -> str:
     if value and value not in JOB_STATES:
         raise BadRequest(f"state: {value[:40]!r} is not a job state; one of {', '.join(JOB_STATES)}")
@@ -214,6 +268,8 @@ class App:
         self.dashboard = dashboard
         self.allow = allow
         self.https = https
+        # The key of this process's CSRF tokens: a restart makes every page fetch a new one.
+        self._csrf_key = secrets.token_bytes(32)
         # Host names an open port (no tokens) answers to, beside IP addresses and localhost.
         self.names = names | {"localhost"}
         package = resources.files(__package__ or "ordo_node.dashboard") / "static"
@@ -226,12 +282,16 @@ class App:
         url = urlsplit(target)
         path = url.path
         api = path == "/api" or path.startswith("/api/")
+        action = _action_path(path)
         try:
-            if method not in ("GET", "HEAD"):
-                return _text(
-                    405,
-                    f"405 Method Not Allowed: {method[:20]} (this server only reads)",
-                    ("Allow", "GET, HEAD"),
+            if (method == "POST") != (action is not None) or method not in ("GET", "HEAD", "POST"):
+                allowed = "POST" if action is not None else "GET, HEAD"
+                what = "an action is a POST" if action is not None else "this path only reads"
+                message = f"405 Method Not Allowed: {method[:20]} ({what})"
+                return (
+                    Response(405, json.dumps({"error": message}).encode(), JSON_TYPE, (("Allow", allowed),))
+                    if api
+                    else _text(405, message, ("Allow", allowed))
                 )
             try:
                 query = parse_qs(url.query, keep_blank_values=True, max_num_fields=20)
@@ -243,6 +303,9 @@ class App:
                     return refused
             elif not self._known_host(headers.get("Host")):
                 return _text(403, FOREIGN_HOST)
+            if action is not None:
+                _params(query, ())
+                return self._act(*action, headers)
             return self._route(path, query, headers)
         except HttpError as e:
             return _json({"error": e.message}, e.status) if api else _text(e.status, e.message)
@@ -284,6 +347,63 @@ class App:
             return None
         return _text(401, UNAUTHORIZED, ("WWW-Authenticate", 'Bearer realm="ordo-node"'))
 
+    def csrf_token(self, presented: str | None) -> str:
+        """The CSRF token of a session: an HMAC of its bearer token (None: an open port's)."""
+        message = b"ordo-csrf:" + (presented or "").encode()
+        return hmac.new(self._csrf_key, message, hashlib.sha256).hexdigest()
+
+    def _cross_site(self, headers: Headers) -> str | None:
+        """Why a request that would act is refused as cross-site, or None."""
+        site = headers.get("Sec-Fetch-Site")
+        if site is not None and site.strip().lower() != "same-origin":
+            return f"a {site.strip()[:20]} request may not act (only this dashboard's own page may)"
+        origin = headers.get("Origin")
+        if origin is not None:
+            own = f"{'https' if self.https else 'http'}://{(headers.get('Host') or '').strip().lower()}"
+            if origin.strip().lower() != own:
+                return f"a request from origin {origin[:100]!r} may not act (only {own} may)"
+        sent = headers.get(CSRF_HEADER)
+        expected = self.csrf_token(bearer_token(headers))
+        if not sent or not hmac.compare_digest(sent.encode(), expected.encode()):
+            return f"no valid {CSRF_HEADER} header: reload the page (the token comes from /api/session)"
+        return None
+
+    def _act(self, job_id: str, action: str, headers: Headers) -> Response:
+        """One action on a job, checked for cross-site origin and for the caller's right to act."""
+        if self.dashboard is None:
+            raise NotFound("404 Not Found: this server has only /metrics")
+        refused = self._cross_site(headers)
+        if refused is not None:
+            log.warning("http: refused %s of job %s: %s", action, job_id[:100], refused)
+            return _json({"error": refused}, 403)
+        actions = self.dashboard.actions
+        if actions is None:
+            return _json({"error": "this dashboard only reads: it was started without actions"}, 403)
+        actor = actions.actor(bearer_token(headers))
+        before = self.dashboard.last_seq(job_id) if actor.may_act else 0
+        try:
+            job = actions.run(action, job_id, actor)
+        except ActionFailed as e:
+            return _json({"error": e.message, "action": action, "job_id": job_id}, e.status)
+        # On this node too the action is applied once run() returns: its own entry is there.
+        event = self.dashboard.action_event(job.job_id, before, actor.name)
+        return _json({"action": action, "by": actor.name, "job": _job_summary(job), "event": event})
+
+    def _session(self, headers: Headers) -> dict[str, Any]:
+        d = self.dashboard
+        assert d is not None
+        presented = bearer_token(headers)
+        if d.actions is None:
+            return {"can_act": False, "actor": "", "why": "this dashboard only reads", "csrf": ""}
+        actor = d.actions.actor(presented)
+        return {
+            "can_act": actor.may_act,
+            "actor": actor.name,
+            "why": actor.refusal,
+            "csrf": self.csrf_token(presented) if actor.may_act else "",
+            "csrf_header": CSRF_HEADER,
+        }
+
     def _route(self, path: str, query: dict[str, list[str]], headers: Headers) -> Response:
         if path == "/metrics":
             # The format Prometheus asks for (text or OpenMetrics), as prometheus_client's own server does.
@@ -295,6 +415,9 @@ class App:
             body, ctype = self.static[path]
             policy = (("Content-Security-Policy", CSP),) if ctype.startswith("text/html") else ()
             return Response(200, body, ctype, policy)
+        if path == "/api/session":
+            _params(query, ())
+            return _json(self._session(headers))
         if path == "/api" or path.startswith("/api/"):
             return self._api(path, query)
         raise NotFound(f"404 Not Found: {path[:200]} (the dashboard is at /, metrics at /metrics)")
@@ -312,8 +435,21 @@ class App:
             _params(query, ())
             return _json(d.counts())
         if path == "/api/jobs":
-            p = _params(query, ("state", "limit"))
-            return _json(d.jobs(_state(p.get("state", "")), _limit(p.get("limit"))))
+            p = _params(query, ("state", "q", "before", "limit"))
+            return _json(
+                d.jobs(
+                    _state(p.get("state", "")),
+                    _limit(p.get("limit")),
+                    _query(p.get("q")),
+                    _before(p.get("before")),
+                )
+            )
+        if path == "/api/schedules":
+            _params(query, ())
+            return _json(d.schedules())
+        if path == "/api/chart":
+            _params(query, ())
+            return _json(d.chart())
         if path == "/api/runs/recent":
             p = _params(query, ("limit",))
             return _json(d.recent(_limit(p.get("limit"))))
@@ -328,6 +464,17 @@ class App:
         raise NotFound(f"no such endpoint: {path[:200]} (see /api for the list)")
 
 
+def _action_path(path: str) -> tuple[str, str] | None:
+    """(job id, action) of ``/api/jobs/<id>/<action>``, or None for any other path."""
+    prefix = "/api/jobs/"
+    if not path.startswith(prefix):
+        return None
+    parts = path[len(prefix) :].split("/")
+    if len(parts) != 2 or not parts[0] or parts[1] not in ACTIONS:
+        return None
+    return unquote(parts[0]), parts[1]
+
+
 class _Handler(BaseHTTPRequestHandler):
     """Hands every request to the server's :class:`App` and writes what it answers."""
 
@@ -337,6 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         app: App = self.server.app  # type: ignore[attr-defined]
+        self._discard_body()
         response = app.handle(self.command, self.path, self.headers)
         try:
             self.send_response(response.status)
@@ -351,6 +499,12 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client went away
 
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _answer
+
+    def _discard_body(self) -> None:
+        """Read a small request body (no route takes one), so the answer is not lost to a reset."""
+        length = self.headers.get("Content-Length")
+        if length and length.isdigit() and 0 < int(length) <= MAX_BODY:
+            self.rfile.read(int(length))
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         # Never the request line: its query string may hold a token.

@@ -74,6 +74,11 @@ class JobServiceStub:
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.ResumeJobRequest.SerializeToString,
                 response_deserializer=ordo_dot_v1_dot_ordo__pb2.Job.FromString,
                 _registered_method=True)
+        self.TriggerNow = channel.unary_unary(
+                '/ordo.v1.JobService/TriggerNow',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.TriggerNowRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+                _registered_method=True)
         self.GetJobHistory = channel.unary_unary(
                 '/ordo.v1.JobService/GetJobHistory',
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.GetJobHistoryRequest.SerializeToString,
@@ -158,6 +163,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TriggerNow(self, request, context):
+        """Runs a recurring job once now, beside its schedule: one extra occurrence, under its
+        overlap policy, whose reason names the caller's token. Its schedule does not move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetJobHistory(self, request, context):
         """The job's events, oldest first.
         """
@@ -234,6 +247,11 @@ def add_JobServiceServicer_to_server(servicer, server):
             'ResumeJob': grpc.unary_unary_rpc_method_handler(
                     servicer.ResumeJob,
                     request_deserializer=ordo_dot_v1_dot_ordo__pb2.ResumeJobRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.Job.SerializeToString,
+            ),
+            'TriggerNow': grpc.unary_unary_rpc_method_handler(
+                    servicer.TriggerNow,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.TriggerNowRequest.FromString,
                     response_serializer=ordo_dot_v1_dot_ordo__pb2.Job.SerializeToString,
             ),
             'GetJobHistory': grpc.unary_unary_rpc_method_handler(
@@ -477,6 +495,33 @@ class JobService:
             target,
             '/ordo.v1.JobService/ResumeJob',
             ordo_dot_v1_dot_ordo__pb2.ResumeJobRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.Job.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TriggerNow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/TriggerNow',
+            ordo_dot_v1_dot_ordo__pb2.TriggerNowRequest.SerializeToString,
             ordo_dot_v1_dot_ordo__pb2.Job.FromString,
             options,
             channel_credentials,

@@ -16,6 +16,7 @@ Modules:
     transitions.py  the dispatch of each command to its group
     jobs.py         submit, cancel, retry, pause and resume
     triggers.py     triggers: occurrences, their fates, their runs
+    manual.py       TriggerNow: an operator's extra occurrence of a recurring job, now
     runs.py         assignment, outcomes and retries, leases, expiry, waiting
     cluster.py      membership changes and retention (prune)
     base.py         what the groups share: history entries, runs, settling a job's state

@@ -15,6 +15,18 @@ from .flow import FlowCommands
 _due_text = lru_cache(maxsize=1024)(format_us)
 
 
+def _by(who: str) -> str:
+    """The end of a history message that names who asked: `` by <who>``, or nothing."""
+    return f" by {who}" if who else ""
+
+
+def _noted(cmd: c.PauseJob) -> str:
+    """A pause or resume's history message: its note, and who asked."""
+    if not cmd.by:
+        return cmd.note
+    return f"{'paused' if cmd.pause else 'resumed'} by {cmd.by}" + (f": {cmd.note}" if cmd.note else "")
+
+
 class JobCommands(FlowCommands):
     """SubmitJobs, CancelJob, RetryJob and PauseJob (pause and resume)."""
 
@@ -160,7 +172,7 @@ class JobCommands(FlowCommands):
             "UPDATE jobs SET state = 'CANCELLED', armed = 0, updated_at = ? WHERE id = ?",
             (cmd.at, cmd.job_id),
         )
-        self.event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}")
+        self.event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}{_by(cmd.by)}")
         self._ended.append((cmd.job_id, cmd.at))
         return {"job_id": cmd.job_id}
 
@@ -182,7 +194,7 @@ class JobCommands(FlowCommands):
         if row is None or row[2] != "FAILED":
             raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} has no failed run to retry")
         nxt = self.next_attempt((row[0], row[1]), fx, failures=0, triggered_at=cmd.at)
-        self.event(cmd.job_id, "RETRIED", cmd.at, cmd.node, nxt, "retry requested")
+        self.event(cmd.job_id, "RETRIED", cmd.at, cmd.node, nxt, f"retry requested{_by(cmd.by)}")
         self.settle(cmd.job_id, cmd.at, "TRIGGERED")
         return {"job_id": cmd.job_id, "run": list(nxt)}
 
@@ -201,7 +213,7 @@ class JobCommands(FlowCommands):
                 "UPDATE jobs SET state = 'PAUSED', armed = 0, paused_at = ?, updated_at = ? WHERE id = ?",
                 (cmd.at, cmd.at, cmd.job_id),
             )
-            self.event(cmd.job_id, "PAUSED", cmd.at, cmd.node, message=cmd.note)
+            self.event(cmd.job_id, "PAUSED", cmd.at, cmd.node, message=_noted(cmd))
         else:
             if job["state"] != "PAUSED":
                 raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {job['state']}, not PAUSED")
@@ -210,7 +222,7 @@ class JobCommands(FlowCommands):
                 "UPDATE jobs SET state = 'SCHEDULED', armed = ?, resumed_at = ?, updated_at = ? WHERE id = ?",
                 (int(armed), cmd.at, cmd.at, cmd.job_id),
             )
-            self.event(cmd.job_id, "RESUMED", cmd.at, cmd.node, message=cmd.note)
+            self.event(cmd.job_id, "RESUMED", cmd.at, cmd.node, message=_noted(cmd))
             self.settle(cmd.job_id, cmd.at, "SUCCEEDED")
             if armed:
                 fx.earliest_due = job["due_at"]

@@ -12,11 +12,12 @@ from .. import commands as c
 from .cluster import ClusterCommands
 from .effects import Effects
 from .jobs import JobCommands
+from .manual import ManualCommands
 from .triggers import TriggerCommands
 from .workers import WorkerCommands
 
 
-class Transitions(JobCommands, TriggerCommands, ClusterCommands, WorkerCommands):
+class Transitions(JobCommands, ManualCommands, TriggerCommands, ClusterCommands, WorkerCommands):
     """One method per command, from the groups; ``db`` is the store's write connection."""
 
     def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
@@ -46,8 +47,8 @@ class Transitions(JobCommands, TriggerCommands, ClusterCommands, WorkerCommands)
                 return self.renew(cmd)
             case c.ExpireRuns():
                 return self.expire(cmd, fx)
-            case c.CancelJob() | c.RetryJob() | c.PauseJob():
-                return self.operate(cmd, fx)
+            case c.CancelJob() | c.RetryJob() | c.PauseJob() | c.TriggerNow():
+                return self.by_operator(cmd, fx)
             case c.Prune():
                 return self.prune(cmd)
             case c.MarkWaiting():
@@ -56,6 +57,12 @@ class Transitions(JobCommands, TriggerCommands, ClusterCommands, WorkerCommands)
                 return self.join(cmd, fx)
             case c.Barrier():
                 return {"index": fx.index}
+
+    def by_operator(self, cmd: c.CancelJob | c.RetryJob | c.PauseJob | c.TriggerNow, fx: Effects) -> Any:
+        """An operator's command on one job: cancel, retry, pause or resume, or run it now."""
+        if isinstance(cmd, c.TriggerNow):
+            return self.trigger_now(cmd, fx)
+        return self.operate(cmd, fx)
 
     def join(self, cmd: c.ChangeMember | c.RegisterWorker, fx: Effects) -> Any:
         """Who takes part: a member added or removed, a worker registered or gone."""

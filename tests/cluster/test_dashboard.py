@@ -5,6 +5,11 @@ page's JavaScript runs its polls), and dumps the DOM it rendered; the test
 reads that DOM. Screenshots of the overview and of a job's page are kept in
 ``tests/artifacts/`` (ignored by git) and their paths printed.
 
+The actions are driven through the DevTools protocol on a pipe
+(``--remote-debugging-pipe``: commands on fd 3, answers on fd 4, each a JSON
+message ending in a NUL byte): the test clicks the page's own buttons and
+checks their effect through the gRPC API.
+
 Chromium must be installed (``apt-get install chromium``; ``.ci/run`` does it):
 without it this test fails, it does not skip.
 """
@@ -12,16 +17,22 @@ without it this test fails, it does not skip.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import os
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import MakeCluster
 from helpers import eventually, ordo_node_program
+
+from ordo_node.pb import ordo_pb2
 
 pytestmark = pytest.mark.cluster
 
@@ -143,6 +154,96 @@ def chromium(profile: Path, *args: str) -> str:
     return done.stdout
 
 
+class DevTools:
+    """Headless chromium driven over the DevTools protocol on a pipe; one page, one session."""
+
+    def __init__(self, profile: Path) -> None:
+        if not Path(CHROMIUM).exists():
+            pytest.fail(f"{CHROMIUM} is missing: the dashboard test needs Debian's chromium")
+        commands_r, self._commands = os.pipe()
+        self._answers, answers_w = os.pipe()
+
+        def on_fds_3_and_4() -> None:  # in the child, before exec: chromium reads fd 3, writes fd 4
+            os.dup2(commands_r, 3)
+            os.dup2(answers_w, 4)
+
+        self.proc = subprocess.Popen(
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            pass_fds=(3, 4),
+            preexec_fn=on_fds_3_and_4,
+        )
+        os.close(commands_r)
+        os.close(answers_w)
+        self._ids = itertools.count(1)
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._arrived = threading.Condition()
+        threading.Thread(target=self._read, name="devtools", daemon=True).start()
+        target = self.call("Target.createTarget", url="about:blank")["targetId"]
+        self.session = self.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+
+    def _read(self) -> None:
+        buffer = b""
+        while chunk := os.read(self._answers, 65536):
+            buffer += chunk
+            *messages, buffer = buffer.split(b"\0")
+            for raw in messages:
+                message = json.loads(raw)
+                if "id" in message:
+                    with self._arrived:
+                        self._replies[message["id"]] = message
+                        self._arrived.notify_all()
+
+    def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        """Send one command and wait (at most 30 s) for its answer."""
+        number = next(self._ids)
+        message: dict[str, Any] = {"id": number, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: number in self._replies, timeout=30):
+                raise TimeoutError(f"chromium did not answer {method}")
+            reply = self._replies.pop(number)
+        assert "error" not in reply, reply["error"]
+        result: dict[str, Any] = reply["result"]
+        return result
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", self.session, url=url)
+
+    def js(self, expression: str, promise: bool = False) -> Any:
+        """The value of a JavaScript expression in the page (awaited, with ``promise``)."""
+        reply = self.call(
+            "Runtime.evaluate", self.session, expression=expression, returnByValue=True, awaitPromise=promise
+        )
+        assert "exceptionDetails" not in reply, reply["exceptionDetails"]
+        return reply["result"].get("value")
+
+    def close(self) -> None:
+        os.close(self._commands)  # chromium ends when its pipe closes
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        os.close(self._answers)
+
+
 def artifact(name: str) -> Path:
     """A path in the artifacts folder, which keeps itself out of git."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -257,9 +358,20 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
     )
     # and lists each job by name with its state
     jobs = {r.attrs["data-job"]: cells(r) for r in page.rows("jobs")}
-    assert jobs[ok].startswith("dash: nightly report | SUCCEEDED | echo")
-    assert jobs[bad].startswith(f"{bad_name} | FAILED | shell")
-    assert jobs[every].startswith("dash: every second | SUCCEEDED | echo")
+    # name and type first, then the end of the id (v7 ids share their start), then the state
+    assert jobs[ok].startswith(f"dash: nightly report | echo | …{ok[-8:]} | SUCCEEDED")
+    assert jobs[bad].startswith(f"{bad_name} | shell | …{bad[-8:]} | FAILED")
+    assert jobs[every].startswith(f"dash: every second | echo* * * * * * (UTC) | …{every[-8:]} | SUCCEEDED")
+    # every time says its zone
+    assert all(
+        " UTC" in c.text
+        for r in page.rows("jobs")
+        for c in r.children
+        if isinstance(c, Element) and "time" in c.attrs.get("class", "") and c.text
+    )
+    # and the chart of the last minutes has bars for the attempts that finished
+    bars = [e for e in page.by_id("chart-outcomes").walk() if e.tag == "rect"]
+    assert {b.attrs["data-outcome"] for b in bars} == {"SUCCEEDED", "FAILED"}, bars
     # and shows the failure with its error text, and the recent runs
     failure = cells(page.rows("failures")[0])
     assert bad_name in failure and "FAILED" in failure and "command exited with status 3" in failure
@@ -305,3 +417,130 @@ async def test_the_dashboard_shows_the_cluster_jobs_failures_and_a_jobs_history_
         await asyncio.to_thread(chromium, profile, f"--screenshot={path}", url)
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         print(f"screenshot: {path}")
+
+
+ADMIN = "dash-admin-token-0123456789"
+READER = "dash-read-token-0123456789"
+
+
+async def test_an_admin_pauses_resumes_runs_now_and_cancels_from_a_followers_dashboard(
+    make_cluster: MakeCluster, tmp_path: Path
+) -> None:
+    # Given a cluster with tokens, and a recurring job (daily at midnight in Paris: not firing by itself)
+    tokens = [
+        {"name": "ops", "role": "admin", "token": ADMIN},
+        {"name": "viewer", "role": "read", "token": READER},
+    ]
+    cluster = await make_cluster(
+        settings={"auth": {"tokens": tokens}}, client_options={"token": ADMIN}, http=True
+    )
+    leader = await cluster.wait_for_leader()
+    client = cluster.client(leader)
+    daily = await client.submit(
+        "echo", {"n": 1}, name="dash: daily", cron="0 0 * * *", timezone="Europe/Paris"
+    )
+    follower = next(n for n in cluster.nodes if n is not leader)
+    await cluster.wait_for_applied()
+    base = f"http://127.0.0.1:{cluster.http_port(follower)}/"
+    browser = await asyncio.to_thread(DevTools, tmp_path / "chromium-actions")
+    try:
+        # and an admin's browser on a follower's dashboard (the token becomes a cookie)
+        await asyncio.to_thread(browser.open, f"{base}?token={ADMIN}")
+
+        async def page_shows(expression: str, what: str) -> Any:
+            async def check() -> Any:
+                return await asyncio.to_thread(browser.js, expression) or None
+
+            return await eventually(check, timeout=30, interval=0.2, what=what)
+
+        async def click(selector: str) -> str:
+            """Click the page's button and wait for the result line; its text."""
+            await page_shows(f"!!document.querySelector({selector!r})", f"the button {selector}")
+            await asyncio.to_thread(
+                browser.js, "document.getElementById('action-result').dataset.outcome = ''"
+            )
+            await asyncio.to_thread(browser.js, f"document.querySelector({selector!r}).click()")
+            return str(
+                await page_shows(
+                    "(r => ['ok', 'error'].includes(r.dataset.outcome)"
+                    " ? `${r.dataset.outcome}: ${r.textContent}` : '')"
+                    "(document.getElementById('action-result'))",
+                    "the action's result on the page",
+                )
+            )
+
+        async def history() -> list[tuple[str, str]]:
+            events = await client.history(daily)
+            return [(ordo_pb2.EventType.Name(e.type).removeprefix("EVENT_TYPE_"), e.message) for e in events]
+
+        await page_shows("document.getElementById('actor').textContent === 'ops'", "the page acting as 'ops'")
+        await asyncio.to_thread(browser.open, f"{base}#job={daily}")
+
+        # When the admin clicks pause on the job's page
+        said = await click("#detail-actions [data-action=pause]")
+
+        # Then the page says it is done, by whom; the job is paused; its history names the token
+        assert said.startswith("ok: pause dash: daily") and "done by ops" in said and "PAUSED" in said, said
+        assert (await client.get(daily)).state == ordo_pb2.JOB_STATE_PAUSED
+        assert ("PAUSED", "paused by ops") in await history()
+
+        # When the schedules view shows it, paused, with its spec and time zone, and resume is clicked there
+        await asyncio.to_thread(browser.open, f"{base}#view=schedules")
+        row = f"[data-schedule='{daily}']"
+        text = await page_shows(
+            f"(r => r && r.textContent)(document.querySelector({row!r}))", "the schedule's row"
+        )
+        assert "0 0 * * *" in text and "Europe/Paris" in text and "PAUSED" in text, text
+        said = await click(f"{row} [data-action=resume]")
+        assert said.startswith("ok: resume") and "SCHEDULED" in said, said
+
+        # and then run now
+        said = await click(f"{row} [data-action=run-now]")
+
+        # Then one extra occurrence ran, its reason naming who asked, and the schedule did not move
+        assert said.startswith("ok: run now") and "triggered now by ops" in said, said
+        assert ("RESUMED", "resumed by ops") in await history()
+
+        async def ran_now() -> bool:
+            occurrences = (await client.occurrences(daily)).occurrences
+            return any(o.reason == "triggered now by ops" for o in occurrences)
+
+        await eventually(ran_now, timeout=30, what="the occurrence triggered now")
+        job = await client.get(daily)
+        assert job.next_fire_time.ToDatetime().hour in (22, 23)  # still midnight in Paris, in UTC
+        await page_shows(
+            f"[...document.querySelectorAll({row + ' .fates [title]'!r})]"
+            ".some(b => b.title.includes('TRIGGERED (triggered now by ops)'))",
+            "the new fate in the schedules view (its reason in the badge's title)",
+        )
+
+        # When cancel is clicked on the job's page: once arms it, the second click acts
+        await asyncio.to_thread(browser.open, f"{base}#job={daily}")
+        await page_shows(
+            "!!document.querySelector('#detail-actions [data-action=cancel]')", "the cancel button"
+        )
+        await asyncio.to_thread(
+            browser.js, "document.querySelector('#detail-actions [data-action=cancel]').click()"
+        )
+        assert (await client.get(daily)).state != ordo_pb2.JOB_STATE_CANCELLED
+        said = await click("#detail-actions [data-action=cancel]")
+
+        # Then it is cancelled everywhere, by ops
+        assert said.startswith("ok: cancel") and "CANCELLED" in said, said
+        await cluster.wait_for_state(daily, "CANCELLED")
+        assert any(t == "CANCELLED" and m.endswith("by ops") for t, m in await history())
+
+        # And a read token's page offers no action, and the node refuses one all the same
+        await asyncio.to_thread(browser.open, f"{base}?token={READER}")
+        await page_shows(
+            "document.getElementById('actor').textContent === 'viewer (read only)'", "the read-only page"
+        )
+        refused = await asyncio.to_thread(
+            browser.js,
+            f"fetch('api/jobs/{daily}/retry', {{method: 'POST', headers: {{'X-Ordo-CSRF': 'x'}}}})"
+            ".then(r => r.status)",
+            True,
+        )
+        assert refused == 403
+    finally:
+        await asyncio.to_thread(browser.close)

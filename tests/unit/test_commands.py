@@ -98,6 +98,7 @@ COMMANDS: list[c.Command] = [
         raft_address="h:2",
     ),
     c.PauseJob(request_id="r10", at=AT, node="node1", job_id=JOB, pause=True, note="maintenance"),
+    c.TriggerNow(request_id="r10n", at=AT, node="node1", job_id=JOB, by="ops"),
     c.TriggerJobs(
         request_id="r11",
         at=AT,
@@ -179,7 +180,8 @@ def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
 
     # each command is written with the version that introduced it (older nodes stop at a newer one)
     traced = isinstance(cmd, c.RecordRunUpdates) and any(u.traceback for u in cmd.updates)
-    expected = {"worker": 4, "batch": 6}.get(cmd.op, 5 if traced else 3)
+    named = isinstance(cmd, c.CancelJob | c.RetryJob | c.PauseJob) and bool(cmd.by)
+    expected = {"worker": 4, "batch": 6, "trigger_now": 7}.get(cmd.op, 7 if named else 5 if traced else 3)
     assert (body["v"], body["op"]) == (expected, cmd.op)
     assert body["v"] <= c.VERSION
     assert b": " not in raw

@@ -1,4 +1,5 @@
-"""Tests for the node's HTTP port: the dashboard's JSON API, its page, /metrics and the token check.
+"""Tests for the node's HTTP port: the dashboard's JSON API, its page, /metrics, the token check,
+and the actions (through a real JobService on a store that commits at once) with their CSRF guard.
 
 A real Store on a temporary SQLite file holds two jobs (one succeeded, one
 failed); the server runs on a free port, and requests go over real HTTP
@@ -13,21 +14,28 @@ import http.client
 import json
 import logging
 import socket
+import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from helpers import eventually
 
 from ordo_node import commands as c
+from ordo_node.api.jobs import Changes, JobService
+from ordo_node.auth import Tokens
+from ordo_node.config import Config, Token
 from ordo_node.dashboard import Dashboard
 from ordo_node.dashboard import server as server_mod
+from ordo_node.dashboard.actions import Actions
 from ordo_node.dashboard.server import Allow, HttpServer, bearer_token, token_cookie
+from ordo_node.handlers import registry
 from ordo_node.metrics import Metrics
 from ordo_node.pb import ordo_pb2
+from ordo_node.queries import Queries
 from ordo_node.statemachine.store import Store
 
 SEC = 1_000_000
@@ -238,7 +246,7 @@ async def test_job_detail_has_attempts_history_and_occurrences(serve: ServeFn) -
         ("/api/jobs?limit=0", 400, "from 1 to 500"),
         ("/api/jobs?limit=501", 400, "from 1 to 500"),
         ("/api/jobs?limit=-1", 400, "from 1 to 500"),
-        ("/api/jobs?sort=name", 400, "unknown parameter 'sort': this endpoint takes state, limit"),
+        ("/api/jobs?sort=name", 400, "unknown parameter 'sort': this endpoint takes state, q, before, limit"),
         ("/api/jobs?limit=1&limit=2", 400, "parameter 'limit' is given 2 times"),
         ("/api/runs/recent?state=FAILED", 400, "unknown parameter 'state'"),
         ("/api/cluster?x=1", 400, "takes no parameters"),
@@ -465,3 +473,335 @@ async def test_the_log_never_holds_a_token(serve: ServeFn, caplog: pytest.LogCap
     await node.get("/?token=good-token-0123456789")
     assert caplog.records, "requests are logged at DEBUG"
     assert "0123456789" not in caplog.text
+
+
+# --- actions (issue 16) ------------------------------------------------------------
+
+RECURRING = "00000000-0000-4000-8000-0000000000cc"
+ADMIN = "admin-token-0123456789"
+READER = "read-token-0123456789"
+
+
+class StoreConsensus:
+    """Commits at once: a proposal is applied to the store on the caller's thread (the loop)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def propose(self, cmd: c.Command) -> Any:
+        return self.store.apply(self.store.last_applied + 1, c.encode(cmd))
+
+
+@dataclass
+class Acting:
+    served: Served
+    store: Store
+    app: Any
+
+    async def post(self, path: str, headers: dict[str, str] | None = None) -> Reply:
+        return await self.served.get(path, headers, method="POST")
+
+    async def session(self, token: str | None = None) -> dict[str, Any]:
+        auth = {"Authorization": f"Bearer {token}"} if token else {}
+        reply = await self.served.get("/api/session", auth)
+        assert reply.status == 200, reply.text
+        session: dict[str, Any] = reply.json
+        return session
+
+    async def same_origin(self, token: str | None = None) -> dict[str, str]:
+        """The headers chromium sends with the page's own POST, the CSRF token included."""
+        headers = {
+            "Origin": f"http://127.0.0.1:{self.served.server.port}",
+            "Host": f"127.0.0.1:{self.served.server.port}",
+            "Sec-Fetch-Site": "same-origin",
+        }
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        headers["X-Ordo-CSRF"] = (await self.session(token))["csrf"]
+        return headers
+
+    def events(self, job_id: str) -> list[tuple[str, str]]:
+        conn = sqlite3.connect(self.store.path)
+        try:
+            return conn.execute(
+                "SELECT type, message FROM events WHERE job_id = ? ORDER BY seq", (job_id,)
+            ).fetchall()
+        finally:
+            conn.close()
+
+
+ActFn = Callable[..., Awaitable[Acting]]
+
+
+@pytest.fixture
+async def acting(tmp_path: Path) -> AsyncIterator[ActFn]:
+    """A dashboard that acts through a real JobService on a store that commits at once."""
+    store = Store(tmp_path / "state.db")
+    _apply(store)
+    options = json.dumps({"cron": "*/5 * * * *", "timezone": "Europe/Paris", "overlap": "SKIP"})
+    spec = c.JobSpec(
+        RECURRING, "echo", "{}", DUE, name="every five", spec_hash="r", options=options, first_nominal=DUE
+    )
+    store.apply(
+        store.last_applied + 1, c.encode(c.SubmitJobs(request_id="r", at=T0, node="node1", jobs=(spec,)))
+    )
+    queries = Queries(store.path)
+    await queries.open()
+    loop = asyncio.get_running_loop()
+    servers: list[HttpServer] = []
+
+    async def start(tokens: tuple[Token, ...] = ()) -> Acting:
+        config = Config(
+            node_id="node2",
+            grpc_address="127.0.0.1:1",
+            raft_address="127.0.0.1:2",
+            data_dir=tmp_path,
+            secret="x" * 16,
+            tokens=tokens,
+        )
+        jobs = JobService(config, cast(Any, StoreConsensus(store)), queries, registry, Changes())
+        actions = Actions(jobs, Tokens(tokens), loop)
+        allow = Tokens(tokens).can_read if tokens else None
+        metrics = Metrics()
+        server = metrics.serve(
+            "127.0.0.1:0", Dashboard(store.path, cluster_status, loop, actions), allow=allow
+        )
+        servers.append(server)
+        return Acting(Served(server, metrics), store, server._server.app)
+
+    try:
+        yield start
+    finally:
+        for s in servers:
+            await asyncio.to_thread(s.close)
+        await queries.close()
+        store.close()
+
+
+TOKENS = (Token("ops-admin", ADMIN, "admin"), Token("viewer", READER, "read"))
+
+
+async def test_an_admin_cancels_from_the_page_and_the_history_names_the_token(acting: ActFn) -> None:
+    # Given a dashboard with tokens, and the session an admin's page reads
+    node = await acting(TOKENS)
+    session = await node.session(ADMIN)
+    assert session["can_act"] and session["actor"] == "ops-admin" and len(session["csrf"]) == 64
+
+    # When the admin's page cancels a scheduled job
+    reply = await node.post(f"/api/jobs/{RECURRING}/cancel", await node.same_origin(ADMIN))
+
+    # Then the answer shows the job's new state and the history entry it wrote, with the token's name
+    assert reply.status == 200, reply.text
+    assert reply.json["job"]["state"] == "CANCELLED" and reply.json["by"] == "ops-admin"
+    assert reply.json["event"]["type"] == "CANCELLED"
+    assert node.events(RECURRING)[-1] == ("CANCELLED", "cancelled while SCHEDULED by ops-admin")
+
+
+async def test_pause_resume_run_now_and_retry_from_the_page(acting: ActFn) -> None:
+    node = await acting(TOKENS)
+    headers = await node.same_origin(ADMIN)
+
+    paused = await node.post(f"/api/jobs/{RECURRING}/pause", headers)
+    assert paused.status == 200 and paused.json["job"]["state"] == "PAUSED"
+    refused = await node.post(f"/api/jobs/{RECURRING}/run-now", headers)
+    assert refused.status == 409 and "resume it first" in refused.json["error"]
+    resumed = await node.post(f"/api/jobs/{RECURRING}/resume", headers)
+    assert resumed.status == 200 and resumed.json["job"]["state"] == "SCHEDULED"
+    now = await node.post(f"/api/jobs/{RECURRING}/run-now", headers)
+    assert now.status == 200 and now.json["job"]["state"] == "TRIGGERED"
+    assert now.json["event"]["message"] == "lateness_ms=0.0 triggered now by ops-admin"
+    retried = await node.post(f"/api/jobs/{BAD_JOB}/retry", headers)
+    # (its run's scheduled time is in 2030: the job shows SCHEDULED until then, no longer FAILED)
+    assert retried.status == 200 and retried.json["job"]["state"] == "SCHEDULED"
+    assert [e for e in node.events(RECURRING) if e[0] in ("PAUSED", "RESUMED")] == [
+        ("PAUSED", "paused by ops-admin"),
+        ("RESUMED", "resumed by ops-admin"),
+    ]
+    assert node.events(BAD_JOB)[-1] == ("RETRIED", "retry requested by ops-admin")
+    # A transition the job's state does not allow is a 409 with the state machine's reason
+    again = await node.post(f"/api/jobs/{OK_JOB}/retry", headers)
+    assert again.status == 409 and "only a failed job is retried" in again.json["error"]
+    missing = await node.post("/api/jobs/00000000-0000-4000-8000-0000000000ff/cancel", headers)
+    assert missing.status == 404
+
+
+async def test_cross_site_posts_are_refused(acting: ActFn) -> None:
+    # Given an admin's browser (its token in the cookie, as after /?token=)
+    node = await acting(TOKENS)
+    good = await node.same_origin(ADMIN)
+    cookie = {"Cookie": f"ordo_token={ADMIN}"}
+    path = f"/api/jobs/{RECURRING}/cancel"
+
+    # When another site's page posts, with or without the headers it cannot get right
+    attempts = {
+        "cross-site fetch": {**cookie, "Sec-Fetch-Site": "cross-site", "X-Ordo-CSRF": good["X-Ordo-CSRF"]},
+        "same-site fetch": {**cookie, "Sec-Fetch-Site": "same-site", "X-Ordo-CSRF": good["X-Ordo-CSRF"]},
+        "foreign origin": {**cookie, "Origin": "http://evil.example", "X-Ordo-CSRF": good["X-Ordo-CSRF"]},
+        "a form (no CSRF header)": {**cookie, "Origin": good["Origin"], "Host": good["Host"]},
+        "a guessed CSRF token": {**cookie, "X-Ordo-CSRF": "0" * 64},
+        "another session's token": {
+            "Authorization": f"Bearer {ADMIN}",
+            "X-Ordo-CSRF": (await node.session(READER))["csrf"] or "x",
+        },
+    }
+    for what, headers in attempts.items():
+        reply = await node.post(path, headers)
+        # Then each is refused, and the job is untouched
+        assert reply.status == 403, what
+        assert "may not act" in reply.json["error"] or "X-Ordo-CSRF" in reply.json["error"], what
+    assert node.events(RECURRING)[-1][0] == "SCHEDULED"
+    # while the page's own request, cookie and all, acts
+    own = {**cookie, **{k: v for k, v in good.items() if k != "Authorization"}}
+    assert (await node.post(path, own)).status == 200
+
+
+async def test_without_an_admin_token_nothing_acts(acting: ActFn) -> None:
+    node = await acting(TOKENS)
+    path = f"/api/jobs/{RECURRING}/pause"
+
+    # No token at all: 401, as for any request
+    assert (await node.post(path, {"Sec-Fetch-Site": "same-origin"})).status == 401
+    # A read token may look, and its page learns it cannot act (no CSRF token is given)
+    session = await node.session(READER)
+    assert session == {
+        "can_act": False,
+        "actor": "viewer",
+        "why": "token 'viewer' is a read token; actions need an admin token",
+        "csrf": "",
+        "csrf_header": "X-Ordo-CSRF",
+    }
+    headers = {"Authorization": f"Bearer {READER}", "X-Ordo-CSRF": node.app.csrf_token(READER)}
+    reply = await node.post(path, headers)
+    assert reply.status == 403 and "actions need an admin token" in reply.json["error"]
+    assert node.events(RECURRING)[-1][0] == "SCHEDULED"
+    # An action is a POST: GET on it is 405, and POST elsewhere too
+    assert (await node.served.get(path, {"Authorization": f"Bearer {ADMIN}"})).status == 405
+    post = await node.post("/api/jobs", {"Authorization": f"Bearer {ADMIN}"})
+    assert post.status == 405 and post.headers["allow"] == "GET, HEAD"
+
+
+async def test_an_open_port_acts_as_the_dashboard(acting: ActFn) -> None:
+    node = await acting()
+    assert (await node.session())["actor"] == "dashboard"
+
+    reply = await node.post(f"/api/jobs/{RECURRING}/run-now", await node.same_origin())
+
+    assert reply.status == 200, reply.text
+    assert node.events(RECURRING)[-1] == ("TRIGGERED", "lateness_ms=0.0 triggered now by dashboard")
+
+
+async def test_a_dashboard_without_actions_says_so(serve: ServeFn) -> None:
+    node = serve()
+    session = (await node.get("/api/session")).json
+    assert session["can_act"] is False and session["why"] == "this dashboard only reads"
+    reply = await node.get(f"/api/jobs/{OK_JOB}/cancel", {"Sec-Fetch-Site": "same-origin"}, method="POST")
+    assert reply.status == 403
+
+
+# --- the views (issue 16) ------------------------------------------------------------
+
+
+async def test_jobs_are_searched_by_id_prefix_or_name_and_paged(acting: ActFn) -> None:
+    node = (await acting()).served
+
+    # by name, any case
+    found = (await node.get("/api/jobs?q=NIGHTLY")).json
+    assert [j["job_id"] for j in found["jobs"]] == [OK_JOB]
+    # by a prefix of the id, or by its end (what the page shows)
+    found = (await node.get(f"/api/jobs?q={BAD_JOB[:-1]}")).json
+    assert [j["job_id"] for j in found["jobs"]] == [BAD_JOB, OK_JOB]
+    found = (await node.get(f"/api/jobs?q={BAD_JOB[-8:].upper()}")).json
+    assert [j["job_id"] for j in found["jobs"]] == [BAD_JOB]
+    # a page of one at a time, newest first, to the end
+    seen, before = [], 0
+    while True:
+        page = (await node.get(f"/api/jobs?limit=1&before={before}")).json
+        seen += [j["job_id"] for j in page["jobs"]]
+        before = page["next"]
+        if not before:
+            break
+    assert seen == [RECURRING, BAD_JOB, OK_JOB]
+    # a recurring job's list entry carries its spec and time zone
+    (entry,) = (await node.get(f"/api/jobs?q={RECURRING}")).json["jobs"]
+    assert (entry["cron"], entry["timezone"], entry["next_fire"]) == ("*/5 * * * *", "Europe/Paris", DUE)
+    assert (await node.get("/api/jobs?before=x")).status == 400
+
+
+async def test_schedules_list_recurring_jobs_with_spec_zone_next_fire_and_fates(acting: ActFn) -> None:
+    node = await acting()
+    headers = await node.same_origin()
+    await node.post(f"/api/jobs/{RECURRING}/run-now", headers)
+    await node.post(f"/api/jobs/{RECURRING}/run-now", headers)  # skipped: the first still runs (SKIP)
+    await node.post(f"/api/jobs/{RECURRING}/pause", headers)
+
+    data = (await node.served.get("/api/schedules")).json
+
+    (s,) = data["schedules"]
+    assert (s["job_id"], s["name"], s["cron"], s["timezone"]) == (
+        RECURRING,
+        "every five",
+        "*/5 * * * *",
+        "Europe/Paris",
+    )
+    assert s["paused"] and s["state"] == "PAUSED" and s["next_fire"] == DUE and s["overlap"] == "SKIP"
+    assert [f["fate"] for f in s["last"]] == ["SKIPPED_OVERLAP", "TRIGGERED"]
+    assert s["last"][1]["reason"] == "triggered now by dashboard" and s["last"][1]["outcome"] == "PENDING"
+
+
+async def test_the_chart_counts_outcomes_and_lateness_per_minute(serve: ServeFn) -> None:
+    node = serve()
+    dashboard = node.server._server.app.dashboard
+
+    data = dashboard.chart(now=DUE + 10 * SEC, minutes=3)
+
+    minutes = data["minutes"]
+    minute = DUE - DUE % (60 * SEC)  # the UTC minute DUE falls in: the runs ended within it
+    assert [m["start"] for m in minutes] == [minute - 120 * SEC, minute - 60 * SEC, minute]
+    last = minutes[-1]
+    assert last["outcomes"] == {"SUCCEEDED": 1, "FAILED": 1, "LOST": 0, "CANCELLED": 0}
+    assert (last["triggered"], last["late_p50_ms"], last["late_max_ms"]) == (2, 0.0, 0.0)
+    assert minutes[0]["triggered"] == 0 and minutes[0]["late_max_ms"] is None
+    assert (await node.get("/api/chart")).status == 200
+
+
+async def test_the_job_view_has_the_traceback_and_the_exact_result_text(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state.db")
+    job = "00000000-0000-4000-8000-0000000000dd"
+    big = "9007199254740993"
+    cmds: list[c.Command] = [
+        c.SubmitJobs(
+            request_id="s",
+            at=T0,
+            node="n",
+            jobs=(c.JobSpec(job, "echo", f'{{"n": {big}}}', DUE, spec_hash="h"),),
+        ),
+        c.TriggerJobs(request_id="t", at=DUE, node="n", triggers=(c.Trigger(job, DUE),)),
+        c.AssignRuns(request_id="a", at=DUE, node="n", assignments=(c.Assignment(f"{job}:1", 1, "n"),)),
+        c.RecordRunUpdates(
+            request_id="u",
+            node="n",
+            updates=(
+                c.RunUpdate(
+                    f"{job}:1",
+                    1,
+                    "failed",
+                    DUE + SEC,
+                    result=f'{{"sum": {big}}}',
+                    error="boom",
+                    traceback='Traceback (most recent call last):\n  File "h.py", line 3\nValueError: boom',
+                ),
+            ),
+        ),
+    ]
+    for cmd in cmds:
+        store.apply(store.last_applied + 1, c.encode(cmd))
+    try:
+        data = Dashboard(store.path, cluster_status, asyncio.get_running_loop()).job(job[:13])
+    finally:
+        store.close()
+
+    assert data is not None and data["job"]["job_id"] == job  # a unique prefix finds the job
+    assert data["job"]["payload_json"] == f'{{"n": {big}}}'
+    (run,) = data["runs"]
+    assert run["result"] == f'{{"sum": {big}}}'  # as stored: no float on the way
+    assert run["traceback"].endswith("ValueError: boom")

@@ -1,20 +1,31 @@
 "use strict";
 
-// The ordo-node dashboard: polls this node's read-only JSON API (api/...) and
-// renders it. Data reaches the page only through text nodes and
-// setAttribute, never through an HTML parser, so job names, payloads and
-// error texts cannot inject markup. The URL hash holds the view: #state=FAILED filters
-// the job list, #job=<id> opens a job's attempts, occurrences and history.
+// The ordo-node dashboard: polls this node's JSON API (api/...) and renders it.
+// Data reaches the page only through text nodes and setAttribute, never
+// through an HTML parser, so job names, payloads and error texts cannot inject
+// markup. The URL hash holds the view: #state=FAILED filters the job list,
+// #q=... searches it, #before=N pages past the newest, #view=schedules shows
+// the recurring jobs, #job=<id> opens a job's attempts, occurrences and history.
+//
+// Actions (cancel, retry, pause, resume, run now) are POSTs to
+// api/jobs/<id>/<action> carrying the CSRF token api/session gives this page;
+// the node allows them to an admin token only (or to anyone on a port without
+// tokens) and records the token's name in the job's history.
 
 const POLL_MS = 2000;
 const LIST_LIMIT = 50;
 const RECENT_LIMIT = 20;
+const CHART_EVERY = 5; // the chart is read every fifth poll: it changes by the minute
+const CONFIRM_MS = 5000; // a cancel asks again, and waits this long for the second click
+const OUTCOME_CLASS = { SUCCEEDED: "ok", FAILED: "bad", LOST: "lost", CANCELLED: "idle" };
 
 const byId = (id) => document.getElementById(id);
 const lastShown = new Map();
 let timer = null;
 let busy = false;
 let again = false;
+let polls = 0;
+let session = null; // {can_act, actor, why, csrf, csrf_header} from api/session
 
 // --- building elements ---------------------------------------------------
 
@@ -39,27 +50,57 @@ function pad(n, width = 2) {
   return String(n).padStart(width, "0");
 }
 
+// Every time is shown in UTC and says so; a schedule's own time zone is named where it matters.
 function formatTime(us) {
   if (!us) return "";
   const d = new Date(us / 1000);
   return (
-    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+    `${d.getUTCFullYear()}-${pad(d.getUTCMonth() + 1)}-${pad(d.getUTCDate())} ` +
+    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} UTC`
   );
+}
+
+// The same instant in a named time zone, e.g. "2026-12-05 13:03:04 Europe/Paris"; "" if unknown here.
+function formatZoned(us, zone) {
+  if (!us || !zone || zone === "UTC") return "";
+  try {
+    const parts = Object.fromEntries(
+      new Intl.DateTimeFormat("en-GB", {
+        timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit",
+        hour: "2-digit", minute: "2-digit", second: "2-digit",
+      }).formatToParts(new Date(us / 1000)).map((p) => [p.type, p.value]),
+    );
+    return `${parts.year}-${parts.month}-${parts.day} ${parts.hour}:${parts.minute}:${parts.second} ${zone}`;
+  } catch (_) {
+    return "";
+  }
 }
 
 function timeCell(us) {
   return el("td", { class: "time", title: us ? new Date(us / 1000).toISOString() : null }, formatTime(us));
 }
 
-function took(startUs, endUs) {
-  if (!startUs || !endUs) return "";
-  const seconds = (endUs - startUs) / 1e6;
-  return seconds < 1 ? `${Math.round(seconds * 1000)} ms` : `${seconds.toFixed(1)} s`;
+// A duration with its unit: "350 ms", "4.2 s", "3.5 min".
+function duration(us) {
+  const ms = us / 1000;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60000) return `${(ms / 1000).toFixed(1)} s`;
+  if (ms < 3600000) return `${(ms / 60000).toFixed(1)} min`;
+  return `${(ms / 3600000).toFixed(1)} h`;
 }
 
+function took(startUs, endUs) {
+  if (!startUs || !endUs) return "";
+  return duration(endUs - startUs);
+}
+
+// Version-7 UUIDs share their first characters (a timestamp): the end tells them apart.
 function shortId(id) {
-  return id.length > 12 ? `${id.slice(0, 8)}…` : id;
+  return id.length > 12 ? `…${id.slice(-8)}` : id;
+}
+
+function idCell(id) {
+  return el("td", { class: "mono id", title: id }, shortId(id));
 }
 
 // A run id is "<job id>:<ordinal>": within one job, the ordinal says which run.
@@ -83,16 +124,17 @@ function showError(id, error) {
 
 // --- the view in the URL hash -------------------------------------------
 
+const VIEW_KEYS = ["view", "state", "q", "before", "job"];
+
 function view() {
   const params = new URLSearchParams(location.hash.slice(1));
-  return { job: params.get("job") || "", state: params.get("state") || "" };
+  return Object.fromEntries(VIEW_KEYS.map((k) => [k, params.get(k) || ""]));
 }
 
 function hashFor(change) {
   const next = { ...view(), ...change };
   const params = new URLSearchParams();
-  if (next.state) params.set("state", next.state);
-  if (next.job) params.set("job", next.job);
+  for (const key of VIEW_KEYS) if (next[key]) params.set(key, next[key]);
   const text = params.toString();
   return text ? `#${text}` : "#";
 }
@@ -125,6 +167,111 @@ function render(key, data, draw) {
   if (lastShown.get(key) === text) return;
   lastShown.set(key, text);
   draw(data);
+}
+
+// --- actions ---------------------------------------------------------------
+
+async function loadSession() {
+  try {
+    session = await getJSON("api/session");
+  } catch (error) {
+    session = { can_act: false, actor: "", why: `cannot tell: ${error.message}`, csrf: "" };
+  }
+  const actor = byId("actor");
+  actor.textContent = session.can_act ? session.actor : `${session.actor || "nobody"} (read only)`;
+  actor.title = session.why || "";
+  lastShown.clear(); // buttons appear or go with the right to act
+}
+
+async function post(action, jobId) {
+  const headers = { Accept: "application/json" };
+  headers[session.csrf_header || "X-Ordo-CSRF"] = session.csrf;
+  const reply = await fetch(`api/jobs/${encodeURIComponent(jobId)}/${action}`, {
+    method: "POST", headers, cache: "no-store", credentials: "same-origin",
+  });
+  let body = null;
+  try {
+    body = await reply.json();
+  } catch (_) {
+    body = { error: `${reply.status} ${reply.statusText}` };
+  }
+  return { status: reply.status, body };
+}
+
+const ACTION_NAMES = { cancel: "cancel", retry: "retry", pause: "pause", resume: "resume", "run-now": "run now" };
+
+// Do an action and say how it went at the top of the page (and in its history, below).
+async function act(action, jobId, name) {
+  const result = byId("action-result");
+  result.hidden = false;
+  result.className = "pending";
+  result.dataset.outcome = "pending";
+  result.textContent = `${ACTION_NAMES[action]} ${name || jobId}: sending…`;
+  let reply = await post(action, jobId);
+  if (reply.status === 403 && /X-Ordo-CSRF/.test(reply.body.error || "")) {
+    await loadSession(); // the node restarted since this page read its token
+    reply = await post(action, jobId);
+  }
+  if (reply.status === 200) {
+    const j = reply.body.job;
+    const e = reply.body.event;
+    result.className = "ok";
+    result.dataset.outcome = "ok";
+    result.textContent =
+      `${ACTION_NAMES[action]} ${j.name || j.job_id} (…${j.job_id.slice(-8)}): done by ${reply.body.by}; ` +
+      `the job is ${j.state}` + (e ? `; history: ${e.type} ${e.message}` : "");
+  } else {
+    result.className = "error";
+    result.dataset.outcome = "error";
+    result.textContent = `${ACTION_NAMES[action]} ${name || jobId} refused (${reply.status}): ${reply.body.error}`;
+  }
+  lastShown.clear();
+  refresh();
+}
+
+// Cancels asked for once, by job id, with the time the question lapses: kept here, not in
+// the button, so that a redraw between the two clicks does not forget the first.
+const armed = new Map();
+
+// A button for an action; a cancel asks for a second click (within CONFIRM_MS) before it acts.
+function actionButton(action, jobId, name) {
+  const asking = () => action === "cancel" && (armed.get(jobId) || 0) > Date.now();
+  const button = el("button", { type: "button", class: `action action-${action}`, "data-action": action, "data-job": jobId },
+    asking() ? "really cancel?" : ACTION_NAMES[action]);
+  if (asking()) button.classList.add("armed");
+  button.addEventListener("click", () => {
+    if (action === "cancel" && !asking()) {
+      armed.set(jobId, Date.now() + CONFIRM_MS);
+      button.textContent = "really cancel?";
+      button.classList.add("armed");
+      setTimeout(() => {
+        if (!asking() && button.isConnected) {
+          button.textContent = ACTION_NAMES[action];
+          button.classList.remove("armed");
+        }
+      }, CONFIRM_MS + 50);
+      return;
+    }
+    armed.delete(jobId);
+    button.disabled = true;
+    act(action, jobId, name).finally(() => {
+      button.disabled = false;
+    });
+  });
+  return button;
+}
+
+const FINAL_STATES = ["SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED"];
+
+// The actions a job's state allows (the node checks again).
+function actionsFor(job, recurring) {
+  if (!session || !session.can_act) return [];
+  const out = [];
+  if (recurring && job.state === "PAUSED") out.push("resume");
+  else if (recurring && !FINAL_STATES.includes(job.state)) out.push("run-now", "pause");
+  if (["FAILED", "DEAD_LETTER"].includes(job.state) || (recurring && job.last_failed)) out.push("retry");
+  if (!FINAL_STATES.includes(job.state)) out.push("cancel");
+  return out;
 }
 
 // --- panels --------------------------------------------------------------
@@ -197,7 +344,7 @@ function drawCounts(counts) {
     el(
       "li",
       { class: `${count ? "" : "zero"} ${state === current ? "active" : ""}`.trim() || null, "data-state": state || "ALL" },
-      el("a", { href: hashFor({ state }) }, el("span", { class: `label state-${cssName(state || "ALL")}` }, label),
+      el("a", { href: hashFor({ state, before: "", view: "" }) }, el("span", { class: `label state-${cssName(state || "ALL")}` }, label),
         " ", el("b", { class: "count" }, count)),
     );
   const items = [chip("", "all", counts.total)];
@@ -206,22 +353,143 @@ function drawCounts(counts) {
 }
 
 function drawJobs(data) {
-  byId("jobs-note").textContent = data.state
-    ? `newest ${data.limit} in ${data.state}`
-    : `newest ${data.limit}`;
+  const where = [data.state && `in ${data.state}`, data.q && `matching “${data.q}”`].filter(Boolean).join(", ");
+  byId("jobs-note").textContent =
+    `${data.before ? `${data.limit} older` : `newest ${data.limit}`}${where ? ` ${where}` : ""}`;
   const rows = data.jobs.map((j) =>
     el(
       "tr",
       { "data-job": j.job_id, class: j.job_id === view().job ? "selected" : null },
       el("td", {}, jobLink(j.job_id, j.name), j.waiting ? el("div", { class: "note" }, j.waiting) : null),
+      el("td", {}, j.type, j.cron ? el("div", { class: "muted mono" }, `${j.cron} (${j.timezone || "UTC"})`) : null),
+      idCell(j.job_id),
       el("td", {}, badge(j.state, "state")),
-      el("td", {}, j.type),
       timeCell(j.next_fire),
       el("td", { class: "num" }, j.occurrences),
       timeCell(j.created_at),
     ),
   );
-  fill("jobs", rows, 6, data.state ? `no ${data.state} jobs` : "no jobs yet");
+  fill("jobs", rows, 7, where ? `no jobs ${where}` : "no jobs yet");
+  const older = byId("page-older");
+  older.hidden = !data.next;
+  older.setAttribute("href", hashFor({ before: String(data.next || "") }));
+  const newest = byId("page-newest");
+  newest.hidden = !data.before;
+  newest.setAttribute("href", hashFor({ before: "" }));
+}
+
+function fateBadge(o) {
+  const when = formatTime(o.nominal);
+  return el("span", { class: `badge fate-${cssName(o.fate)}`, title: `${when}: ${o.fate}${o.reason ? ` (${o.reason})` : ""}${o.outcome ? `, run ${o.outcome}` : ""}` },
+    o.outcome && o.fate === "TRIGGERED" ? o.outcome : o.fate);
+}
+
+function drawSchedules(data) {
+  byId("schedules-note").textContent = `${data.schedules.length} live${data.more ? ` (the newest ${data.limit})` : ""}`;
+  const rows = data.schedules.map((s) => {
+    const zoned = formatZoned(s.next_fire, s.timezone);
+    const job = { state: s.state, last_failed: s.last.length > 0 && s.last[0].outcome === "FAILED" };
+    return el(
+      "tr",
+      { "data-schedule": s.job_id, class: s.paused ? "paused" : null },
+      el("td", {}, jobLink(s.job_id, s.name), el("div", { class: "muted" }, s.type)),
+      idCell(s.job_id),
+      el("td", { class: "mono" }, s.cron, el("div", { class: "muted" }, s.timezone),
+        s.max_runs ? el("div", { class: "muted" }, `max ${s.max_runs} runs, ${s.occurrences} so far`) : null),
+      el("td", { class: "time" }, s.paused ? el("div", { class: "muted" }, "paused; due") : null,
+        zoned ? el("div", {}, zoned) : null, el("div", { class: zoned ? "muted" : null }, formatTime(s.next_fire) || "none")),
+      el("td", {}, badge(s.paused ? "PAUSED" : s.state, "state")),
+      el("td", {}, s.overlap),
+      el("td", { class: "fates" }, s.last.length ? s.last.map(fateBadge) : el("span", { class: "muted" }, "none yet")),
+      el("td", { class: "actions" }, actionsFor(job, true).filter((a) => a !== "cancel").map((a) => actionButton(a, s.job_id, s.name))),
+    );
+  });
+  fill("schedules", rows, 8, "no live recurring jobs");
+}
+
+// --- the chart: plain SVG, drawn here ----------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const CHART = { w: 600, h: 160, left: 44, right: 8, top: 8, bottom: 22 };
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children.flat()) if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  return node;
+}
+
+function minuteLabel(us) {
+  const d = new Date(us / 1000);
+  return `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}`;
+}
+
+// Axes with a top value and unit, and a time label every ten minutes (UTC).
+function axes(minutes, top, unit) {
+  const { w, h, left, right, top: t, bottom } = CHART;
+  const step = (w - left - right) / minutes.length;
+  const items = [
+    svg("line", { x1: left, y1: h - bottom, x2: w - right, y2: h - bottom, class: "axis" }),
+    svg("line", { x1: left, y1: t, x2: left, y2: h - bottom, class: "axis" }),
+    svg("text", { x: left - 4, y: t + 8, class: "tick", "text-anchor": "end" }, `${top}`),
+    svg("text", { x: left - 4, y: h - bottom, class: "tick", "text-anchor": "end" }, "0"),
+    svg("text", { x: left - 4, y: t + 20, class: "tick unit", "text-anchor": "end" }, unit),
+  ];
+  minutes.forEach((m, i) => {
+    if (i % 10 === 0 || i === minutes.length - 1) {
+      const label = i === minutes.length - 1 ? `${minuteLabel(m.start)} UTC` : minuteLabel(m.start);
+      items.push(svg("text", { x: left + i * step + step / 2, y: h - 6, class: "tick", "text-anchor": "middle" }, label));
+    }
+  });
+  return { items, step };
+}
+
+function niceTop(value) {
+  if (value <= 0) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const m of [1, 2, 5, 10]) if (value <= m * power) return m * power;
+  return 10 * power;
+}
+
+function drawChart(data) {
+  const { h, left, top: t, bottom } = CHART;
+  const minutes = data.minutes;
+  const height = h - t - bottom;
+  const total = (m) => data.outcomes.reduce((sum, o) => sum + m.outcomes[o], 0);
+  const topCount = niceTop(Math.max(...minutes.map(total)));
+  const a = axes(minutes, topCount, "/min");
+  const bars = [];
+  minutes.forEach((m, i) => {
+    let y = h - bottom;
+    for (const o of data.outcomes) {
+      const n = m.outcomes[o];
+      if (!n) continue;
+      const bh = (n / topCount) * height;
+      y -= bh;
+      bars.push(svg("rect", { x: left + i * a.step + 1, y, width: Math.max(1, a.step - 2), height: bh, class: `bar ${OUTCOME_CLASS[o]}`, "data-minute": m.start, "data-outcome": o },
+        svg("title", {}, `${minuteLabel(m.start)} UTC: ${n} ${o}`)));
+    }
+  });
+  byId("chart-outcomes").replaceChildren(...a.items, ...bars);
+  byId("chart-legend").replaceChildren(...data.outcomes.flatMap((o) => [el("span", { class: `swatch ${OUTCOME_CLASS[o]}` }), ` ${o.toLowerCase()} `]));
+
+  const topLate = niceTop(Math.max(0, ...minutes.map((m) => m.late_max_ms || 0)));
+  const b = axes(minutes, topLate, "ms");
+  const line = (key, cls) => {
+    const points = minutes
+      .map((m, i) => (m[key] === null ? null : `${(left + i * b.step + b.step / 2).toFixed(1)},${(h - bottom - (m[key] / topLate) * height).toFixed(1)}`))
+      .filter(Boolean);
+    const dots = minutes.filter((m) => m[key] !== null).map((m) => {
+      const i = minutes.indexOf(m);
+      return svg("circle", { cx: left + i * b.step + b.step / 2, cy: h - bottom - (m[key] / topLate) * height, r: 2.5, class: `dot ${cls}` },
+        svg("title", {}, `${minuteLabel(m.start)} UTC: ${key === "late_max_ms" ? "max" : "median"} ${m[key]} ms of ${m.triggered} triggered`));
+    });
+    return [points.length > 1 ? svg("polyline", { points: points.join(" "), class: `line ${cls}` }) : null, ...dots];
+  };
+  byId("chart-lateness").replaceChildren(...b.items, ...line("late_max_ms", "late-max"), ...line("late_p50_ms", "late-p50"));
+  const finished = minutes.reduce((sum, m) => sum + total(m), 0);
+  const triggered = minutes.reduce((sum, m) => sum + m.triggered, 0);
+  byId("chart-note").textContent = `${finished} attempts finished, ${triggered} runs triggered; minutes in UTC`;
 }
 
 function drawRecent(data) {
@@ -262,25 +530,44 @@ function note(shown, total, limit) {
   return total > shown ? `newest ${limit} of ${total}` : `${total}`;
 }
 
+function runCell(r) {
+  if (!r.error && !r.traceback) return el("td", {});
+  return el("td", {},
+    r.error ? el("pre", { class: "error-text" }, r.error) : null,
+    r.traceback ? el("details", { class: "traceback" }, el("summary", {}, "traceback"), el("pre", { class: "error-text" }, r.traceback)) : null);
+}
+
 function drawDetail(d) {
   const j = d.job;
-  byId("detail-title").replaceChildren("Job ", el("span", { class: "name" }, j.name || j.job_id), " ", badge(j.state, "state"));
+  const recurring = Boolean(j.options && j.options.cron);
+  byId("detail-title").replaceChildren("Job ", el("span", { class: "name" }, j.name || shortId(j.job_id)), " ",
+    el("span", { class: "mono muted", title: j.job_id }, shortId(j.job_id)), " ", badge(j.state, "state"));
+  const lastRun = d.runs[0];
+  const job = { state: j.state, last_failed: Boolean(lastRun && lastRun.state === "FAILED") };
+  const buttons = actionsFor(job, recurring).map((a) => actionButton(a, j.job_id, j.name));
+  byId("detail-actions").replaceChildren(
+    ...(buttons.length ? buttons : [el("span", { class: "muted" },
+      session && !session.can_act ? `no actions: ${session.why}` : "no action fits this job's state")]),
+  );
+  const zone = recurring ? j.options.timezone || "UTC" : "";
   byId("detail-fields").replaceChildren(
     ...[
-      field("id", j.job_id),
+      field("name", j.name),
       field("type", j.type),
+      field("id", j.job_id),
       field("state", j.state),
       field("waiting", j.waiting),
+      field("schedule", recurring ? `${j.options.cron} (${zone})` : ""),
       field("created", formatTime(j.created_at)),
       field("updated", formatTime(j.updated_at)),
       field("first run", formatTime(j.run_at)),
-      field("next fire", formatTime(j.next_fire)),
+      field("next fire", j.next_fire ? [formatZoned(j.next_fire, zone), formatTime(j.next_fire)].filter(Boolean).join(" = ") : ""),
       field("occurrences", j.occurrences),
       field("idempotency key", j.idempotency_key),
       field("submitted to", j.submitted_to),
     ].filter(Boolean),
   );
-  byId("detail-payload").textContent = JSON.stringify(j.payload, null, 2);
+  byId("detail-payload").textContent = j.payload_json;
   byId("detail-options").textContent = JSON.stringify(j.options, null, 2);
   byId("detail-runs-note").textContent = note(d.runs.length, d.runs_total, d.limit);
   fill(
@@ -297,8 +584,8 @@ function drawDetail(d) {
         timeCell(r.started_at),
         timeCell(r.finished_at),
         el("td", { class: "num" }, took(r.started_at, r.finished_at)),
-        el("td", {}, r.error ? el("pre", { class: "error-text" }, r.error) : ""),
-        el("td", {}, r.result ? el("pre", {}, r.result) : ""),
+        runCell(r),
+        el("td", {}, r.result ? el("pre", { class: "result" }, r.result) : ""),
       ),
     ),
     10,
@@ -379,6 +666,14 @@ async function panel(errorId, key, path, draw) {
   }
 }
 
+function jobsPath(v) {
+  const params = new URLSearchParams({ limit: String(LIST_LIMIT) });
+  if (v.state) params.set("state", v.state);
+  if (v.q) params.set("q", v.q);
+  if (v.before) params.set("before", v.before);
+  return `api/jobs?${params}`;
+}
+
 async function refresh() {
   if (busy) {
     again = true;
@@ -387,14 +682,27 @@ async function refresh() {
   busy = true;
   clearTimeout(timer);
   const v = view();
-  const jobsPath = `api/jobs?limit=${LIST_LIMIT}${v.state ? `&state=${encodeURIComponent(v.state)}` : ""}`;
-  const results = await Promise.allSettled([
+  const schedules = v.view === "schedules";
+  byId("schedules-panel").hidden = !schedules;
+  byId("tab-schedules").className = schedules ? "active" : "";
+  byId("tab-jobs").className = schedules ? "" : "active";
+  byId("tab-jobs").setAttribute("href", hashFor({ view: "" }));
+  byId("tab-schedules").setAttribute("href", hashFor({ view: "schedules" }));
+  byId("search-clear").setAttribute("href", hashFor({ q: "", before: "" }));
+  const search = byId("search");
+  if (document.activeElement !== search) search.value = v.q;
+  if (session === null) await loadSession();
+  const parts = [
     panel("cluster-error", "cluster", "api/cluster", drawCluster),
     panel("counts-error", "counts", "api/counts", drawCounts),
-    panel("jobs-error", "jobs", jobsPath, drawJobs),
+    panel("jobs-error", "jobs", jobsPath(v), drawJobs),
     panel("recent-error", "recent", `api/runs/recent?limit=${RECENT_LIMIT}`, drawRecent),
     refreshDetail(v.job),
-  ]);
+  ];
+  if (schedules) parts.push(panel("schedules-error", "schedules", "api/schedules", drawSchedules));
+  if (polls % CHART_EVERY === 0 || !lastShown.has("chart")) parts.push(panel("chart-error", "chart", "api/chart", drawChart));
+  polls += 1;
+  const results = await Promise.allSettled(parts);
   const failed = results.filter((r) => r.status === "rejected");
   const status = byId("status");
   if (failed.length === results.length) {
@@ -402,8 +710,7 @@ async function refresh() {
     status.textContent = `cannot read this node (${failed[0].reason.message}); retrying every ${POLL_MS / 1000} s`;
   } else {
     status.className = failed.length ? "warn" : "";
-    const time = new Date().toLocaleTimeString();
-    status.textContent = `updated ${time}, every ${POLL_MS / 1000} s` + (failed.length ? "; some parts failed" : "");
+    status.textContent = `updated ${formatTime(Date.now() * 1000)}, every ${POLL_MS / 1000} s` + (failed.length ? "; some parts failed" : "");
     document.body.dataset.ready = "1";
   }
   busy = false;
@@ -414,6 +721,11 @@ async function refresh() {
     timer = setTimeout(refresh, POLL_MS);
   }
 }
+
+byId("search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  location.hash = hashFor({ q: byId("search").value.trim(), before: "", view: "" });
+});
 
 window.addEventListener("hashchange", () => {
   // The filter and the selection change how lists are drawn: draw them anew.
