@@ -438,7 +438,9 @@ function axes(minutes, top, unit) {
   minutes.forEach((m, i) => {
     if (i % 10 === 0 || i === minutes.length - 1) {
       const label = i === minutes.length - 1 ? `${minuteLabel(m.start)} UTC` : minuteLabel(m.start);
-      items.push(svg("text", { x: left + i * step + step / 2, y: h - 6, class: "tick", "text-anchor": "middle" }, label));
+      const last = i === minutes.length - 1;
+      const x = last ? w - right : left + i * step + step / 2;
+      items.push(svg("text", { x, y: h - 6, class: "tick", "text-anchor": last ? "end" : "middle" }, label));
     }
   });
   return { items, step };
