@@ -497,6 +497,7 @@ class Acting:
     served: Served
     store: Store
     app: Any
+    jobs: JobService
 
     async def post(self, path: str, headers: dict[str, str] | None = None) -> Reply:
         return await self.served.get(path, headers, method="POST")
@@ -567,7 +568,7 @@ async def acting(tmp_path: Path) -> AsyncIterator[ActFn]:
             "127.0.0.1:0", Dashboard(store.path, cluster_status, loop, actions), allow=allow
         )
         servers.append(server)
-        return Acting(Served(server, metrics), store, server._server.app)
+        return Acting(Served(server, metrics), store, server._server.app, jobs)
 
     try:
         yield start
@@ -805,3 +806,35 @@ async def test_the_job_view_has_the_traceback_and_the_exact_result_text(tmp_path
     (run,) = data["runs"]
     assert run["result"] == f'{{"sum": {big}}}'  # as stored: no float on the way
     assert run["traceback"].endswith("ValueError: boom")
+
+
+class CallContext:
+    """What the JobService reads of a gRPC call's context: its metadata."""
+
+    def __init__(self, token: str) -> None:
+        self.metadata = (("authorization", f"Bearer {token}"),)
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    async def abort(self, code: Any, message: str) -> None:
+        raise AssertionError(f"aborted {code}: {message}")
+
+
+async def test_the_grpc_calls_record_the_callers_token_name_too(acting: ActFn) -> None:
+    node = await acting(TOKENS)
+    ctx = cast(Any, CallContext(ADMIN))
+
+    await node.jobs.PauseJob(ordo_pb2.PauseJobRequest(job_id=RECURRING, note="deploy"), ctx)
+    await node.jobs.ResumeJob(ordo_pb2.ResumeJobRequest(job_id=RECURRING), ctx)
+    job = await node.jobs.TriggerNow(ordo_pb2.TriggerNowRequest(job_id=RECURRING), ctx)
+    await node.jobs.CancelJob(ordo_pb2.CancelJobRequest(job_id=RECURRING), ctx)
+
+    assert job.state == ordo_pb2.JOB_STATE_TRIGGERED
+    events = node.events(RECURRING)
+    assert ("PAUSED", "paused by ops-admin: deploy") in events and (
+        "RESUMED",
+        "resumed by ops-admin",
+    ) in events
+    assert ("TRIGGERED", "lateness_ms=0.0 triggered now by ops-admin") in events
+    assert events[-1] == ("CANCELLED", "cancelled while TRIGGERED by ops-admin")
