@@ -17,6 +17,7 @@ without it this test fails, it does not skip.
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import os
@@ -233,6 +234,18 @@ class DevTools:
         )
         assert "exceptionDetails" not in reply, reply["exceptionDetails"]
         return reply["result"].get("value")
+
+    def screenshot(self, path: Path) -> None:
+        """Save what the page shows now as a PNG."""
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            self.session,
+            width=1400,
+            height=1000,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", self.session)["data"]))
 
     def close(self) -> None:
         os.close(self._commands)  # chromium ends when its pipe closes
@@ -513,6 +526,10 @@ async def test_an_admin_pauses_resumes_runs_now_and_cancels_from_a_followers_das
             ".some(b => b.title.includes('TRIGGERED (triggered now by ops)'))",
             "the new fate in the schedules view (its reason in the badge's title)",
         )
+        shot = artifact("dashboard-schedules.png")
+        await asyncio.to_thread(browser.screenshot, shot)
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        print(f"screenshot: {shot}")
 
         # When cancel is clicked on the job's page: once arms it, the second click acts
         await asyncio.to_thread(browser.open, f"{base}#job={daily}")

@@ -400,8 +400,9 @@ function drawSchedules(data) {
         zoned ? el("div", {}, zoned) : null, el("div", { class: zoned ? "muted" : null }, formatTime(s.next_fire) || "none")),
       el("td", {}, badge(s.paused ? "PAUSED" : s.state, "state")),
       el("td", {}, s.overlap),
-      el("td", { class: "fates" }, s.last.length ? s.last.map(fateBadge) : el("span", { class: "muted" }, "none yet")),
-      el("td", { class: "actions" }, actionsFor(job, true).filter((a) => a !== "cancel").map((a) => actionButton(a, s.job_id, s.name))),
+      el("td", {}, el("div", { class: "fates" }, s.last.length ? s.last.map(fateBadge) : el("span", { class: "muted" }, "none yet"))),
+      el("td", {}, el("div", { class: "actions" },
+        actionsFor(job, true).filter((a) => a !== "cancel").map((a) => actionButton(a, s.job_id, s.name)))),
     );
   });
   fill("schedules", rows, 8, "no live recurring jobs");
@@ -491,7 +492,9 @@ function drawChart(data) {
   byId("chart-lateness").replaceChildren(...b.items, ...line("late_max_ms", "late-max"), ...line("late_p50_ms", "late-p50"));
   const finished = minutes.reduce((sum, m) => sum + total(m), 0);
   const triggered = minutes.reduce((sum, m) => sum + m.triggered, 0);
-  byId("chart-note").textContent = `${finished} attempts finished, ${triggered} runs triggered; minutes in UTC`;
+  const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+  byId("chart-note").textContent =
+    `${plural(finished, "attempt")} finished, ${plural(triggered, "run")} triggered; minutes in UTC`;
 }
 
 function drawRecent(data) {
