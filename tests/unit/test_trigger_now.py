@@ -200,3 +200,40 @@ def test_the_new_fields_are_written_as_version_7_and_only_when_used() -> None:
     assert c.decode(c.encode(named)) == named and json.loads(c.encode(named))["v"] == 7
     # A command without a name stays readable by a node of the previous version.
     assert json.loads(c.encode(c.CancelJob(request_id="r", at=1, node="n", job_id="j")))["v"] < 7
+
+
+def test_run_now_follows_the_overlap_policy_buffer_one(tmp_path: Path) -> None:
+    # Given a job whose overlap policy is BUFFER_ONE, run now once (its run still open)
+    store = _store(tmp_path, overlap="BUFFER_ONE")
+    _now(store, T0 + 5 * SEC)
+
+    # When it is run now twice more
+    second = _now(store, T0 + 6 * SEC)
+    third = _now(store, T0 + 7 * SEC)
+
+    # Then the second waits for the first run to end, and the third is skipped (one already waits)
+    assert second["fate"] == "BUFFERED" and second["reason"].startswith(
+        "triggered now by alice; waits for run"
+    )
+    assert third["fate"] == "SKIPPED_OVERLAP"
+    # And when the first run ends, the buffered occurrence runs, under the ordinal it was given
+    run = f"{JOB}:1"
+    _apply(
+        store,
+        c.AssignRuns(
+            request_id=_rid(), at=T0 + 8 * SEC, node="node1", assignments=(c.Assignment(run, 1, "node1"),)
+        ),
+    )
+    _apply(
+        store,
+        c.RecordRunUpdates(
+            request_id=_rid(),
+            node="node1",
+            updates=(c.RunUpdate(run, 1, "succeeded", T0 + 9 * SEC, result="{}"),),
+        ),
+    )
+    assert _rows(store, "SELECT nominal, fate, run_id FROM occurrences ORDER BY nominal") == [
+        (T0 + 5 * SEC, "TRIGGERED", run),
+        (T0 + 6 * SEC, "TRIGGERED", f"{JOB}:2"),
+        (T0 + 7 * SEC, "SKIPPED_OVERLAP", None),
+    ]
