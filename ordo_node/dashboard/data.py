@@ -163,7 +163,8 @@ class Dashboard:
 
     def jobs(self, state: str, limit: int, query: str = "", before: int = 0) -> dict[str, Any]:
         """The newest ``limit`` jobs, without payloads: in ``state`` if given; whose id or name
-        contains ``query`` (any case) if given; older than the list position
+        contains ``query`` (any case) if given (a search reads every id and name: on a large
+        database it costs a table scan per poll while it is on); older than the list position
         ``before`` if given. ``next`` is the position to ask the next page for (0: no more)."""
         where: list[str] = []
         args: list[Any] = []

@@ -17,7 +17,9 @@ carries the header ``X-Ordo-CSRF`` with the value ``/api/session`` gives: an
 HMAC of the request's token under a key this process drew at start. A custom
 header makes a browser ask first (CORS preflight), which this server never
 grants, and the session's JSON cannot be read by another origin's page. Who
-acts is the token's name (an admin token; a read token may only look).
+acts is the token's name (an admin token; a read token may only look). Behind
+a reverse proxy, pass the ``Host`` header through unchanged: the origin a
+browser sends is compared with it.
 
 Errors are short messages: JSON ``{"error": ...}`` under ``/api/``, plain text
 elsewhere. 400 for a bad parameter, 403 for an action refused to this caller,
