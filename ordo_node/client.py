@@ -415,6 +415,32 @@ class Client:
         page: ordo_pb2.ListOccurrencesResponse = await self._call("jobs", "ListOccurrences", req)
         return page
 
+    async def backfill(
+        self,
+        job_id: str,
+        since: str | datetime,
+        until: str | datetime,
+        *,
+        reprocess: str = "MISSING",
+        overlap: str = "",
+        max_concurrent: int = 0,
+        dry_run: bool = False,
+    ) -> ordo_pb2.BackfillScheduleResponse:
+        """Run the past occurrences of a recurring job in [since, until] again, chosen by their stored
+        fates (``reprocess`` MISSING, FAILED or ALL); ``dry_run`` only lists them."""
+        req = ordo_pb2.BackfillScheduleRequest(
+            job_id=job_id,
+            to=_time(until, "until"),
+            reprocess=f"REPROCESS_{reprocess.upper().removeprefix('REPROCESS_')}",
+            max_concurrent=max_concurrent,
+            dry_run=dry_run,
+        )
+        setattr(req, "from", _time(since, "since"))
+        if overlap:
+            req.overlap = ordo_pb2.Overlap.Value(f"OVERLAP_{overlap.upper().removeprefix('OVERLAP_')}")  # type: ignore[assignment]
+        reply: ordo_pb2.BackfillScheduleResponse = await self._call("jobs", "BackfillSchedule", req)
+        return reply
+
     async def explain(self, job_id: str, time: str | datetime) -> ordo_pb2.Explanation:
         """What happened at ``time`` of the job's schedule, and why."""
         req = ordo_pb2.ExplainOccurrenceRequest(job_id=job_id, time=_time(time, "time"))
@@ -575,6 +601,30 @@ class SyncClient:
         """A page of the job's occurrences, newest first; ``fate`` like "MISSED"."""
         return self._run(
             self._client.occurrences(job_id, fate=fate, page_size=page_size, page_token=page_token)
+        )
+
+    def backfill(
+        self,
+        job_id: str,
+        since: str | datetime,
+        until: str | datetime,
+        *,
+        reprocess: str = "MISSING",
+        overlap: str = "",
+        max_concurrent: int = 0,
+        dry_run: bool = False,
+    ) -> ordo_pb2.BackfillScheduleResponse:
+        """Run past occurrences of a recurring job again, chosen by their stored fates (see Client)."""
+        return self._run(
+            self._client.backfill(
+                job_id,
+                since,
+                until,
+                reprocess=reprocess,
+                overlap=overlap,
+                max_concurrent=max_concurrent,
+                dry_run=dry_run,
+            )
         )
 
     def explain(self, job_id: str, time: str | datetime) -> ordo_pb2.Explanation:

@@ -23,11 +23,12 @@ from typing import Any, ClassVar
 # 5: a run update may carry the handler's traceback (RunUpdate.traceback).
 # 6: Batch (op "batch"): several commands in one entry.
 # 7: TriggerNow (op "trigger_now"); CancelJob, RetryJob and PauseJob may name who asked (``by``).
-VERSION = 7
+# 8: BackfillOccurrences (op "backfill").
+VERSION = 8
 # Each command is written with the version that introduced it, so a node of an
 # older version stops at a command it cannot apply (NewerCommand) instead of
 # skipping it, while the commands it knows still reach it during an upgrade.
-_WRITTEN_AS = {"worker": 4, "batch": 6, "trigger_now": 7}
+_WRITTEN_AS = {"worker": 4, "batch": 6, "trigger_now": 7, "backfill": 8}
 
 
 @dataclass(frozen=True)
@@ -341,6 +342,28 @@ class Barrier:
     node: str
 
 
+@dataclass(frozen=True)
+class BackfillOccurrences:
+    """Run past occurrences of a recurring job again, chosen by their stored fates (``reprocess``:
+    MISSING, FAILED or ALL; see statemachine/backfill.py).
+
+    The proposer lists the nominal and fire times of the range (schedule arithmetic
+    stays out of apply); apply checks each one's fate again and creates a run for
+    those still chosen, their occurrences recorded TRIGGERED with reason "backfill".
+    Their runs come after live ones (a lower priority), and at most
+    ``max_concurrent`` of them run at once (0: no bound).
+    """
+
+    op: ClassVar[str] = "backfill"
+    request_id: str
+    at: int
+    node: str
+    job_id: str
+    reprocess: str
+    occurrences: tuple[Occurrence, ...]
+    max_concurrent: int = 0
+
+
 Command = (
     SubmitJobs
     | TriggerJobs
@@ -358,6 +381,7 @@ Command = (
     | RegisterWorker
     | Batch
     | Barrier
+    | BackfillOccurrences
 )
 _BY_OP: dict[str, type[Any]] = {
     c.op: c
@@ -378,6 +402,7 @@ _BY_OP: dict[str, type[Any]] = {
         RegisterWorker,
         Batch,
         Barrier,
+        BackfillOccurrences,
     )
 }
 _NESTED: dict[tuple[str, str], type[Any]] = {
@@ -389,6 +414,7 @@ _NESTED: dict[tuple[str, str], type[Any]] = {
     ("expire", "runs"): RunRef,
     ("renew", "runs"): RunRef,
     ("waiting", "runs"): RunRef,
+    ("backfill", "occurrences"): Occurrence,
 }
 
 

@@ -447,6 +447,16 @@ class Queries:
         )
         return [(r[0], r[1], _needs(r[2], r[3])) for r in rows]
 
+    async def fates_between(self, job_id: str, since: int, until: int) -> dict[int, tuple[str, str]]:
+        """nominal -> (fate, its run's last attempt state or "") of the occurrences in [since, until]."""
+        rows = await self._all(
+            "SELECT o.nominal, o.fate, COALESCE((SELECT r.state FROM runs r WHERE r.run_id = o.run_id"
+            " ORDER BY r.attempt DESC LIMIT 1), '') FROM occurrences o"
+            " WHERE o.job_id = ? AND o.nominal >= ? AND o.nominal <= ?",
+            (job_id, since, until),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
     async def open_keyed_runs(self) -> list[tuple[str, int, str, str, int]]:
         """(run id, attempt, state, concurrency key, limit) of the open attempts holding a key or
         waiting for one (the partial index runs_key: nothing to read when no job has a key)."""

@@ -24,6 +24,7 @@ from ..schedule import parse_schedule
 from ..timeutil import format_us, now_us
 from ..wire import ts
 from ..workerhub import WorkerHub
+from . import backfill
 from . import validate as v
 from .batcher import SubmitBatcher
 from .convert import event_message, job_message, occurrence_message
@@ -317,6 +318,23 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         return ordo_pb2.ListOccurrencesResponse(
             occurrences=[occurrence_message(o) for o in items], next_page_token=token
         )
+
+    @rpc
+    async def BackfillSchedule(
+        self, request: ordo_pb2.BackfillScheduleRequest, context: grpc.aio.ServicerContext
+    ) -> ordo_pb2.BackfillScheduleResponse:
+        """Run past occurrences again, chosen by their stored fates (api/backfill.py)."""
+        job = await self._job(request.job_id)
+        now = now_us()
+        reprocess, limit, (since, until) = backfill.backfill_command(request, job, now)
+        await self._barrier(True)  # the fates as committed, not as this node lags behind
+        planned = await backfill.plan(self.queries, job, reprocess, since, until)
+        if request.dry_run or not planned:
+            return backfill.response(planned, {}, bool(request.dry_run))
+        cmd = backfill.command(uuid.uuid4().hex, now, self.config.node_id, job, reprocess, limit, planned)
+        result = await self.consensus.propose(cmd)
+        raise_refusal(result)
+        return backfill.response(planned, {n: r for n, r in result["runs"]}, False)
 
     @rpc
     async def ExplainOccurrence(

@@ -19,6 +19,7 @@ from google.protobuf.message import Message
 from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
 from ..pb import ordo_pb2
 from ..wire import from_value
+from .backfill import add_backfill_parser
 from .common import EXIT_CONFIG, add_security_flags
 
 
@@ -420,6 +421,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     an.add_argument("--raft-address", required=True)
     rn = client("remove-node", "remove a member that does not lead")
     rn.add_argument("node_id")
+    add_backfill_parser(sub)  # issue 17: cli/backfill.py
 
 
 def add_schedule_flags(s: argparse.ArgumentParser) -> None:

@@ -87,6 +87,13 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_RESUMED: _ClassVar[EventType]
     EVENT_TYPE_SKIPPED: _ClassVar[EventType]
     EVENT_TYPE_STALE: _ClassVar[EventType]
+
+class Reprocess(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REPROCESS_UNSPECIFIED: _ClassVar[Reprocess]
+    REPROCESS_MISSING: _ClassVar[Reprocess]
+    REPROCESS_FAILED: _ClassVar[Reprocess]
+    REPROCESS_ALL: _ClassVar[Reprocess]
 JOB_STATE_UNSPECIFIED: JobState
 JOB_STATE_SCHEDULED: JobState
 JOB_STATE_WAITING: JobState
@@ -142,6 +149,10 @@ EVENT_TYPE_PAUSED: EventType
 EVENT_TYPE_RESUMED: EventType
 EVENT_TYPE_SKIPPED: EventType
 EVENT_TYPE_STALE: EventType
+REPROCESS_UNSPECIFIED: Reprocess
+REPROCESS_MISSING: Reprocess
+REPROCESS_FAILED: Reprocess
+REPROCESS_ALL: Reprocess
 
 class AddNodeRequest(_message.Message):
     __slots__ = ("node_id", "grpc_address", "raft_address")
@@ -353,6 +364,43 @@ class Occurrence(_message.Message):
     attempts: int
     decided_at: _timestamp_pb2.Timestamp
     def __init__(self, job_id: _Optional[str] = ..., nominal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fate: _Optional[_Union[Fate, str]] = ..., reason: _Optional[str] = ..., run_id: _Optional[str] = ..., outcome: _Optional[_Union[RunState, str]] = ..., attempts: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class BackfillScheduleRequest(_message.Message):
+    __slots__ = ("job_id", "to", "reprocess", "overlap", "max_concurrent", "dry_run")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    TO_FIELD_NUMBER: _ClassVar[int]
+    REPROCESS_FIELD_NUMBER: _ClassVar[int]
+    OVERLAP_FIELD_NUMBER: _ClassVar[int]
+    MAX_CONCURRENT_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    to: str
+    reprocess: Reprocess
+    overlap: Overlap
+    max_concurrent: int
+    dry_run: bool
+    def __init__(self, job_id: _Optional[str] = ..., to: _Optional[str] = ..., reprocess: _Optional[_Union[Reprocess, str]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., max_concurrent: _Optional[int] = ..., dry_run: _Optional[bool] = ..., **kwargs) -> None: ...
+
+class BackfilledOccurrence(_message.Message):
+    __slots__ = ("nominal_time", "fire_time", "previous_fate", "run_id")
+    NOMINAL_TIME_FIELD_NUMBER: _ClassVar[int]
+    FIRE_TIME_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FATE_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    nominal_time: _timestamp_pb2.Timestamp
+    fire_time: _timestamp_pb2.Timestamp
+    previous_fate: Fate
+    run_id: str
+    def __init__(self, nominal_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., previous_fate: _Optional[_Union[Fate, str]] = ..., run_id: _Optional[str] = ...) -> None: ...
+
+class BackfillScheduleResponse(_message.Message):
+    __slots__ = ("occurrences", "dry_run")
+    OCCURRENCES_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
+    occurrences: _containers.RepeatedCompositeFieldContainer[BackfilledOccurrence]
+    dry_run: bool
+    def __init__(self, occurrences: _Optional[_Iterable[_Union[BackfilledOccurrence, _Mapping]]] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ExplainOccurrenceRequest(_message.Message):
     __slots__ = ("job_id", "time")

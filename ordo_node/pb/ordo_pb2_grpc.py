@@ -94,6 +94,11 @@ class JobServiceStub:
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.ExplainOccurrenceRequest.SerializeToString,
                 response_deserializer=ordo_dot_v1_dot_ordo__pb2.Explanation.FromString,
                 _registered_method=True)
+        self.BackfillSchedule = channel.unary_unary(
+                '/ordo.v1.JobService/BackfillSchedule',
+                request_serializer=ordo_dot_v1_dot_ordo__pb2.BackfillScheduleRequest.SerializeToString,
+                response_deserializer=ordo_dot_v1_dot_ordo__pb2.BackfillScheduleResponse.FromString,
+                _registered_method=True)
         self.PreviewSchedule = channel.unary_unary(
                 '/ordo.v1.JobService/PreviewSchedule',
                 request_serializer=ordo_dot_v1_dot_ordo__pb2.PreviewScheduleRequest.SerializeToString,
@@ -192,6 +197,14 @@ class JobServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BackfillSchedule(self, request, context):
+        """Runs past occurrences of a recurring job again, chosen by their stored fates
+        (reprocess MISSING, FAILED or ALL); live occurrences go first. dryRun lists them only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PreviewSchedule(self, request, context):
         """The next fire times of a schedule, without creating anything.
         """
@@ -268,6 +281,11 @@ def add_JobServiceServicer_to_server(servicer, server):
                     servicer.ExplainOccurrence,
                     request_deserializer=ordo_dot_v1_dot_ordo__pb2.ExplainOccurrenceRequest.FromString,
                     response_serializer=ordo_dot_v1_dot_ordo__pb2.Explanation.SerializeToString,
+            ),
+            'BackfillSchedule': grpc.unary_unary_rpc_method_handler(
+                    servicer.BackfillSchedule,
+                    request_deserializer=ordo_dot_v1_dot_ordo__pb2.BackfillScheduleRequest.FromString,
+                    response_serializer=ordo_dot_v1_dot_ordo__pb2.BackfillScheduleResponse.SerializeToString,
             ),
             'PreviewSchedule': grpc.unary_unary_rpc_method_handler(
                     servicer.PreviewSchedule,
@@ -604,6 +622,33 @@ class JobService:
             '/ordo.v1.JobService/ExplainOccurrence',
             ordo_dot_v1_dot_ordo__pb2.ExplainOccurrenceRequest.SerializeToString,
             ordo_dot_v1_dot_ordo__pb2.Explanation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BackfillSchedule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordo.v1.JobService/BackfillSchedule',
+            ordo_dot_v1_dot_ordo__pb2.BackfillScheduleRequest.SerializeToString,
+            ordo_dot_v1_dot_ordo__pb2.BackfillScheduleResponse.FromString,
             options,
             channel_credentials,
             insecure,

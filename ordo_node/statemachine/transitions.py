@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import commands as c
+from .backfill import BackfillCommands
 from .cluster import ClusterCommands
 from .effects import Effects
 from .jobs import JobCommands
@@ -17,7 +18,9 @@ from .triggers import TriggerCommands
 from .workers import WorkerCommands
 
 
-class Transitions(JobCommands, ManualCommands, TriggerCommands, ClusterCommands, WorkerCommands):
+class Transitions(
+    JobCommands, BackfillCommands, ManualCommands, TriggerCommands, ClusterCommands, WorkerCommands
+):
     """One method per command, from the groups; ``db`` is the store's write connection."""
 
     def dispatch(self, cmd: c.Command, fx: Effects) -> Any:
@@ -37,8 +40,8 @@ class Transitions(JobCommands, ManualCommands, TriggerCommands, ClusterCommands,
         match cmd:
             case c.SubmitJobs():
                 return self.submit(cmd, fx)
-            case c.TriggerJobs():
-                return self.trigger(cmd, fx)
+            case c.TriggerJobs() | c.BackfillOccurrences():
+                return self.fire(cmd, fx)
             case c.AssignRuns():
                 return self.assign(cmd, fx)
             case c.RecordRunUpdates():

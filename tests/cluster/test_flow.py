@@ -1,13 +1,22 @@
-"""Flow control on a real 3-node cluster (issue 17): run after, concurrency keys."""
+"""Flow control on a real 3-node cluster (issue 17): run after, concurrency keys, backfill."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shlex
+import subprocess
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
 import pytest
 from conftest import MakeCluster
-from helpers import Cluster, eventually
+from helpers import Cluster, eventually, grpcurl_program, ordo_node_program
 
 from ordo_node.client import Client
 from ordo_node.pb import ordo_pb2
+from ordo_node.timeutil import format_us
 
 pytestmark = pytest.mark.cluster
 
@@ -108,3 +117,104 @@ async def _succeeded(client: Client, ids: list[str], count: int) -> bool:
         job = await client.get(job_id)
         done += job.state == ordo_pb2.JOB_STATE_SUCCEEDED
     return done >= count
+
+
+async def test_backfill_of_missing_runs_exactly_the_seconds_missed_during_a_pause(cluster: Cluster) -> None:
+    # Given an every-second job that ran a few times, then was paused for 3 s and resumed (catch-up SKIP)
+    leader = await cluster.wait_for_leader()
+    client = cluster.client(leader)
+    job_id = await client.submit("echo", {"tick": 1}, cron="every 1s", catch_up="SKIP")
+
+    async def fates() -> dict[int, tuple[str, str]]:
+        page = await client.occurrences(job_id, page_size=200)
+        return {us(o.nominal_time): (ordo_pb2.Fate.Name(o.fate), o.reason) for o in page.occurrences}
+
+    await eventually(lambda: _count_at_least(fates, 2), timeout=15, what="two occurrences")
+    await client.pause(job_id, "test")
+    await asyncio.sleep(3)  # the length of the pause is the test's input, not a wait for an event
+    await client.resume(job_id)
+    paused = await eventually(
+        lambda: _with_fate(fates, "FATE_PAUSED"), timeout=15, what="the paused seconds recorded"
+    )
+    await client.pause(job_id, "backfill alone")  # no live occurrence while the range is checked
+    before = await fates()
+    since, until = min(before), max(before)
+    never_ran = {n for n in range(since, until + 1, 1_000_000) if before.get(n, ("",))[0] != "FATE_TRIGGERED"}
+    assert set(paused) <= never_ran and len(paused) >= 2
+
+    # When MISSING is backfilled over the range: the dry run lists exactly those seconds
+    dry = await client.backfill(job_id, format_us(since), format_us(until), dry_run=True)
+    assert dry.dry_run and {us(o.nominal_time) for o in dry.occurrences} == never_ran
+    assert all(not o.run_id for o in dry.occurrences)
+    # and so does the command line's
+    argv = [*ordo_node_program(), "backfill", job_id, "--from", format_us(since), "--to", format_us(until)]
+    argv += ["--dry-run", "--address", leader.address]
+    out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == len(never_ran) and "(dry run)" in out.stdout
+    assert f"{len(never_ran)} occurrences would run" in out.stderr
+    done = await client.backfill(job_id, format_us(since), format_us(until), max_concurrent=2)
+
+    # Then exactly those run, each recorded with reason "backfill", and nothing else changes
+    assert {us(o.nominal_time) for o in done.occurrences} == never_ran
+    assert all(o.run_id for o in done.occurrences)
+    after = await fates()
+    for nominal in range(since, until + 1, 1_000_000):
+        if nominal in never_ran:
+            assert after[nominal] == ("FATE_TRIGGERED", "backfill")
+        else:
+            assert after[nominal] == before[nominal]
+
+    async def all_ran() -> bool:
+        job = await client.get(job_id)
+        states = {r.run_id: r.state for r in job.runs}
+        return all(states.get(o.run_id) == ordo_pb2.RUN_STATE_SUCCEEDED for o in done.occurrences)
+
+    await eventually(all_ran, timeout=20, what="the backfilled runs succeeded")
+    # And a second backfill finds nothing missing
+    again = await client.backfill(job_id, format_us(since), format_us(until), dry_run=True)
+    assert list(again.occurrences) == []
+    await client.cancel(job_id)
+
+
+async def _count_at_least(read: Callable[[], Awaitable[dict[int, Any]]], count: int) -> bool:
+    return len(await read()) >= count
+
+
+async def _with_fate(read: Callable[[], Awaitable[dict[int, tuple[str, str]]]], fate: str) -> list[int]:
+    return sorted(n for n, (f, _) in (await read()).items() if f == fate)
+
+
+def readme_commands() -> list[str]:
+    """The grpcurl command lines of the README's flow-control section (continuations joined)."""
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("### Flow control: run after, concurrency keys, backfill", 1)[1].split("\n### ", 1)[
+        0
+    ]
+    block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    return [line for line in block.splitlines() if line.startswith("grpcurl ")]
+
+
+async def test_readme_flow_examples_work_with_grpcurl(cluster: Cluster) -> None:
+    # Given the README's examples, their placeholders filled in and the address this cluster's
+    leader = await cluster.wait_for_leader()
+    recurring = await cluster.client(leader).submit("echo", {}, cron="every 1s")
+    commands = readme_commands()
+    assert [c.rsplit("/", 1)[1] for c in commands] == ["SubmitJob"] * 3 + ["BackfillSchedule"]
+    replies: list[dict[str, Any]] = []
+    for text in commands:
+        if replies:
+            text = text.replace("<id of A>", replies[0]["jobId"])
+        text = text.replace("<id>", recurring).replace("127.0.0.1:7001", leader.address)
+        argv = [grpcurl_program(), *shlex.split(text)[1:]]
+        # When each is run as written
+        out = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, timeout=30)
+        # Then it succeeds
+        assert out.returncode == 0, out.stderr
+        replies.append(json.loads(out.stdout))
+    client = cluster.client(leader)
+    b, keyed = replies[1]["jobId"], replies[2]["jobId"]
+    assert (await client.wait(b, timeout=20)).state == ordo_pb2.JOB_STATE_SUCCEEDED
+    assert (await client.wait(keyed, timeout=20)).concurrency_key == "acme"
+    assert replies[3]["dryRun"] is True  # the example's range predates the job: nothing to list
+    await client.cancel(recurring)

@@ -98,6 +98,15 @@ COMMANDS: list[c.Command] = [
         raft_address="h:2",
     ),
     c.PauseJob(request_id="r10", at=AT, node="node1", job_id=JOB, pause=True, note="maintenance"),
+    c.BackfillOccurrences(
+        request_id="r10b",
+        at=AT,
+        node="node1",
+        job_id=JOB,
+        reprocess="MISSING",
+        occurrences=(c.Occurrence(AT - 2, AT - 2, "backfill"), c.Occurrence(AT - 1, AT, "backfill")),
+        max_concurrent=2,
+    ),
     c.TriggerNow(request_id="r10n", at=AT, node="node1", job_id=JOB, by="ops"),
     c.TriggerJobs(
         request_id="r11",
@@ -134,6 +143,7 @@ NESTED = {
     c.ExpireRuns: ("runs", c.RunRef),
     c.RenewLeases: ("runs", c.RunRef),
     c.MarkWaiting: ("runs", c.RunRef),
+    c.BackfillOccurrences: ("occurrences", c.Occurrence),
 }
 
 
@@ -181,7 +191,8 @@ def test_encoding_is_versioned_compact_json(cmd: c.Command) -> None:
     # each command is written with the version that introduced it (older nodes stop at a newer one)
     traced = isinstance(cmd, c.RecordRunUpdates) and any(u.traceback for u in cmd.updates)
     named = isinstance(cmd, c.CancelJob | c.RetryJob | c.PauseJob) and bool(cmd.by)
-    expected = {"worker": 4, "batch": 6, "trigger_now": 7}.get(cmd.op, 7 if named else 5 if traced else 3)
+    written_as = {"worker": 4, "batch": 6, "trigger_now": 7, "backfill": 8}
+    expected = written_as.get(cmd.op, 7 if named else 5 if traced else 3)
     assert (body["v"], body["op"]) == (expected, cmd.op)
     assert body["v"] <= c.VERSION
     assert b": " not in raw
