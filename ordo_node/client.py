@@ -105,6 +105,7 @@ def submit_request(
     after_condition: str = "",
     concurrency_key: str = "",
     concurrency_limit: int = 0,
+    pause_on_failure: int = 0,
 ) -> ordo_pb2.SubmitJobRequest:
     """Build a SubmitJobRequest.
 
@@ -113,7 +114,8 @@ def submit_request(
     and ``jitter``; ``catch_up`` is SKIP, ONE or ALL; ``overlap`` ALLOW, SKIP,
     BUFFER_ONE or CANCEL_OTHER. ``after``: job ids this one runs after, as ``after_condition``
     (SUCCEEDED or FINISHED) says; ``concurrency_key``/``concurrency_limit``: at most that many runs
-    holding the key at once, cluster-wide.
+    holding the key at once, cluster-wide; ``pause_on_failure``: a recurring job pauses itself after
+    that many consecutive occurrences failed for good.
     """
     req = ordo_pb2.SubmitJobRequest(
         type=type,
@@ -129,6 +131,7 @@ def submit_request(
         after=list(after),
         concurrency_key=concurrency_key,
         concurrency_limit=concurrency_limit,
+        pause_on_failure=pause_on_failure,
     )
     if after_condition:
         req.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{after_condition.upper()}")  # type: ignore[assignment]

@@ -113,6 +113,7 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
     if o.get("concurrency_key"):
         msg.concurrency_key = o["concurrency_key"]
         msg.concurrency_limit = o["concurrency_limit"]
+    msg.pause_on_failure = o.get("pause_on_failure", 0)
 
 
 def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:

@@ -146,6 +146,14 @@ def flow_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
         out["concurrency_limit"] = req.concurrency_limit
     elif req.concurrency_limit:
         raise InvalidArgument(prefix + "concurrencyLimit", "applies only with concurrencyKey")
+    if req.pause_on_failure:
+        if not req.cron:
+            raise InvalidArgument(prefix + "pauseOnFailure", "applies only to a recurring job (set cron)")
+        if not 1 <= req.pause_on_failure <= v.MAX_PAUSE_ON_FAILURE:
+            raise InvalidArgument(
+                prefix + "pauseOnFailure", f"must be between 0 and {v.MAX_PAUSE_ON_FAILURE}"
+            )
+        out["pause_on_failure"] = req.pause_on_failure
     return out
 
 

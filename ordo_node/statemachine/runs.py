@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import commands as c
-from . import concurrency
+from . import autopause, concurrency
 from .base import Base, options_of
 from .effects import Effects
 from .policy import DEFAULT_BACKOFF, backoff_delay
@@ -151,6 +151,7 @@ class RunCommands(Base):
                 outcome = (
                     final if final == "SUCCEEDED" else self.after_failure(job_id, run, failures_before, u, fx)
                 )
+                self.pause_on_failure(job_id, options, outcome, u.at, cmd.node)
                 self.start_buffered(job_id, u.at, fx)
                 self.settle(job_id, u.at, outcome)
             else:
@@ -204,6 +205,16 @@ class RunCommands(Base):
             self.event(job_id, "DEAD_LETTERED", u.at, job["submitted_to"], run, f"{failures} attempts failed")
             return "DEAD_LETTER"
         return "FAILED"
+
+    def pause_on_failure(self, job_id: str, options: str, outcome: str, at: int, node: str) -> None:
+        """A recurring job with pauseOnFailure whose occurrence failed for good: pause it if that makes N
+        in a row (autopause.py)."""
+        if outcome not in ("FAILED", "DEAD_LETTER") or not options:
+            return
+        limit = int(options_of(options).get("pause_on_failure", 0))
+        note = autopause.pause_if_failing(self.db, job_id, limit, at)
+        if note:
+            self.event(job_id, "PAUSED", at, node, message=note)
 
     def start_buffered(self, job_id: str, at: int, fx: Effects) -> None:
         """The run before a BUFFERED occurrence ended: run it now."""

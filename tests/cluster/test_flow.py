@@ -218,3 +218,22 @@ async def test_readme_flow_examples_work_with_grpcurl(cluster: Cluster) -> None:
     assert (await client.wait(keyed, timeout=20)).concurrency_key == "acme"
     assert replies[3]["dryRun"] is True  # the example's range predates the job: nothing to list
     await client.cancel(recurring)
+
+
+async def test_pause_on_failure_pauses_a_failing_schedule(cluster: Cluster) -> None:
+    # Given an every-second job that always fails, with pauseOnFailure 3
+    leader = await cluster.wait_for_leader()
+    client = cluster.client(leader)
+    job_id = await client.submit("shell", {"command": "exit 1"}, cron="every 1s", pause_on_failure=3)
+
+    # Then it pauses itself after three failed occurrences, saying why, on every node
+    await cluster.wait_for_state(job_id, "PAUSED", timeout=30)
+    history = await client.history(job_id)
+    paused = [e for e in history if e.type == ordo_pb2.EVENT_TYPE_PAUSED]
+    assert [e.message for e in paused] == [
+        "paused itself: 3 consecutive occurrences failed (pauseOnFailure 3)"
+    ]
+    failed = [e for e in history if e.type == ordo_pb2.EVENT_TYPE_FAILED and e.seq < paused[0].seq]
+    assert len(failed) >= 3
+    assert (await client.get(job_id)).pause_on_failure == 3
+    await client.cancel(job_id)

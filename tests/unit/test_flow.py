@@ -291,3 +291,64 @@ def test_other_keys_and_plain_jobs_are_not_held(apply: Log, db_path: Path) -> No
     result = assign_all(apply, [1, 2, 3, 4])
     assert sorted(a[0] for a in result["assigned"]) == [run_of(1), run_of(3), run_of(4)]
     assert job_state(db_path, 2) == "WAITING"
+
+
+# --- pauseOnFailure ------------------------------------------------------------------------------
+
+
+def recurring(apply: Log, pause_on_failure: int) -> None:
+    """Job 1 every second from DUE, its first three occurrences triggered and running on OTHER."""
+    options = {
+        "cron": "every 1s",
+        "timezone": "UTC",
+        "overlap": "ALLOW",
+        "pause_on_failure": pause_on_failure,
+    }
+    spec = c.JobSpec(jid(1), "echo", "{}", DUE, spec_hash="h", options=json.dumps(options), first_nominal=DUE)
+    apply(submit(spec))
+    occ = tuple(c.Occurrence(DUE + s * SEC, DUE + s * SEC, "run") for s in range(3))
+    trig = c.Trigger(jid(1), DUE, occurrences=occ, next_nominal=DUE + 3 * SEC, next_due=DUE + 3 * SEC)
+    apply(c.TriggerJobs(request_id=rid(), at=DUE + 2 * SEC, node=NODE, triggers=(trig,)))
+    runs = tuple(c.Assignment(f"{jid(1)}:{o}", 1, OTHER) for o in (1, 2, 3))
+    apply(c.AssignRuns(request_id=rid(), at=DUE + 2 * SEC, node=NODE, assignments=runs))
+
+
+def end(apply: Log, ordinal: int, kind: str, at: int) -> None:
+    update = c.RunUpdate(f"{jid(1)}:{ordinal}", 1, kind, at, error="boom" if kind == "failed" else "")
+    apply(report(OTHER, update))
+
+
+def test_pause_on_failure_pauses_after_n_failed_occurrences_in_a_row(apply: Log, db_path: Path) -> None:
+    # Given a recurring job with pauseOnFailure 2
+    recurring(apply, 2)
+    # When its first occurrence fails, it goes on
+    end(apply, 1, "failed", DUE + 3 * SEC)
+    assert job_state(db_path, 1) != "PAUSED"
+    # When the second fails too, it pauses itself, saying why
+    end(apply, 2, "failed", DUE + 4 * SEC)
+    assert job_state(db_path, 1) == "PAUSED"
+    assert rows(db_path, "SELECT armed, paused_at FROM jobs WHERE id = ?", jid(1)) == [(0, DUE + 4 * SEC)]
+    notes = rows(db_path, "SELECT message FROM events WHERE job_id = ? AND type = 'PAUSED'", jid(1))
+    assert notes == [("paused itself: 2 consecutive occurrences failed (pauseOnFailure 2)",)]
+
+
+def test_a_success_between_failures_keeps_it_running(apply: Log, db_path: Path) -> None:
+    recurring(apply, 2)
+    end(apply, 1, "failed", DUE + 3 * SEC)
+    end(apply, 2, "succeeded", DUE + 4 * SEC)
+    end(apply, 3, "failed", DUE + 5 * SEC)
+    assert job_state(db_path, 1) == "SCHEDULED"
+
+
+def test_pause_on_failure_is_validated() -> None:
+    assert flow_options(ordo_pb2.SubmitJobRequest(cron="every 1s", pause_on_failure=3), "") == {
+        "pause_on_failure": 3
+    }
+    for req in (
+        ordo_pb2.SubmitJobRequest(pause_on_failure=3),
+        ordo_pb2.SubmitJobRequest(cron="every 1s", pause_on_failure=-1),
+        ordo_pb2.SubmitJobRequest(cron="every 1s", pause_on_failure=1001),
+    ):
+        with pytest.raises(InvalidArgument) as e:
+            flow_options(req, "jobs[0].")
+        assert e.value.field == "jobs[0].pauseOnFailure"
