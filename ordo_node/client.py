@@ -106,6 +106,7 @@ def submit_request(
     concurrency_key: str = "",
     concurrency_limit: int = 0,
     pause_on_failure: int = 0,
+    rate_limit: dict[str, Any] | None = None,
 ) -> ordo_pb2.SubmitJobRequest:
     """Build a SubmitJobRequest.
 
@@ -115,7 +116,8 @@ def submit_request(
     BUFFER_ONE or CANCEL_OTHER. ``after``: job ids this one runs after, as ``after_condition``
     (SUCCEEDED or FINISHED) says; ``concurrency_key``/``concurrency_limit``: at most that many runs
     holding the key at once, cluster-wide; ``pause_on_failure``: a recurring job pauses itself after
-    that many consecutive occurrences failed for good.
+    that many consecutive occurrences failed for good; ``rate_limit``: ``{"key": ..., "per_second"
+    or "per_minute": ..., "burst": ...}``, a token bucket per key, cluster-wide.
     """
     req = ordo_pb2.SubmitJobRequest(
         type=type,
@@ -133,8 +135,7 @@ def submit_request(
         concurrency_limit=concurrency_limit,
         pause_on_failure=pause_on_failure,
     )
-    if after_condition:
-        req.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{after_condition.upper()}")  # type: ignore[assignment]
+    _flow_fields(req, after_condition, rate_limit)
     if payload is not None:
         # As JSON text: integers arrive exactly (a protobuf Value would carry them as doubles).
         req.payload_json = json.dumps(payload, ensure_ascii=False, allow_nan=False)
@@ -156,6 +157,16 @@ def submit_request(
     if overlap:
         req.overlap = ordo_pb2.Overlap.Value(f"OVERLAP_{overlap.upper()}")  # type: ignore[assignment]
     return req
+
+
+def _flow_fields(
+    req: ordo_pb2.SubmitJobRequest, after_condition: str, rate_limit: dict[str, Any] | None
+) -> None:
+    """Set afterCondition (SUCCEEDED or FINISHED) and the rate limit, when given."""
+    if after_condition:
+        req.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{after_condition.upper()}")  # type: ignore[assignment]
+    if rate_limit:
+        req.rate_limit.CopyFrom(ordo_pb2.RateLimit(**rate_limit))
 
 
 # A call gives up this many seconds after its start when no address could be reached at all

@@ -114,6 +114,12 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
         msg.concurrency_key = o["concurrency_key"]
         msg.concurrency_limit = o["concurrency_limit"]
     msg.pause_on_failure = o.get("pause_on_failure", 0)
+    if o.get("rate_limit"):
+        r = o["rate_limit"]
+        msg.rate_limit.key = r["key"]
+        msg.rate_limit.burst = r["burst"]
+        rate, unit = r["text"].split("/")
+        setattr(msg.rate_limit, "per_second" if unit == "s" else "per_minute", float(rate))
 
 
 def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:

@@ -118,8 +118,28 @@ def placement_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, 
     return out
 
 
+def rate_limit(r: ordo_pb2.RateLimit, prefix: str) -> dict[str, Any]:
+    """A rate limit: key, the interval between two tokens (us), burst, and the rate as text."""
+    v.text(r.key, prefix + "key", v.MAX_KEY, required=True)
+    if bool(r.per_second) == bool(r.per_minute):
+        raise InvalidArgument(prefix + "perSecond", "give one of perSecond and perMinute")
+    per, unit, span = (r.per_second, "s", 1_000_000) if r.per_second else (r.per_minute, "min", 60_000_000)
+    field = prefix + ("perSecond" if r.per_second else "perMinute")
+    if not math.isfinite(per) or not 0 < per <= v.MAX_RATE_PER_SECOND * span / 1_000_000:
+        raise InvalidArgument(field, f"must be above 0 and at most {v.MAX_RATE_PER_SECOND:g} per second")
+    if not 0 <= r.burst <= v.MAX_BURST:
+        raise InvalidArgument(prefix + "burst", f"must be between 0 and {v.MAX_BURST}")
+    interval = max(1, round(span / per))
+    return {"key": r.key, "interval": interval, "burst": r.burst or 1, "text": f"{per:g}/{unit}"}
+
+
 def flow_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
-    """Run after (``after``, ``afterCondition``) and the concurrency key (``concurrencyKey``/``Limit``)."""
+    """Run after, the concurrency key, the rate limit and pauseOnFailure."""
+    return {**after_options(req, prefix), **key_options(req, prefix)}
+
+
+def after_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
+    """Run after (``after``, ``afterCondition``)."""
     out: dict[str, Any] = {}
     if req.after:
         if req.cron:
@@ -136,6 +156,12 @@ def flow_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
         out["after_condition"] = condition.removeprefix("AFTER_CONDITION_") or "SUCCEEDED"
     elif req.after_condition:
         raise InvalidArgument(prefix + "afterCondition", "applies only with after")
+    return out
+
+
+def key_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
+    """The concurrency key (``concurrencyKey``/``Limit``), the rate limit and pauseOnFailure."""
+    out: dict[str, Any] = {}
     if req.concurrency_key:
         v.text(req.concurrency_key, prefix + "concurrencyKey", v.MAX_KEY)
         if not 1 <= req.concurrency_limit <= v.MAX_CONCURRENCY_LIMIT:
@@ -146,6 +172,8 @@ def flow_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
         out["concurrency_limit"] = req.concurrency_limit
     elif req.concurrency_limit:
         raise InvalidArgument(prefix + "concurrencyLimit", "applies only with concurrencyKey")
+    if req.HasField("rate_limit"):
+        out["rate_limit"] = rate_limit(req.rate_limit, prefix + "rateLimit.")
     if req.pause_on_failure:
         if not req.cron:
             raise InvalidArgument(prefix + "pauseOnFailure", "applies only to a recurring job (set cron)")

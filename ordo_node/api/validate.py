@@ -56,6 +56,8 @@ MAX_MULTIPLIER = 100.0  # backoff.multiplier lies in [1, MAX_MULTIPLIER]
 MAX_AFTER = 100  # jobs a job runs after
 MAX_CONCURRENCY_LIMIT = 10_000
 MAX_PAUSE_ON_FAILURE = 1000
+MAX_RATE_PER_SECOND = 100_000.0  # rateLimit
+MAX_BURST = 100_000
 # --- durations and times (microseconds) -----------------------------------------------------------------
 DAY_US = 86_400_000_000
 MAX_DELAY_US = 100 * 365 * DAY_US

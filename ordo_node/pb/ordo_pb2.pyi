@@ -171,7 +171,7 @@ class RemoveNodeRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running", "payload_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure")
+    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running", "payload_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
@@ -199,6 +199,7 @@ class SubmitJobRequest(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     type: str
     payload: _struct_pb2.Value
     run_at: str
@@ -226,7 +227,20 @@ class SubmitJobRequest(_message.Message):
     concurrency_key: str
     concurrency_limit: int
     pause_on_failure: int
-    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., payload_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ...) -> None: ...
+    rate_limit: RateLimit
+    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., payload_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
+
+class RateLimit(_message.Message):
+    __slots__ = ("key", "per_second", "per_minute", "burst")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PER_SECOND_FIELD_NUMBER: _ClassVar[int]
+    PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    BURST_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    per_second: float
+    per_minute: float
+    burst: int
+    def __init__(self, key: _Optional[str] = ..., per_second: _Optional[float] = ..., per_minute: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
 
 class Backoff(_message.Message):
     __slots__ = ("initial", "multiplier", "max", "jitter")
@@ -479,7 +493,7 @@ class GetJobHistoryResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time", "tags", "long_running", "waiting", "payload_json", "result_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure")
+    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time", "tags", "long_running", "waiting", "payload_json", "result_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -518,6 +532,7 @@ class Job(_message.Message):
     CONCURRENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
+    RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     name: str
     type: str
@@ -556,7 +571,8 @@ class Job(_message.Message):
     concurrency_key: str
     concurrency_limit: int
     pause_on_failure: int
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., waiting: _Optional[str] = ..., payload_json: _Optional[str] = ..., result_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ...) -> None: ...
+    rate_limit: RateLimit
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., waiting: _Optional[str] = ..., payload_json: _Optional[str] = ..., result_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "attempt", "state", "node_id", "scheduled_at", "triggered_at", "assigned_at", "started_at", "finished_at", "result", "error", "traceback", "result_json")

@@ -166,6 +166,8 @@ class Base:
             state = "SCHEDULED"
         elif "ASSIGNED" in states or ready:
             state = "TRIGGERED"
+        elif states == {"PENDING"} and all(r[2] for r in rows):
+            state = "WAITING"  # for a rate limit's next token (ratelimit.py)
         elif states:
             state = "RETRYING"
         elif job["armed"]:

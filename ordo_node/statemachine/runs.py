@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import commands as c
-from . import autopause, concurrency
+from . import autopause, concurrency, ratelimit
 from .base import Base, options_of
 from .effects import Effects
 from .policy import DEFAULT_BACKOFF, backoff_delay
@@ -48,11 +48,9 @@ class RunCommands(Base):
         ck: tuple[str, int] | None = None  # its concurrency key and limit
         if options != "":
             self.flush_writes()
-            ck = concurrency.key_of(options_of(options))
-            if ck is not None and concurrency.held(self.db, ck[0]) >= ck[1]:
-                # Over its key's limit: it stays pending, and says why (see concurrency.py).
-                concurrency.hold(self.db, a.run_id, a.attempt)
-                self.settle(job_id, at, "TRIGGERED")
+            opts = options_of(options)
+            ck = concurrency.key_of(opts)
+            if not self.flow_admits(a, job_id, opts, ck, at, fx):
                 return False
         self.later(
             "UPDATE runs SET state = 'ASSIGNED', node_id = ?, assigned_at = ?, lease_until = ?,"
@@ -70,6 +68,29 @@ class RunCommands(Base):
                     self.settle(other, at, "TRIGGERED")
         fx.assigned.append((a.run_id, a.attempt, a.node_id))
         return True
+
+    def flow_admits(
+        self,
+        a: c.Assignment,
+        job_id: str,
+        opts: dict[str, Any],
+        ck: tuple[str, int] | None,
+        at: int,
+        fx: Effects,
+    ) -> bool:
+        """Whether an attempt may be assigned under its concurrency key and rate limit; if not, it stays
+        pending and says why (its job WAITING). A rate limit's token is taken here."""
+        if ck is not None and concurrency.held(self.db, ck[0]) >= ck[1]:
+            concurrency.hold(self.db, a.run_id, a.attempt)  # see concurrency.py
+        else:
+            rate = ratelimit.rate_of(opts)
+            free_at = ratelimit.take(self.db, rate[0], rate[1], rate[2], at) if rate is not None else None
+            if rate is None or free_at is None:
+                return True
+            ratelimit.hold(self.db, a.run_id, a.attempt, ratelimit.reason(rate[0], rate[3], rate[2]), free_at)
+            fx.retry_at = min(fx.retry_at or free_at, free_at)
+        self.settle(job_id, at, "TRIGGERED")
+        return False
 
     def runs_by_key(self, keys: list[tuple[str, int]]) -> dict[tuple[str, int], tuple[Any, ...]]:
         """(job id, state, node, failures before, the job's options or None, scheduled time, start

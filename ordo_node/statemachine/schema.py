@@ -118,6 +118,8 @@ CREATE TABLE IF NOT EXISTS job_after (
     PRIMARY KEY (job_id, after_id)
 );
 CREATE INDEX IF NOT EXISTS job_after_by ON job_after(after_id);
+-- Rate limits (schema 7): per key, the time its token bucket is free of debt (see ratelimit.py).
+CREATE TABLE IF NOT EXISTS rate_buckets (key TEXT PRIMARY KEY, tat INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     result TEXT NOT NULL,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import shlex
 import subprocess
@@ -200,7 +201,7 @@ async def test_readme_flow_examples_work_with_grpcurl(cluster: Cluster) -> None:
     leader = await cluster.wait_for_leader()
     recurring = await cluster.client(leader).submit("echo", {}, cron="every 1s")
     commands = readme_commands()
-    assert [c.rsplit("/", 1)[1] for c in commands] == ["SubmitJob"] * 3 + ["BackfillSchedule"]
+    assert [c.rsplit("/", 1)[1] for c in commands] == ["SubmitJob"] * 4 + ["BackfillSchedule"]
     replies: list[dict[str, Any]] = []
     for text in commands:
         if replies:
@@ -216,7 +217,8 @@ async def test_readme_flow_examples_work_with_grpcurl(cluster: Cluster) -> None:
     b, keyed = replies[1]["jobId"], replies[2]["jobId"]
     assert (await client.wait(b, timeout=20)).state == ordo_pb2.JOB_STATE_SUCCEEDED
     assert (await client.wait(keyed, timeout=20)).concurrency_key == "acme"
-    assert replies[3]["dryRun"] is True  # the example's range predates the job: nothing to list
+    assert (await client.wait(replies[3]["jobId"], timeout=20)).rate_limit.key == "api"
+    assert replies[4]["dryRun"] is True  # the example's range predates the job: nothing to list
     await client.cancel(recurring)
 
 
@@ -237,3 +239,35 @@ async def test_pause_on_failure_pauses_a_failing_schedule(cluster: Cluster) -> N
     assert len(failed) >= 3
     assert (await client.get(job_id)).pause_on_failure == 3
     await client.cancel(job_id)
+
+
+async def test_a_rate_limit_of_5_per_second_holds_over_10_seconds(cluster: Cluster) -> None:
+    # Given 50 jobs sharing the rate limit 'api' of 5 per second (burst 1), submitted at once
+    leader = await cluster.wait_for_leader()
+    client = cluster.client(leader)
+    rate = {"key": "api", "per_second": 5, "burst": 1}
+    ids = await client.submit_many(
+        [{"type": "echo", "payload": {"n": n}, "rate_limit": rate} for n in range(50)]
+    )
+
+    # Then those over the rate wait, saying why
+    async def one_waits() -> str:
+        for job_id in ids[-10:]:
+            job = await client.get(job_id)
+            if job.state == ordo_pb2.JOB_STATE_WAITING:
+                return job.waiting
+        return ""
+
+    assert (
+        await eventually(one_waits, timeout=10, what="a job WAITING") == "rate limit 'api' of 5/s (burst 1)"
+    )
+    # and they all run, in about 10 s, no two assigned less than 200 ms apart (the runs' times)
+    jobs = [await client.wait(job_id, timeout=40) for job_id in ids]
+    assert all(j.state == ordo_pb2.JOB_STATE_SUCCEEDED for j in jobs)
+    assigned = sorted(us(r.assigned_at) for j in jobs for r in j.runs)
+    assert len(assigned) == 50
+    gaps = [b - a for a, b in itertools.pairwise(assigned)]
+    assert min(gaps) >= 200_000, min(gaps)
+    span = (assigned[-1] - assigned[0]) / 1e6
+    assert 9.8 <= span < 20, span
+    assert jobs[-1].rate_limit.key == "api" and jobs[-1].rate_limit.per_second == 5

@@ -188,7 +188,9 @@ def test_every_public_method_is_classified() -> None:
     changing = {
         m
         for m in methods
-        if m.rsplit("/", 1)[1].startswith(("Submit", "Cancel", "Retry", "Pause", "Resume", "Trigger", "Backfill"))
+        if m.rsplit("/", 1)[1].startswith(
+            ("Submit", "Cancel", "Retry", "Pause", "Resume", "Trigger", "Backfill")
+        )
     }
     changing |= {"/ordo.v1.ClusterService/AddNode", "/ordo.v1.ClusterService/RemoveNode"}
     assert changing.isdisjoint(READ_METHODS)

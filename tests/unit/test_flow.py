@@ -20,6 +20,7 @@ from ordo_node import commands as c
 from ordo_node.api.options import flow_options
 from ordo_node.errors import InvalidArgument
 from ordo_node.pb import ordo_pb2
+from ordo_node.statemachine import ratelimit
 from ordo_node.statemachine.flow import verdict
 from ordo_node.statemachine.store import Store
 
@@ -352,3 +353,60 @@ def test_pause_on_failure_is_validated() -> None:
         with pytest.raises(InvalidArgument) as e:
             flow_options(req, "jobs[0].")
         assert e.value.field == "jobs[0].pauseOnFailure"
+
+
+# --- rate limits ---------------------------------------------------------------------------------
+
+
+def test_the_token_bucket_is_timed_by_the_commands(db_path: Path) -> None:
+    # Given a bucket of 5/s (200 ms a token) and a burst of 2, on an empty table
+    with closing(sqlite3.connect(db_path)) as db:
+        db.execute("CREATE TABLE rate_buckets (key TEXT PRIMARY KEY, tat INTEGER NOT NULL)")
+        step = 200_000
+        # Two tokens at once, then the third only 200 ms after the first
+        assert ratelimit.take(db, "k", step, 2, DUE) is None
+        assert ratelimit.take(db, "k", step, 2, DUE) is None
+        assert ratelimit.take(db, "k", step, 2, DUE + 1) == DUE + step
+        assert ratelimit.take(db, "k", step, 2, DUE + step) is None
+        # A command with an older time (another leader's clock) takes nothing it should not
+        assert ratelimit.take(db, "k", step, 2, DUE) == DUE + 2 * step
+        # Other keys have buckets of their own; a quiet spell refills up to the burst only
+        assert ratelimit.take(db, "other", step, 2, DUE) is None
+        later = DUE + 10 * SEC
+        assert [ratelimit.take(db, "k", step, 2, later) for _ in range(3)] == [None, None, later + step]
+
+
+def test_a_run_over_its_rate_waits_for_the_next_token(apply: Log, db_path: Path) -> None:
+    # Given three jobs with the rate limit 'api' of 5/s, burst 1, triggered together
+    rate = {"key": "api", "interval": 200_000, "burst": 1, "text": "5/s"}
+    apply(submit(*(flow_spec(n, rate_limit=rate) for n in (1, 2, 3))))
+    apply(
+        c.TriggerJobs(
+            request_id=rid(), at=DUE, node=NODE, triggers=tuple(c.Trigger(jid(n), DUE) for n in (1, 2, 3))
+        )
+    )
+    # When all three are offered at DUE + 1 s: one is assigned
+    assert [a[0] for a in assign_all(apply, [1, 2, 3], at=DUE + SEC)["assigned"]] == [run_of(1)]
+    # Then the others wait for the next token (200 ms later), WAITING and saying why
+    assert rows(db_path, "SELECT waiting, not_before FROM runs WHERE run_id = ?", run_of(2)) == [
+        ("rate limit 'api' of 5/s (burst 1)", DUE + SEC + 200_000)
+    ]
+    assert job_state(db_path, 2) == "WAITING"
+    # And at that time one more goes
+    assert [a[0] for a in assign_all(apply, [2, 3], at=DUE + SEC + 200_000)["assigned"]] == [run_of(2)]
+
+
+def test_rate_limits_are_validated() -> None:
+    ok = flow_options(ordo_pb2.SubmitJobRequest(rate_limit=ordo_pb2.RateLimit(key="api", per_minute=30)), "")
+    assert ok == {"rate_limit": {"key": "api", "interval": 2_000_000, "burst": 1, "text": "30/min"}}
+    for r, field in (
+        (ordo_pb2.RateLimit(per_second=5), "rateLimit.key"),
+        (ordo_pb2.RateLimit(key="k"), "rateLimit.perSecond"),
+        (ordo_pb2.RateLimit(key="k", per_second=5, per_minute=5), "rateLimit.perSecond"),
+        (ordo_pb2.RateLimit(key="k", per_second=-1), "rateLimit.perSecond"),
+        (ordo_pb2.RateLimit(key="k", per_minute=float("inf")), "rateLimit.perMinute"),
+        (ordo_pb2.RateLimit(key="k", per_second=5, burst=-2), "rateLimit.burst"),
+    ):
+        with pytest.raises(InvalidArgument) as e:
+            flow_options(ordo_pb2.SubmitJobRequest(rate_limit=r), "")
+        assert e.value.field == field
