@@ -377,13 +377,14 @@ class Client:
         *,
         state: str = "",
         type: str = "",
+        name: str = "",
         page_size: int = 0,
         page_token: str = "",
         consistent: bool = False,
     ) -> ordo_pb2.ListJobsResponse:
-        """A page of jobs, newest first; ``state`` like "SUCCEEDED"."""
+        """A page of jobs, newest first; ``state`` like "SUCCEEDED", ``name`` a job's exact name."""
         req = ordo_pb2.ListJobsRequest(
-            type=type, page_size=page_size, page_token=page_token, consistent=consistent
+            type=type, name=name, page_size=page_size, page_token=page_token, consistent=consistent
         )
         if state:
             req.state = f"JOB_STATE_{state.upper().removeprefix('JOB_STATE_')}"  # type: ignore[assignment]
@@ -578,14 +579,20 @@ class SyncClient:
         *,
         state: str = "",
         type: str = "",
+        name: str = "",
         page_size: int = 0,
         page_token: str = "",
         consistent: bool = False,
     ) -> ordo_pb2.ListJobsResponse:
-        """A page of jobs, newest first; ``state`` like "SUCCEEDED"."""
+        """A page of jobs, newest first; ``state`` like "SUCCEEDED", ``name`` a job's exact name."""
         return self._run(
             self._client.list_jobs(
-                state=state, type=type, page_size=page_size, page_token=page_token, consistent=consistent
+                state=state,
+                type=type,
+                name=name,
+                page_size=page_size,
+                page_token=page_token,
+                consistent=consistent,
             )
         )
 

@@ -285,12 +285,16 @@ class Queries:
         return _job(rows[0], tuple(_run(r) for r in runs))
 
     async def list_jobs(
-        self, *, state: str = "", type_: str = "", page_size: int = 0, page_token: str = ""
+        self, *, state: str = "", type_: str = "", name: str = "", page_size: int = 0, page_token: str = ""
     ) -> tuple[list[JobRow], str]:
         """A page of jobs, newest first, and the token of the next page ('' at the end)."""
         size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         where: list[str] = []
         args: list[Any] = []
+        if name:
+            # "name != ''" repeats the jobs_name index's condition, so SQLite may use that partial index.
+            where.append("name = ? AND name != ''")
+            args.append(name)
         if state:
             where.append("state = ?")
             args.append(state)
@@ -311,6 +315,14 @@ class Queries:
         jobs = [_job(r[1:], position=r[0]) for r in rows[:size]]
         token = encode_token(jobs[-1].position, jobs[-1].job_id) if len(rows) > size else ""
         return jobs, token
+
+    async def job_ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Up to ``limit`` job ids starting with ``prefix``, in order: a range of the primary key."""
+        rows = await self._all(
+            "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY id LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+        return [r[0] for r in rows]
 
     async def history(self, job_id: str) -> list[EventRow] | None:
         """The job's events in order, or None if there is no such job."""

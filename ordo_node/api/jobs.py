@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import suppress
@@ -33,6 +34,25 @@ from .explain import explain, preview_times
 from .submission import clock_timed, job_spec
 
 log = logging.getLogger("ordo_node.jobs")
+
+# The shortest start of a job id that names a job. Ids are version-7 UUIDs: those of jobs
+# created in the same few minutes share their first 8 characters, so any length is looked up.
+MIN_PREFIX = 4
+_PREFIX = re.compile(r"[0-9a-f-]+")
+
+
+def id_or_prefix(value: str, field: str = "jobId") -> tuple[str, bool]:
+    """A full job id (canonical) and True, or the lower-cased start of one and False."""
+    if not value or len(value) >= v.MAX_JOB_ID:
+        return v.job_id(value, field), True
+    prefix = value.lower()
+    if not _PREFIX.fullmatch(prefix):
+        raise InvalidArgument(field, f"{value[:80]!r} is not a job id (a UUID) nor the start of one")
+    if len(prefix) < MIN_PREFIX:
+        raise InvalidArgument(
+            field, f"{value!r} is too short to name a job: give at least {MIN_PREFIX} characters of its id"
+        )
+    return prefix, False
 
 
 class Changes:
@@ -158,13 +178,30 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         if consistent:
             await self.consensus.propose(c.Barrier(node=self.config.node_id))
 
+    async def _job_id(self, value: str, field: str = "jobId") -> str:
+        """The id of the job a request names: a full id as given (no read), or the one job
+        whose id starts with a prefix (NOT_FOUND if none does, INVALID_ARGUMENT if several do)."""
+        text, full = id_or_prefix(value, field)
+        if full:
+            return text
+        found = await self.queries.job_ids_with_prefix(text, limit=2)
+        if not found:
+            raise NotFound(f"{field}: no job id starts with {text!r}")
+        if len(found) > 1:
+            raise InvalidArgument(
+                field,
+                f"{text!r} is ambiguous: {found[0]}, {found[1]} and maybe more start with it;"
+                " give more characters",
+            )
+        return found[0]
+
     @rpc
     async def GetJob(
         self, request: ordo_pb2.GetJobRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """One job with its runs."""
-        job_id = v.job_id(request.job_id)
         await self._barrier(request.consistent)
+        job_id = await self._job_id(request.job_id)
         job = await self.queries.get_job(job_id)
         if job is None:
             raise NotFound(f"jobId: no job {job_id}")
@@ -178,10 +215,15 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         v.count(request.page_size, "pageSize", v.MAX_PAGE)
         state = v.enum(ordo_pb2.JobState, request.state, "state").removeprefix("JOB_STATE_")
         v.text(request.type, "type", v.MAX_TYPE)
+        v.text(request.name, "name", v.MAX_NAME)
         v.page_token(request.page_token)
         await self._barrier(request.consistent)
         jobs, token = await self.queries.list_jobs(
-            state=state, type_=request.type, page_size=request.page_size, page_token=request.page_token
+            state=state,
+            type_=request.type,
+            name=request.name,
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
         messages = [job_message(j) for j in jobs]
         # Jobs with large payloads end the page early, so that a client with gRPC's default
@@ -210,7 +252,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
 
     async def cancel(self, job_id: str, by: str = "") -> ordo_pb2.Job:
         """Cancel a job: a scheduled one, a recurring schedule, or its running attempts."""
-        job_id = v.job_id(job_id)
+        job_id = await self._job_id(job_id)
         job = await self._change(
             c.CancelJob(
                 request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id, by=by
@@ -226,7 +268,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
                 request_id=uuid.uuid4().hex,
                 at=now_us(),
                 node=self.config.node_id,
-                job_id=v.job_id(job_id),
+                job_id=await self._job_id(job_id),
                 by=by,
             )
         )
@@ -239,7 +281,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
                 request_id=uuid.uuid4().hex,
                 at=now_us(),
                 node=self.config.node_id,
-                job_id=v.job_id(job_id),
+                job_id=await self._job_id(job_id),
                 pause=pause,
                 note=note,
                 by=by,
@@ -248,7 +290,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
 
     async def trigger_now(self, job_id: str, by: str = "") -> ordo_pb2.Job:
         """Run a recurring job once now, under its overlap policy; its schedule does not move."""
-        job_id = v.job_id(job_id)
+        job_id = await self._job_id(job_id)
         job = await self._change(
             c.TriggerNow(
                 request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id, by=by
@@ -293,7 +335,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         return await self.trigger_now(request.job_id, self.caller(context))
 
     async def _job(self, job_id: str) -> JobRow:
-        job = await self.queries.get_job(v.job_id(job_id))
+        job = await self.queries.get_job(await self._job_id(job_id))
         if job is None:
             raise NotFound(f"jobId: no job {job_id}")
         return job
@@ -383,7 +425,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.WatchJobsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[ordo_pb2.Event]:
         """Stream the events applied on this node, of one job or all, as they come."""
-        job_id = v.job_id(request.job_id) if request.job_id else ""
+        job_id = await self._job_id(request.job_id) if request.job_id else ""
         if request.after_seq < 0:
             raise InvalidArgument("afterSeq", "must not be negative")
         seq = request.after_seq or await self.queries.last_event_seq()
@@ -400,7 +442,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.GetJobHistoryRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.GetJobHistoryResponse:
         """The job's events, oldest first."""
-        job_id = v.job_id(request.job_id)
+        job_id = await self._job_id(request.job_id)
         await self._barrier(request.consistent)
         events = await self.queries.history(job_id)
         if events is None:

@@ -16,11 +16,15 @@ import grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client
+from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client, JobFailed
 from ..pb import ordo_pb2
 from ..wire import from_value
 from .backfill import add_backfill_parser
-from .common import EXIT_CONFIG, add_security_flags
+from .common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_WAIT_TIMEOUT, add_security_flags
+
+# Every job state a job can be in, as `list --state` takes them (any case, JOB_STATE_ optional).
+JOB_STATES = [n.removeprefix("JOB_STATE_") for n in ordo_pb2.JobState.keys()[1:]]
+JOB_ID_HELP = "a job id, or a unique start of one (4 or more characters)"
 
 
 def _ts(msg: Message, field: str) -> str:
@@ -33,17 +37,40 @@ def _short_state(name: str) -> str:
     return re.sub(r"^(JOB|RUN|EVENT)_(STATE|TYPE)_", "", name)
 
 
-def print_job(job: ordo_pb2.Job) -> None:
-    """A job, readable."""
+def job_state(text: str) -> str:
+    """The JobState name of ``SUCCEEDED``, ``dead_letter`` or ``JOB_STATE_PAUSED``; ValueError naming
+    the valid ones otherwise."""
+    short = text.strip().upper().removeprefix("JOB_STATE_")
+    if short not in JOB_STATES:
+        raise ValueError(f"'{text}' is not a job state; one of {', '.join(JOB_STATES)} (any case)")
+    return f"JOB_STATE_{short}"
+
+
+def print_job(job: ordo_pb2.Job, *, runs: bool = True) -> None:
+    """A job, readable; with ``runs=False`` a summary: one line about its runs instead of each."""
     print(f"job      {job.job_id}")
     print(f"type     {job.type}{'  name ' + job.name if job.name else ''}")
     print(f"state    {_short_state(ordo_pb2.JobState.Name(job.state))}")
     print(f"run at   {_ts(job, 'run_at')}")
+    if job.cron:
+        print(f"schedule {job.cron} ({job.timezone or 'UTC'}), {job.occurrences} occurrences so far")
+        print(f"next     {_ts(job, 'next_fire_time')}")
+    if job.tags:
+        print(f"tags     {','.join(job.tags)}")
     # The JSON text forms keep numbers exact (a Value carries them as doubles).
     payload = json.loads(job.payload_json) if job.payload_json else None
     if not job.payload_json and job.HasField("payload"):
         payload = from_value(job.payload)
     print(f"payload  {json.dumps(payload)}")
+    if not runs:
+        if job.runs:
+            last = job.runs[-1]
+            state = _short_state(ordo_pb2.RunState.Name(last.state))
+            print(
+                f"runs     {len(job.runs)} attempts; the last {state}"
+                f" on {last.node_id or '-'} finished {_ts(last, 'finished_at')}"
+            )
+        return
     for r in job.runs:
         print(
             f"run      {r.run_id} attempt {r.attempt} {_short_state(ordo_pb2.RunState.Name(r.state))}"
@@ -71,7 +98,7 @@ def _seconds(text: str | None) -> float | None:
     return parse_duration(text) if text else None
 
 
-async def _submit(client: Client, args: argparse.Namespace) -> Message:
+async def _submit(client: Client, args: argparse.Namespace) -> ordo_pb2.SubmitJobResponse:
     backoff = {
         k: v
         for k, v in (
@@ -97,13 +124,43 @@ async def _submit(client: Client, args: argparse.Namespace) -> Message:
         jitter=_seconds(args.jitter),
         max_attempts=args.max_attempts,
         backoff=backoff,
-        timeout=_seconds(args.timeout_each),
+        timeout=_seconds(args.attempt_timeout),
         priority=args.priority,
         catch_up=args.catch_up,
         catch_up_window=_seconds(args.catch_up_window),
         overlap=args.overlap,
+        tags=tags(args.tags),
     )
     return ordo_pb2.SubmitJobResponse(job_id=job_id)
+
+
+def tags(values: list[str] | None) -> list[str]:
+    """The tags of ``--tags a,b --tags c``: a, b, c (empty items dropped)."""
+    return [t.strip() for v in values or () for t in v.split(",") if t.strip()]
+
+
+async def _submit_and_wait(client: Client, args: argparse.Namespace) -> int:
+    """submit --wait: the id at once, then the handler's result once the job ended; 1 if it failed."""
+    job_id = (await _submit(client, args)).job_id
+    if not args.json:
+        print(job_id, flush=True)
+    try:
+        job = await client.wait(job_id, timeout=_seconds(args.wait_timeout))
+    except TimeoutError as e:
+        print(f"ordo-node: {e}", file=sys.stderr)
+        return EXIT_WAIT_TIMEOUT
+    if args.json:
+        print(json_format.MessageToJson(job, indent=2))
+    if job.state == ordo_pb2.JOB_STATE_SUCCEEDED:
+        if not args.json:
+            print(job.result_json or "null")
+        return 0
+    failed = JobFailed(job)
+    print(f"ordo-node: {failed}", file=sys.stderr)
+    if failed.traceback:
+        for line in failed.traceback.rstrip().splitlines()[-12:]:
+            print(f"    {line}", file=sys.stderr)
+    return 1
 
 
 async def _preview(client: Client, args: argparse.Namespace) -> Message:
@@ -116,12 +173,19 @@ async def _history(client: Client, args: argparse.Namespace) -> Message:
 
 
 def print_jobs(page: ordo_pb2.ListJobsResponse) -> None:
-    """A page of jobs, readable."""
+    """A page of jobs, readable; NEXT FIRE is a recurring job's next fire time."""
     rows = [
-        [j.job_id, j.type, _short_state(ordo_pb2.JobState.Name(j.state)), _ts(j, "run_at"), j.name]
+        [
+            j.job_id,
+            j.type,
+            _short_state(ordo_pb2.JobState.Name(j.state)),
+            _ts(j, "run_at"),
+            _ts(j, "next_fire_time"),
+            j.name,
+        ]
         for j in page.jobs
     ]
-    print_table(rows, ["JOB", "TYPE", "STATE", "RUN AT", "NAME"])
+    print_table(rows, ["JOB", "TYPE", "STATE", "RUN AT", "NEXT FIRE", "NAME"])
     if page.next_page_token:
         print(f"next page: --page-token {page.next_page_token}")
 
@@ -140,7 +204,11 @@ FETCH: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Message]]] = {
     "get": lambda client, args: client.get(args.job_id, consistent=args.consistent),
     "cancel": lambda client, args: client.cancel(args.job_id),
     "list": lambda client, args: client.list_jobs(
-        state=args.state, type=args.type, page_size=args.page_size, page_token=args.page_token
+        state=args.state,
+        type=args.type,
+        name=args.name,
+        page_size=args.page_size,
+        page_token=args.page_token,
     ),
     "history": _history,
     "cluster": lambda client, args: client.cluster(),
@@ -174,6 +242,8 @@ async def _client_command(client: Client, args: argparse.Namespace) -> int:
     async with client:
         if args.command == "watch":
             return await _watch(client, args)
+        if args.command == "submit" and args.wait:
+            return await _submit_and_wait(client, args)
         out = await FETCH[args.command](client, args)
     if args.json:
         print(json_format.MessageToJson(out, indent=2))
@@ -277,8 +347,8 @@ PRINT: dict[str, Callable[[Any], None]] = {
     "history": print_history,
     "cluster": print_cluster,
     "retry": print_job,
-    "pause": print_job,
-    "resume": print_job,
+    "pause": lambda job: print_job(job, runs=False),
+    "resume": lambda job: print_job(job, runs=False),
     "occurrences": print_occurrences,
     "add-node": print_cluster,
     "remove-node": print_cluster,
@@ -299,27 +369,36 @@ def parse_duration(text: str) -> float:
     return n * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2) or "s"]
 
 
-def cmd_client(args: argparse.Namespace) -> int:
-    """Run a client subcommand; print gRPC errors as one line."""
-    if args.command == "submit" and args.payload:
-        try:
-            json.loads(args.payload)
-        except json.JSONDecodeError as e:
-            print(f"ordo-node: --payload is not JSON: {e}", file=sys.stderr)
-            return EXIT_CONFIG
+def usage_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with a client command's flags, checked before any call ("--flag: why"), or None."""
     if args.command == "submit":
-        for flag in ("delay", "jitter", "timeout_each", "backoff_initial", "backoff_max", "catch_up_window"):
+        if args.payload:
+            try:
+                json.loads(args.payload)
+            except json.JSONDecodeError as e:
+                return f"--payload is not JSON: {e}"
+        flags = ("delay", "jitter", "attempt_timeout", "backoff_initial", "backoff_max", "catch_up_window")
+        for flag in (*flags, "wait_timeout"):
             try:
                 _seconds(getattr(args, flag))
             except argparse.ArgumentTypeError as e:
-                name = "attempt-timeout" if flag == "timeout_each" else flag.replace("_", "-")
-                print(f"ordo-node: --{name}: {e}", file=sys.stderr)
-                return EXIT_CONFIG
+                return f"--{flag.replace('_', '-')}: {e}"
+        if args.wait_timeout and not args.wait:
+            return "--wait-timeout applies only with --wait"
     if args.command == "list" and args.state:
-        name = f"JOB_STATE_{args.state.upper().removeprefix('JOB_STATE_')}"
-        if name not in ordo_pb2.JobState.keys():  # noqa: SIM118 - an enum wrapper, not a dict
-            print(f"ordo-node: --state: '{args.state}' is not a job state", file=sys.stderr)
-            return EXIT_CONFIG
+        try:
+            args.state = job_state(args.state)
+        except ValueError as e:
+            return f"--state: {e}"
+    return None
+
+
+def cmd_client(args: argparse.Namespace) -> int:
+    """Run a client subcommand; print gRPC errors as one line."""
+    wrong = usage_error(args)
+    if wrong:
+        print(f"ordo-node: {wrong}", file=sys.stderr)
+        return EXIT_CONFIG
     address = args.address if args.address is not None else os.environ.get(ENV_ADDRESS, DEFAULT_ADDRESSES)
     if not [a for a in address.split(",") if a.strip()]:
         print(f"ordo-node: --address (or ${ENV_ADDRESS}) names no node", file=sys.stderr)
@@ -334,6 +413,9 @@ def cmd_client(args: argparse.Namespace) -> int:
     except grpc.aio.AioRpcError as e:
         print(f"ordo-node: {e.code().name}: {e.details()}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C (watch, submit --wait): the command was cancelled and its channels closed.
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (``ordo-node list | head``): stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -363,7 +445,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help=f"node addresses, comma-separated (${ENV_ADDRESS}; {DEFAULT_ADDRESSES})",
         )
         c.add_argument("--json", action="store_true", help="print the reply as JSON")
-        c.add_argument("--timeout", type=float, default=15.0, help="seconds, retries included")
+        c.add_argument(
+            "--timeout",
+            type=parse_duration,
+            default=15.0,
+            metavar="DURATION",
+            help="how long this command's calls to the cluster may take, retries and fail-over included"
+            " (15s, 500ms, 2m; default 15s). Not the job's limit: see submit --attempt-timeout",
+        )
         add_security_flags(c)
         c.set_defaults(func=cmd_client)
         return c
@@ -376,6 +465,24 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     when.add_argument("--delay", default=None, help="run after this delay: 30s, 500ms, 5m")
     s.add_argument("--name", default="")
     s.add_argument("--idempotency-key", default="")
+    s.add_argument(
+        "--tags",
+        action="append",
+        metavar="TAG,...",
+        help="only executors with all these tags run it (comma-separated; may be repeated)",
+    )
+    s.add_argument(
+        "--wait",
+        action="store_true",
+        help="print the id, wait until the job ends, print the handler's result (JSON);"
+        " exit 1 if the job failed or was cancelled (the error and traceback on stderr)",
+    )
+    s.add_argument(
+        "--wait-timeout",
+        default=None,
+        metavar="DURATION",
+        help=f"with --wait: stop waiting after this long and exit {EXIT_WAIT_TIMEOUT} (the job goes on)",
+    )
     add_schedule_flags(s)
     for name, help in (
         ("get", "show a job"),
@@ -388,7 +495,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ("explain", "why did (or didn't) the job run at a time?"),
     ):
         g = client(name, help)
-        g.add_argument("job_id")
+        g.add_argument("job_id", help=JOB_ID_HELP)
         if name == "get":
             g.add_argument("--consistent", action="store_true", help="read through the leader")
         if name in ("pause", "resume"):
@@ -405,13 +512,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pv.add_argument("--count", type=int, default=10)
     pv.add_argument("--after", default=None, help="RFC 3339 (default now)")
     w = client("watch", "follow job events live (Ctrl-C to stop)")
-    w.add_argument("job_id", nargs="?", default="")
+    w.add_argument("job_id", nargs="?", default="", help=f"only this job's events: {JOB_ID_HELP}")
     w.add_argument("--after-seq", type=int, default=0, help="replay from this event sequence number")
     lst = client("list", "list jobs, newest first")
-    lst.add_argument(
-        "--state", default="", help="SCHEDULED, TRIGGERED, RUNNING, SUCCEEDED, FAILED, CANCELLED"
-    )
-    lst.add_argument("--type", default="")
+    lst.add_argument("--state", default="", help=f"only jobs in this state: {', '.join(JOB_STATES)}")
+    lst.add_argument("--type", default="", help="only jobs of this handler type")
+    lst.add_argument("--name", default="", help="only jobs of this name (exact)")
     lst.add_argument("--page-size", type=int, default=0)
     lst.add_argument("--page-token", default="")
     client("cluster", "show the cluster's nodes, leader and load")
@@ -444,5 +550,11 @@ def add_schedule_flags(s: argparse.ArgumentParser) -> None:
     p.add_argument("--backoff-multiplier", type=float, default=None)
     p.add_argument("--backoff-max", default=None, help="e.g. 5m")
     p.add_argument("--backoff-jitter", type=float, default=None, help="0 to 1")
-    p.add_argument("--attempt-timeout", dest="timeout_each", default=None, help="per attempt, e.g. 30s")
+    p.add_argument(
+        "--attempt-timeout",
+        default=None,
+        metavar="DURATION",
+        help="the job's limit per attempt, e.g. 30s: the handler is cancelled and the attempt fails"
+        " (not --timeout, which bounds this command's calls)",
+    )
     p.add_argument("--priority", type=int, default=0)

@@ -18,3 +18,9 @@ def add_security_flags(c: argparse.ArgumentParser, *, token: bool = True) -> Non
     g.add_argument("--cert-file", default=None, help=f"client certificate for mutual TLS (${ENV_CERT_FILE})")
     g.add_argument("--key-file", default=None, help=f"its private key (${ENV_KEY_FILE})")
     g.add_argument("--server-name", default="", help="check the nodes' certificates against this name")
+
+
+# Ctrl-C (SIGINT): 128 + 2, as shells report it.
+EXIT_INTERRUPTED = 130
+# submit --wait --wait-timeout: the job had not ended (as timeout(1) exits).
+EXIT_WAIT_TIMEOUT = 124

@@ -401,12 +401,14 @@ async def test_client_commands_in_human_and_json_form(cluster: Cluster) -> None:
         for page in pages
     ]
     assert all(
-        page.splitlines()[0].split() == ["JOB", "TYPE", "STATE", "RUN", "AT", "NAME"] for page in pages
+        page.splitlines()[0].split() == ["JOB", "TYPE", "STATE", "RUN", "AT", "NEXT", "FIRE", "NAME"]
+        for page in pages
     )
     assert [len(rows) for rows in listed] == [2, 2, 1]
     assert [r[0] for rows in listed for r in rows] == ids[::-1]
     assert all(r[1:3] == ["sleep", "SCHEDULED"] for rows in listed for r in rows)
-    assert [r[4] for rows in listed for r in rows] == ["p4", "p3", "p2", "p1", "p0"]
+    # one-off jobs have no next fire time
+    assert [r[4:] for rows in listed for r in rows] == [["-", f"p{i}"] for i in range(4, -1, -1)]
     # and --json pages the same way
     first = await ok_json("list", "--type", "sleep", "--page-size", "2", "--address", n2)
     assert [j["jobId"] for j in first["jobs"]] == [ids[4], ids[3]]
@@ -540,6 +542,189 @@ async def test_version(program: list[str]) -> None:
         subprocess.run, [*program, "--version"], capture_output=True, text=True, timeout=60
     )
     assert (out.returncode, out.stdout, out.stderr) == (0, "ordo-node 0.1.0\n", "")
+
+
+# -- issue 16: the command line without rough edges -----------------------------------
+
+
+def unique_prefix(job_id: str, others: list[str]) -> str:
+    """The shortest start of ``job_id`` (at least 4 characters) that no other id begins with."""
+    for n in range(4, len(job_id)):
+        if not any(o != job_id and o.startswith(job_id[:n]) for o in others):
+            return job_id[:n]
+    return job_id
+
+
+async def test_submit_wait_prints_the_result_or_fails_with_the_error(make_cluster: MakeCluster) -> None:
+    address = (await make_cluster(1)).nodes[0].address
+
+    # When a job is submitted with --wait
+    out = await ok("submit", "echo", "--payload", '{"n": 9007199254740993}', "--wait", "--address", address)
+    # Then the id comes first, then the handler's result, numbers exact
+    job_id, result = out.splitlines()
+    assert UUID.match(job_id) and json.loads(result) == {"n": 9007199254740993}, out
+    assert (await job_in(address, job_id, "SUCCEEDED"))["jobId"] == job_id
+
+    # When a job that fails is submitted with --wait
+    command = '{"command": "echo boom >&2; exit 3"}'
+    failed = await ordo("submit", "shell", "--payload", command, "--wait", "--address", address)
+    # Then it exits 1: the id on stdout, the job's fate and its error on stderr
+    assert failed.returncode == 1, failed.stderr
+    assert UUID.match(failed.stdout.strip()), failed.stdout
+    assert "Traceback (most recent call last)" not in failed.stderr.split("\n")[0], failed.stderr
+    first = failed.stderr.splitlines()[0]
+    assert first.startswith(f"ordo-node: job {failed.stdout.strip()} FAILED after attempt 1: "), first
+
+    # When --json is asked with --wait: the final job, as JSON
+    job = await ok_json("submit", "echo", "--payload", "[1, 2]", "--wait", "--address", address)
+    assert job["state"] == "JOB_STATE_SUCCEEDED" and json.loads(job["resultJson"]) == [1, 2]
+
+    # When the job does not end within --wait-timeout: exit 124, the job goes on
+    late = await ordo(
+        "submit", "echo", "--delay", "1h", "--wait", "--wait-timeout", "300ms", "--address", address
+    )
+    assert late.returncode == 124, late.stderr
+    assert "is still SCHEDULED after 0.3s" in late.stderr, late.stderr
+    await job_in(address, late.stdout.strip(), "SCHEDULED")
+
+
+async def test_list_filters_show_next_fire_times_and_a_summary_for_pause(make_cluster: MakeCluster) -> None:
+    address = (await make_cluster(1)).nodes[0].address
+    at = ["--address", address]
+
+    # Given a recurring job, a job with tags no executor has, a failed job and a cancelled one
+    nightly = (await ok("submit", "echo", "--cron", "0 3 * * *", "--name", "nightly", *at)).strip()
+    tagged = await ok_json("submit", "echo", "--tags", "gpu,big", "--tags", "eu", "--name", "tagged", *at)
+    failed = await ordo("submit", "shell", "--payload", '{"command": "exit 3"}', "--wait", *at)
+    assert failed.returncode == 1, failed.stderr
+    cancelled = (await ok("submit", "echo", "--delay", "1h", "--name", "nightly", *at)).strip()
+    await ok("cancel", cancelled, *at)
+    # and an attempt timeout, which is not the client's --timeout
+    limited = (
+        await ok("submit", "echo", "--delay", "1h", "--attempt-timeout", "5m", "--timeout", "7", *at)
+    ).strip()
+
+    job = await ok_json("get", tagged["jobId"], *at)
+    assert sorted(job["tags"]) == ["big", "eu", "gpu"]
+    await eventually(lambda: job_in(address, tagged["jobId"], "WAITING"), what="the tagged job WAITING")
+    assert (await ok_json("get", limited, *at))["timeout"] == "300s"
+    assert "timeout" not in await ok_json("get", cancelled, *at)
+
+    # When the jobs are listed by name, Then only that name's jobs come, newest first
+    page = await ok_json("list", "--name", "nightly", *at)
+    assert [j["jobId"] for j in page["jobs"]] == [cancelled, nightly]
+    assert (await ok_json("list", "--name", "nosuch", *at)) == {}
+
+    # and the table shows the recurring job's next fire time, "-" for the one-off job
+    rows = [line.split() for line in (await ok("list", "--name", "nightly", *at)).splitlines()]
+    assert rows[0] == ["JOB", "TYPE", "STATE", "RUN", "AT", "NEXT", "FIRE", "NAME"]
+    next_fire = (await ok_json("get", nightly, *at))["nextFireTime"]
+    assert timestamp(next_fire).time().isoformat() == "03:00:00"
+    assert rows[1][0] == cancelled and rows[1][4] == "-"
+    assert rows[2][0] == nightly and timestamp(rows[2][4]) == timestamp(next_fire)
+
+    # When it is paused: the answer is the job's summary, its runs in one line at most
+    shown = (await ok("pause", nightly, "--note", "maintenance", *at)).splitlines()
+    assert shown[:3] == [f"job      {nightly}", "type     echo  name nightly", "state    PAUSED"]
+    assert "schedule 0 3 * * * (UTC), 0 occurrences so far" in shown
+    assert f"next     {rows[2][4]}" in shown
+    assert not [line for line in shown if line.startswith("run      ")]
+    assert (await ok("resume", nightly, *at)).splitlines()[2] == "state    SCHEDULED"
+    await ok("pause", nightly, *at)
+
+    # When every job state is asked for, in lower case: each is accepted, and lists its jobs only
+    expected = {"PAUSED": nightly, "WAITING": tagged["jobId"], "FAILED": failed.stdout.strip()}
+    expected |= {"CANCELLED": cancelled, "SCHEDULED": limited}
+    for state in [n.removeprefix("JOB_STATE_") for n in ordo_pb2.JobState.keys()[1:]]:
+        page = await ok_json("list", "--state", state.lower(), *at)
+        assert {j["state"] for j in page.get("jobs", [])} <= {f"JOB_STATE_{state}"}, (state, page)
+        if state in expected:
+            assert expected[state] in [j["jobId"] for j in page["jobs"]], (state, page)
+    # and a word that is none is refused before any call, naming the valid ones
+    line = one_line_error(await ordo("list", "--state", "done", *at), 2)
+    assert "'done' is not a job state" in line and "DEAD_LETTER" in line and "RETRYING" in line, line
+
+
+async def test_a_unique_start_of_a_job_id_is_taken_wherever_an_id_is(make_cluster: MakeCluster) -> None:
+    address = (await make_cluster(1)).nodes[0].address
+    at = ["--address", address]
+    # Given jobs submitted together (version-7 ids: they share their first characters)
+    ids = [(await ok("submit", "echo", "--cron", "@daily", "--name", f"j{i}", *at)).strip() for i in range(3)]
+    failed = await ordo("submit", "shell", "--payload", '{"command": "exit 3"}', "--wait", *at)
+    ids.append(failed.stdout.strip())
+    job_id = ids[0]
+    short = unique_prefix(job_id, ids)
+    assert len(short) < len(job_id)
+
+    # When each command that takes an id is given a unique prefix (in upper case too)
+    # Then it acts on that job
+    assert (await ok_json("get", short.upper(), *at))["jobId"] == job_id
+    assert (await ok("get", short, *at)).splitlines()[0] == f"job      {job_id}"
+    assert [e["jobId"] for e in (await ok_json("history", short, *at))["events"]] == [job_id]
+    assert (await ok_json("occurrences", short, *at)) == {}
+    assert (await ok_json("explain", short, "2030-01-01T00:00:00Z", *at))["explanation"]
+    assert (await ok_json("pause", short, *at))["state"] == "JOB_STATE_PAUSED"
+    assert (await ok_json("resume", short, *at))["state"] == "JOB_STATE_SCHEDULED"
+    assert (await ok_json("cancel", short, *at))["state"] == "JOB_STATE_CANCELLED"
+    retry = unique_prefix(ids[3], ids)
+    assert (await ok_json("retry", retry, *at))["jobId"] == ids[3]
+
+    # When a prefix is shared by several jobs: INVALID_ARGUMENT naming the field, and ambiguous
+    shared = next(
+        ids[0][:n] for n in range(len(ids[0]), 0, -1) if all(i.startswith(ids[0][:n]) for i in ids[:3])
+    )
+    assert len(shared) >= 4, ids
+    for command in (["get", shared], ["cancel", shared], ["explain", shared, "2030-01-01T00:00:00Z"]):
+        line = one_line_error(await ordo(*command, *at), 1)
+        assert line.startswith(f"ordo-node: INVALID_ARGUMENT: jobId: '{shared}' is ambiguous"), line
+    # a prefix of no job: NOT_FOUND; a prefix too short or not hex: INVALID_ARGUMENT
+    line = one_line_error(await ordo("history", "ffff-ff", *at), 1)
+    assert line == "ordo-node: NOT_FOUND: jobId: no job id starts with 'ffff-ff'", line
+    line = one_line_error(await ordo("pause", job_id[:3], *at), 1)
+    assert line.startswith("ordo-node: INVALID_ARGUMENT: jobId: ") and "at least 4 characters" in line, line
+    line = one_line_error(await ordo("get", "zzzzzz", *at), 1)
+    assert "INVALID_ARGUMENT: jobId: 'zzzzzz' is not a job id" in line, line
+
+
+async def test_ctrl_c_ends_watch_quietly(make_cluster: MakeCluster) -> None:
+    address = (await make_cluster(1)).nodes[0].address
+    # Given `watch` following every job's events
+    watch = subprocess.Popen(
+        [*PROGRAM, "watch", "--address", address],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=cli_env(),
+    )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(watch.stdout or ()), daemon=True)
+    reader.start()
+    try:
+        # When a job runs, Then its events are printed as they come
+        async def streamed() -> bool:
+            job_id = (await ok("submit", "echo", "--address", address)).strip()
+            return await eventually(
+                lambda: asyncio.sleep(0, any(job_id in line and "SUCCEEDED" in line for line in lines)),
+                timeout=5,
+                what="the job's SUCCEEDED event",
+            )
+
+        await eventually(streamed, timeout=30, what="watch printing events")
+        # When it gets SIGINT (Ctrl-C)
+        watch.send_signal(signal.SIGINT)
+        code = await asyncio.to_thread(watch.wait, 10)
+        stderr = watch.stderr.read() if watch.stderr else ""
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait(10)
+        reader.join(10)
+        for pipe in (watch.stdout, watch.stderr):
+            if pipe is not None:
+                pipe.close()
+    # Then it ends at once, as interrupted, without a traceback or a word on stderr
+    assert code in (0, 130), stderr
+    assert stderr == "", stderr
 
 
 # -- known bugs ---------------------------------------------------------------------
