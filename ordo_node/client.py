@@ -4,6 +4,9 @@
         job_id = await client.submit("echo", {"msg": "hi"}, delay=5)
         job = await client.get(job_id)
 
+Wherever a job id is taken, a unique start of one (4 or more characters) will
+do; a start that several ids share is refused (INVALID_ARGUMENT, "ambiguous").
+
 Any node serves any call. When a node answers UNAVAILABLE (no leader yet,
 shutting down) or cannot be reached, the client tries the next address, with
 a short backoff, until its timeout. A submission retried that way is safe

@@ -20,7 +20,7 @@ import pytest
 from conftest import MakeCluster
 from helpers import Cluster, eventually, free_ports, ordo_node_program
 
-from ordo_node.client import ENV_ADDRESS
+from ordo_node.client import ENV_ADDRESS, Client
 from ordo_node.pb import ordo_pb2
 
 pytestmark = pytest.mark.cluster
@@ -668,6 +668,14 @@ async def test_a_unique_start_of_a_job_id_is_taken_wherever_an_id_is(make_cluste
     assert (await ok_json("cancel", short, *at))["state"] == "JOB_STATE_CANCELLED"
     retry = unique_prefix(ids[3], ids)
     assert (await ok_json("retry", retry, *at))["jobId"] == ids[3]
+    # and WatchJobs streams that job's events only
+    async with Client(address) as client:
+        events = client.watch(short, after_seq=1)
+        seen = [await asyncio.wait_for(anext(events), 10) for _ in range(2)]
+        await events.aclose()
+    assert [e.job_id for e in seen] == [job_id, job_id]
+    kinds = {ordo_pb2.EventType.Name(e.type).removeprefix("EVENT_TYPE_") for e in seen}
+    assert kinds <= {"SCHEDULED", "PAUSED", "RESUMED", "CANCELLED"}, kinds
 
     # When a prefix is shared by several jobs: INVALID_ARGUMENT naming the field, and ambiguous
     shared = next(
