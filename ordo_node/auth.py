@@ -87,6 +87,17 @@ class Tokens:
         return token.role == "admin" or method in READ_METHODS
 
 
+def token_refusal(
+    tokens: Tokens, metadata: Sequence[tuple[str, str | bytes]] | None, worker_id: str
+) -> tuple[grpc.StatusCode, str] | None:
+    """Why a worker token may not act as ``worker_id`` (its ``workers`` patterns), or None."""
+    token = tokens.find(bearer(metadata))
+    if token is None or not token.workers or any(fnmatch.fnmatchcase(worker_id, p) for p in token.workers):
+        return None
+    allowed = ", ".join(token.workers)
+    return grpc.StatusCode.PERMISSION_DENIED, f"workerId: token '{token.name}' may act only as {allowed}"
+
+
 def certificate_refusal(
     patterns: Sequence[str],
     metadata: Sequence[tuple[str, str | bytes]] | None,

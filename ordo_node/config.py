@@ -83,6 +83,8 @@ class Token:
     name: str
     token: str
     role: str  # "admin", "read" or "worker" (ordo-node worker: WorkerService only)
+    # A worker token: the worker ids (glob patterns) it may connect as; empty: any.
+    workers: tuple[str, ...] = ()
 
 
 ROLES = ("admin", "read", "worker")
@@ -331,6 +333,11 @@ def _tokens(where: str, auth: _Table, base_dir: Path) -> tuple[Token, ...]:
             except OSError as e:
                 why = e.strerror or e
                 raise ConfigError(f"{where}: {key}.token_file: cannot read {path}: {why}") from None
+        workers = t.get("workers", list, [])
+        if workers and role != "worker":
+            raise ConfigError(f"{where}: {key}.workers: only a worker token names the workers it may be")
+        if not all(isinstance(w, str) and w.strip() for w in workers):
+            raise ConfigError(f"{where}: {key}.workers: must be worker ids or glob patterns")
         t.finish()
         if len(value) < 16 or not value.isprintable() or " " in value:
             raise ConfigError(f"{where}: {key}.token: must be at least 16 printable characters, no spaces")
@@ -338,7 +345,7 @@ def _tokens(where: str, auth: _Table, base_dir: Path) -> tuple[Token, ...]:
             raise ConfigError(f"{where}: {key}.token: the same token is given twice")
         if any(name == other.name for other in tokens):
             raise ConfigError(f"{where}: {key}.name: duplicate name {name!r}")
-        tokens.append(Token(name, value, role))
+        tokens.append(Token(name, value, role, tuple(workers)))
     return tuple(tokens)
 
 

@@ -26,7 +26,7 @@ from contextlib import suppress
 import grpc
 
 from .. import commands as c
-from ..auth import certificate_refusal
+from ..auth import Tokens, certificate_refusal, token_refusal
 from ..clock import majority_now_us
 from ..config import Config
 from ..consensus import Consensus
@@ -93,18 +93,25 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
         self.hub = hub
         self.peers = peers
         self.queries = queries
+        self.tokens = Tokens(config.tokens)
         # Outcomes and renewals of many workers, committed together.
         self.batcher = ProposalBatcher(config.node_id, consensus, max_bytes=consensus.max_command_bytes // 2)
         self._proposing: set[asyncio.Task[None]] = set()
 
-    def _certificate_refusal(
+    def _identity_refusal(
         self, context: grpc.aio.ServicerContext, worker_id: str
     ) -> tuple[grpc.StatusCode, str] | None:
-        """Under ``[auth] worker_certificates``: a call without a token needs the worker's certificate."""
+        """Why this caller may not act as ``worker_id``: a token bound to other workers, or (under
+        ``[auth] worker_certificates``, without a token) a certificate of another name."""
+        metadata = context.invocation_metadata()
+        if self.tokens.enabled:
+            refusal = token_refusal(self.tokens, metadata, worker_id)
+            if refusal is not None:
+                return refusal
         if not self.config.worker_certificates:
             return None
         return certificate_refusal(
-            self.config.worker_certificates, context.invocation_metadata(), context.auth_context(), worker_id
+            self.config.worker_certificates, metadata, context.auth_context(), worker_id
         )
 
     def _redirect(self, reason: str) -> internal_pb2.ServerMessage:
@@ -131,7 +138,7 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
         except InvalidArgument as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
             return
-        refusal = self._certificate_refusal(context, hello.worker_id)
+        refusal = self._identity_refusal(context, hello.worker_id)
         if refusal is not None:
             log.warning("refused worker %s: %s", hello.worker_id, refusal[1])
             await context.abort(*refusal)
@@ -292,7 +299,7 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
     ) -> internal_pb2.WorkerProposalResult:
         """Propose one of the worker's own commands; answer the state machine's result."""
         worker_id = v.node_id(request.worker_id, "workerId")
-        refusal = self._certificate_refusal(context, worker_id)
+        refusal = self._identity_refusal(context, worker_id)
         if refusal is not None:
             await context.abort(*refusal)
         cmd = await self._admit(worker_id, request.command)

@@ -31,10 +31,12 @@ pytestmark = [pytest.mark.cluster, pytest.mark.asyncio(loop_scope="module")]
 ADMIN = "admin-token-0123456789abcdef"
 READER = "read-token-0123456789abcdef"
 WORKER = "worker-token-0123456789abcdef"
+BOUND = "bound-token-0123456789abcdef"
 TOKENS = [
     {"name": "ops", "role": "admin", "token": ADMIN},
     {"name": "dashboard", "role": "read", "token": READER},
     {"name": "workers", "role": "worker", "token": WORKER},
+    {"name": "gpu-pool", "role": "worker", "token": BOUND, "workers": ["gpu-*"]},
 ]
 # Short enough for a dead worker's runs to move soon, long enough for a worker to restart within it.
 LEASE = 4.0
@@ -364,6 +366,23 @@ async def test_killed_worker_is_recorded_as_gone_and_its_types_refused(cluster: 
     assert "unknown job type 'solo'" in (err.value.details() or "")
     # and the leader said why
     assert "worker solo-w not connected for" in cluster.logs()
+
+
+async def test_worker_token_bound_to_ids_connects_only_as_them(cluster: Cluster) -> None:
+    # Given a worker token that may act only as gpu-* workers
+    # When one worker uses it as gpu-7 and another as cpu-7
+    cluster.start_worker("gpu-7", "--token", BOUND, capacity=1)
+    cpu = cluster.start_worker("cpu-7", "--token", BOUND, capacity=1)
+    # Then gpu-7 connects, and cpu-7 is refused, saying why
+    await cluster.wait_for_workers("gpu-7")
+
+    async def refused() -> bool:
+        assert "token 'gpu-pool' may act only as gpu-*" in cpu.log_text()
+        return True
+
+    await eventually(refused, timeout=20, what="cpu-7 refused")
+    status = await cluster.status(cluster.nodes[0])
+    assert "cpu-7" not in {w.worker_id for w in status.workers}
 
 
 async def test_tagged_worker_gets_only_jobs_asking_for_its_tag(cluster: Cluster) -> None:

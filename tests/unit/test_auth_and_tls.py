@@ -281,3 +281,30 @@ def test_interceptor_leaves_tokenless_worker_calls_to_the_certificate_check() ->
     assert certs.refusal(method, ()) is None
     # and a client's call still needs its token
     assert certs.refusal("/ordo.v1.JobService/SubmitJob", ())[0] == grpc.StatusCode.UNAUTHENTICATED  # type: ignore[index]
+
+
+def test_a_worker_token_may_be_bound_to_worker_ids(tmp_path: Path) -> None:
+    from ordo_node.auth import token_refusal
+
+    path = write(
+        tmp_path,
+        BASE + "\n[auth]\ntokens = [{ name = 'gpu', role = 'worker', token = 'gpu-token-0123456789',"
+        " workers = ['gpu-*'] }]\n",
+    )
+    (token,) = load(path).tokens
+    assert token.workers == ("gpu-*",)
+    tokens = Tokens([token, Token("any", "any-token-0123456789", "worker")])
+    bound = [("authorization", "Bearer gpu-token-0123456789")]
+    assert token_refusal(tokens, bound, "gpu-1") is None
+    code, why = token_refusal(tokens, bound, "cpu-1") or (None, "")
+    assert code == grpc.StatusCode.PERMISSION_DENIED and "token 'gpu' may act only as gpu-*" in why
+    # a token without workers may be any worker
+    assert token_refusal(tokens, [("authorization", "Bearer any-token-0123456789")], "cpu-1") is None
+    # and only a worker token names workers
+    bad = write(
+        tmp_path,
+        BASE + "\n[auth]\ntokens = [{ name = 'ops', role = 'admin', token = 'ops-token-0123456789',"
+        " workers = ['x'] }]\n",
+        "bad.toml",
+    )
+    assert "auth.tokens[0].workers: only a worker token names the workers it may be" in load_error(bad)
