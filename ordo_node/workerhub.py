@@ -26,11 +26,11 @@ log = logging.getLogger("ordo_node.workers")
 
 # How long an assignment waits for the worker's acknowledgement.
 ACK_TIMEOUT = 5.0
-# A worker heartbeats every half second; one not heard from for this long gets no work.
-SILENT_US = 3_000_000
+# A worker heartbeats every second; one not heard from for this long gets no work.
+SILENT_US = 3_500_000
 # Every this many heartbeats is answered with the majority's time (the worker's clock
 # samples, and its sign that the leader still hears it).
-ANSWER_EVERY = 2
+ANSWER_EVERY = 1
 # Messages queued for one worker before the stream counts as stuck and is closed.
 MAX_OUTBOX = 10_000
 

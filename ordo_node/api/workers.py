@@ -103,6 +103,8 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
     ) -> tuple[grpc.StatusCode, str] | None:
         """Why this caller may not act as ``worker_id``: a token bound to other workers, or (under
         ``[auth] worker_certificates``, without a token) a certificate of another name."""
+        if not self.tokens.enabled and not self.config.worker_certificates:
+            return None
         metadata = context.invocation_metadata()
         if self.tokens.enabled:
             refusal = token_refusal(self.tokens, metadata, worker_id)

@@ -36,9 +36,11 @@ from .remote import Remote
 
 log = logging.getLogger("ordo_node.worker")
 
-HEARTBEAT = 0.5  # seconds between heartbeats on the stream
-# The leader answers every other heartbeat; a stream silent this long is taken for dead (a
-# leader that froze, or a network that drops packets without closing the connection): dial again.
+# Seconds between heartbeats on the stream (each costs the leader a read and an answer: with
+# hundreds of workers, most of what it spends while no job runs).
+HEARTBEAT = 1.0
+# The leader answers every heartbeat; a stream silent this long is taken for dead (a leader
+# that froze, or a network that drops packets without closing the connection): dial again.
 SILENCE = 4.0
 ANSWER = 5.0  # seconds a server has to answer a hello (a welcome or a redirect; registering takes a commit)
 RETRY_MIN, RETRY_MAX = 0.1, 1.0  # seconds between dial attempts, growing
