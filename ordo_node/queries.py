@@ -198,6 +198,7 @@ class OccurrenceRow:
     decided_at: int
     outcome: str
     attempts: int
+    buffer_position: int = 0  # BUFFERED: its place in line (1 runs next)
 
 
 def _run(row: Any) -> RunRow:
@@ -390,7 +391,10 @@ class Queries:
             "SELECT o.job_id, o.nominal, o.fire_at, o.fate, o.reason, COALESCE(o.run_id, ''), o.decided_at,"
             " COALESCE((SELECT r.state FROM runs r WHERE r.run_id = o.run_id ORDER BY r.attempt DESC LIMIT"
             " 1), ''),"
-            " (SELECT COUNT(*) FROM runs r WHERE r.run_id = o.run_id)"
+            " (SELECT COUNT(*) FROM runs r WHERE r.run_id = o.run_id),"
+            # Buffered occurrences run oldest first (RunCommands.start_buffered): count those ahead.
+            " CASE o.fate WHEN 'BUFFERED' THEN (SELECT COUNT(*) FROM occurrences b WHERE b.job_id = o.job_id"
+            " AND b.fate = 'BUFFERED' AND b.nominal <= o.nominal) ELSE 0 END"
             f" FROM occurrences o WHERE {' AND '.join(where)} ORDER BY o.nominal DESC LIMIT ?",
             (*args, size + 1),
         )

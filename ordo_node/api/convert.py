@@ -95,6 +95,7 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
         if o.get("catch_up_window"):
             msg.catch_up_window.CopyFrom(duration(o["catch_up_window"]))
         msg.overlap = ordo_pb2.Overlap.Value(f"OVERLAP_{o.get('overlap', 'ALLOW')}")  # type: ignore[assignment]
+        msg.buffer_limit = o.get("buffer_limit", 0)
     msg.max_attempts = o.get("max_attempts", 1)
     if "backoff" in o:
         b = {**{"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}, **o["backoff"]}
@@ -134,6 +135,7 @@ def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:
         outcome=f"RUN_STATE_{o.outcome}" if o.outcome else "RUN_STATE_UNSPECIFIED",
         attempts=o.attempts,
         decided_at=ts(o.decided_at),
+        buffer_position=o.buffer_position,
     )
 
 

@@ -59,7 +59,7 @@ def describe(occ: OccurrenceRow, s: Schedule | None) -> str:
         "MISSED": "was not run (missed)",
         "PAUSED": "was not run because the job was paused",
         "SKIPPED_OVERLAP": "was skipped by the overlap policy",
-        "BUFFERED": "waits for the previous run to end (overlap BUFFER_ONE)",
+        "BUFFERED": "waits for the previous run to end",
         "CANCELLED": "was not run: the job was cancelled",
     }
     return f"{when} {names.get(occ.fate, occ.fate)}: {occ.reason}."

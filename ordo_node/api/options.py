@@ -12,6 +12,7 @@ from typing import Any
 from ..errors import InvalidArgument
 from ..pb import ordo_pb2
 from ..schedule import fire_time, from_options, next_occurrence
+from ..statemachine.policy import DEFAULT_BUFFER_LIMIT
 from . import validate as v
 
 
@@ -96,10 +97,25 @@ def policy_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any
     window = v.duration(req.catch_up_window, prefix + "catchUpWindow", maximum=v.MAX_CATCH_UP_WINDOW_US)
     if req.cron:
         out.update(catch_up=catch_up, catch_up_window=window, overlap=overlap)
-    elif req.catch_up or req.overlap or window:
-        field = "catchUp" if req.catch_up else "overlap" if req.overlap else "catchUpWindow"
+        out.update(buffer_options(req, overlap, prefix))
+    elif req.catch_up or req.overlap or window or req.buffer_limit:
+        given = {"catchUp": req.catch_up, "overlap": req.overlap, "catchUpWindow": window}
+        field = next((name for name, value in given.items() if value), "bufferLimit")
         raise InvalidArgument(prefix + field, "applies only to a recurring job (set cron)")
     return out
+
+
+def buffer_options(req: ordo_pb2.SubmitJobRequest, overlap: str, prefix: str) -> dict[str, Any]:
+    """Overlap BUFFER_ALL's bound: ``buffer_limit``, stored with its default so apply never guesses."""
+    if overlap != "BUFFER_ALL":
+        if req.buffer_limit:
+            raise InvalidArgument(prefix + "bufferLimit", "applies only with overlap OVERLAP_BUFFER_ALL")
+        return {}
+    if not 0 <= req.buffer_limit <= v.MAX_BUFFER_LIMIT:
+        raise InvalidArgument(
+            prefix + "bufferLimit", f"must be between 1 and {v.MAX_BUFFER_LIMIT} (0: {DEFAULT_BUFFER_LIMIT})"
+        )
+    return {"buffer_limit": req.buffer_limit or DEFAULT_BUFFER_LIMIT}
 
 
 def placement_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
-OVERLAP_POLICIES = ("ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER")
+OVERLAP_POLICIES = ("ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER", "BUFFER_ALL")
+# BUFFER_ALL: how many occurrences may wait at once when the submission names no bufferLimit.
+DEFAULT_BUFFER_LIMIT = 100
 DEFAULT_BACKOFF = {"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}
 
 
@@ -38,11 +40,12 @@ def backoff_delay(
     return max(0, delay)
 
 
-def overlap_decision(policy: str, running: int, buffered: int) -> str:
+def overlap_decision(policy: str, running: int, buffered: int, limit: int = DEFAULT_BUFFER_LIMIT) -> str:
     """What to do with an occurrence that falls due while ``running`` runs of its job are still running.
 
     Returns ``RUN``, ``SKIP`` (record SKIPPED_OVERLAP), ``BUFFER`` (run when the current one ends) or
     ``CANCEL_OTHER`` (cancel the running ones, then run); ``buffered`` occurrences are already waiting.
+    BUFFER_ALL buffers while fewer than ``limit`` wait, and skips once the buffer is full.
     """
     if policy not in OVERLAP_POLICIES:
         raise ValueError(f"unknown overlap policy {policy!r}")
@@ -50,6 +53,8 @@ def overlap_decision(policy: str, running: int, buffered: int) -> str:
         return "RUN"
     if policy == "BUFFER_ONE":
         return "BUFFER" if buffered == 0 else "SKIP"
+    if policy == "BUFFER_ALL":
+        return "BUFFER" if buffered < limit else "SKIP"
     return policy  # "SKIP" or "CANCEL_OTHER"
 
 

@@ -9,7 +9,7 @@ from .. import commands as c
 from ..timeutil import format_us
 from .base import OPEN, options_of
 from .effects import Effects
-from .policy import overlap_decision
+from .policy import DEFAULT_BUFFER_LIMIT, overlap_decision
 from .runs import RunCommands
 
 
@@ -189,11 +189,26 @@ class TriggerCommands(RunCommands):
         buffered = self.db.execute(
             "SELECT COUNT(*) FROM occurrences WHERE job_id = ? AND fate = 'BUFFERED'", (job["id"],)
         ).fetchone()[0]
-        decision = overlap_decision(overlap, len(open_runs), buffered)
+        limit = int(options_of(job["options"]).get("buffer_limit", DEFAULT_BUFFER_LIMIT))
+        decision = overlap_decision(overlap, len(open_runs), buffered, limit)
+        if decision == "SKIP" and overlap == "BUFFER_ALL":
+            return (
+                "SKIPPED_OVERLAP",
+                f"the buffer is full: {buffered} occurrences wait for run {open_runs[0][0]}"
+                f" (overlap BUFFER_ALL, bufferLimit {limit})",
+                None,
+            )
         if decision == "SKIP":
             return (
                 "SKIPPED_OVERLAP",
                 f"previous run {open_runs[0][0]} still running (overlap {overlap})",
+                None,
+            )
+        if decision == "BUFFER" and overlap == "BUFFER_ALL":
+            return (
+                "BUFFERED",
+                f"waits for run {open_runs[0][0]} to end, {buffered} buffered ahead of it"
+                " (overlap BUFFER_ALL)",
                 None,
             )
         if decision == "BUFFER":
