@@ -110,6 +110,10 @@ def submit_request(
     concurrency_limit: int = 0,
     pause_on_failure: int = 0,
     rate_limit: dict[str, Any] | None = None,
+    buffer_limit: int = 0,
+    more_cron: Sequence[str] = (),
+    exclude_dates: Sequence[str] = (),
+    exclude_cron: Sequence[str] = (),
 ) -> ordo_pb2.SubmitJobRequest:
     """Build a SubmitJobRequest.
 
@@ -120,7 +124,9 @@ def submit_request(
     (SUCCEEDED or FINISHED) says; ``concurrency_key``/``concurrency_limit``: at most that many runs
     holding the key at once, cluster-wide; ``pause_on_failure``: a recurring job pauses itself after
     that many consecutive occurrences failed for good; ``rate_limit``: ``{"key": ..., "per_second"
-    or "per_minute": ..., "burst": ...}``, a token bucket per key, cluster-wide.
+    or "per_minute": ..., "burst": ...}``, a token bucket per key, cluster-wide. ``buffer_limit``: how
+    many occurrences overlap BUFFER_ALL keeps waiting; ``more_cron``: specs beside ``cron`` (the earliest
+    next time of all fires); ``exclude_dates`` (YYYY-MM-DD) and ``exclude_cron``: times that do not fire.
     """
     req = ordo_pb2.SubmitJobRequest(
         type=type,
@@ -137,6 +143,10 @@ def submit_request(
         concurrency_key=concurrency_key,
         concurrency_limit=concurrency_limit,
         pause_on_failure=pause_on_failure,
+        buffer_limit=buffer_limit,
+        more_cron=list(more_cron),
+        exclude_dates=list(exclude_dates),
+        exclude_cron=list(exclude_cron),
     )
     _flow_fields(req, after_condition, rate_limit)
     if payload is not None:
@@ -466,10 +476,25 @@ class Client:
         return reply
 
     async def preview(
-        self, cron: str, *, timezone: str = "", count: int = 10, after: str | datetime | None = None
+        self,
+        cron: str,
+        *,
+        timezone: str = "",
+        count: int = 10,
+        after: str | datetime | None = None,
+        more_cron: Sequence[str] = (),
+        exclude_dates: Sequence[str] = (),
+        exclude_cron: Sequence[str] = (),
     ) -> list[ordo_pb2.PreviewTime]:
-        """The next fire times of a schedule."""
-        req = ordo_pb2.PreviewScheduleRequest(cron=cron, timezone=timezone, count=count)
+        """The next fire times of a schedule (``more_cron`` and the exclusions as in a submission)."""
+        req = ordo_pb2.PreviewScheduleRequest(
+            cron=cron,
+            timezone=timezone,
+            count=count,
+            more_cron=list(more_cron),
+            exclude_dates=list(exclude_dates),
+            exclude_cron=list(exclude_cron),
+        )
         if after:
             req.after = _time(after, "after")
         reply = await self._call("jobs", "PreviewSchedule", req)
@@ -656,10 +681,19 @@ class SyncClient:
         return self._run(self._client.explain(job_id, time))
 
     def preview(
-        self, cron: str, *, timezone: str = "", count: int = 10, after: str | datetime | None = None
+        self,
+        cron: str,
+        *,
+        timezone: str = "",
+        count: int = 10,
+        after: str | datetime | None = None,
+        more_cron: Sequence[str] = (),
+        exclude_dates: Sequence[str] = (),
+        exclude_cron: Sequence[str] = (),
     ) -> list[ordo_pb2.PreviewTime]:
-        """The next fire times of a schedule."""
-        return self._run(self._client.preview(cron, timezone=timezone, count=count, after=after))
+        """The next fire times of a schedule (``more_cron`` and the exclusions as in a submission)."""
+        specs = {"more_cron": more_cron, "exclude_dates": exclude_dates, "exclude_cron": exclude_cron}
+        return self._run(self._client.preview(cron, timezone=timezone, count=count, after=after, **specs))
 
     def watch(self, job_id: str = "", after_seq: int = 0) -> Iterator[ordo_pb2.Event]:
         """Events as they are applied on the first reachable node (see :meth:`Client.watch`)."""

@@ -109,6 +109,27 @@ class CronExpr:
         m = _cyclic_gap(self.minutes, h * 60)
         return _cyclic_gap(self.seconds, m * 60)
 
+    def matches(self, t: datetime) -> bool:
+        """The expression names the wall-clock time ``t`` (to the second)."""
+        if t.month not in self.months:
+            return False
+        weekday, length = monthrange(t.year, t.month)  # weekday: 0 = Monday
+        return (
+            t.day in self.month_days[length, (weekday + 1) % 7]
+            and t.hour in self.hours
+            and t.minute in self.minutes
+            and t.second in self.seconds
+        )
+
+    def whole_unit(self) -> int:
+        """Seconds in the largest unit (1, a minute, an hour or a day) of which it names every second
+        when it names one: 60 when every second of its minutes is named, 3600 when every minute too..."""
+        if len(self.seconds) < 60:
+            return 1
+        if len(self.minutes) < 60:
+            return 60
+        return 3600 if len(self.hours) < 24 else 86400
+
     def next_after(self, t: datetime) -> datetime:
         """The first time the expression names strictly after ``t`` (to the second; tzinfo is kept).
 

@@ -17,6 +17,12 @@ Expressions (ASCII only; the grammar is in the README and read by cron.py, which
       nominal time, and may not be longer than the shortest gap between two nominal times (for a cron
       expression: between two consecutive times of day it names), so that fire times strictly increase.
 
+More than one spec, and exclusions
+    A schedule may have more expressions (``more``): its next nominal time is the earliest next time of
+    any of them (a time two of them name fires once). A time is excluded when its wall-clock date is one
+    of ``exclude_dates`` or an ``exclude_cron`` expression names it (five fields name whole minutes, so
+    ``* * * * sat,sun`` excludes weekends); the search moves on to the next time of the specs.
+
 Time zones and daylight saving time
     Cron fields are matched against the wall clock of the schedule's IANA time zone. A wall time that
     does not exist (the spring-forward gap) fires once, at the first instant after the gap; several gap
@@ -30,8 +36,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,6 +57,10 @@ DAY = 24 * HOUR
 MIN_INTERVAL = 100 * MILLISECOND
 MAX_JITTER = DAY
 MAX_PREVIEW = 1000
+# Excluded candidates one search may pass over before it gives up (InvalidArgument). An exclusion that names
+# whole minutes, hours or days is passed over a unit at a time, so only an exclusion leaving no time for
+# years comes near it (a submission's first fire time is searched, and refused if there is none).
+MAX_EXCLUDED = 10_000
 # Longer than any daylight-saving fold in the tz database (Antarctica/Troll's 2 h is the longest), so a
 # fold that matters to a search always has its transition within this distance of the search start.
 _FOLD_REACH = 3 * HOUR
@@ -62,6 +73,7 @@ _DURATION = re.compile(r"(?:\d+(?:ms|s|m|h|d))+", re.ASCII)
 _DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d)", re.ASCII)
 _INTERVAL = re.compile(r"@?every[ \t]+(.*)", re.IGNORECASE | re.DOTALL | re.ASCII)
 _NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -81,6 +93,14 @@ class Schedule:
     max_runs: int = 0
     jitter: int = 0
     key: str = ""
+    more: tuple[str, ...] = ()  # further expressions: the earliest next time of all of them fires
+    exclude_dates: frozenset[date] = frozenset()  # wall-clock dates in ``timezone`` that never fire
+    exclude_cron: tuple[str, ...] = ()  # expressions naming wall-clock times that never fire
+
+    @property
+    def expressions(self) -> tuple[str, ...]:
+        """Every spec of the schedule, the first one first."""
+        return (self.expression, *self.more)
 
 
 @dataclass(frozen=True)
@@ -125,6 +145,26 @@ def _compile(expression: str) -> _Compiled:
     return _Compiled(0, expr, expr.every_hour, expr.shortest_gap() * SECOND)
 
 
+@lru_cache(maxsize=256)
+def _exclusion(expression: str) -> cron.CronExpr:
+    """An exclusion: a cron expression, five fields naming every second of their minutes."""
+    if _NOT_ASCII.search(expression) or _INTERVAL.fullmatch(expression):
+        _compile(expression)  # the same message for a character outside ASCII
+        raise ValueError(f"{expression!r}: an exclusion is a cron expression or a macro, not an interval")
+    fields = cron.MACROS.get(expression.lower(), expression).split()
+    return cron.parse(" ".join(["*", *fields]) if len(fields) == 5 else expression)
+
+
+def _date(text: str) -> date:
+    """A calendar date written YYYY-MM-DD; ValueError otherwise."""
+    if not _DATE.fullmatch(text):
+        raise ValueError(f"{text[:40]!r} is not a date written YYYY-MM-DD")
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date of the calendar") from None
+
+
 def _zone(name: str) -> ZoneInfo:
     """The IANA zone; ValueError with the reason if there is none of that name."""
     try:
@@ -144,13 +184,34 @@ def parse_schedule(
     jitter: int = 0,
     key: str = "",
     prefix: str = "",
+    more: Sequence[str] = (),
+    exclude_dates: Sequence[str] = (),
+    exclude_cron: Sequence[str] = (),
 ) -> Schedule:
-    """Validate the parts of a schedule and build it; InvalidArgument names the field (after ``prefix``)."""
+    """Validate the parts of a schedule and build it; InvalidArgument names the field (after ``prefix``).
+
+    ``more``, ``exclude_dates`` and ``exclude_cron`` are named in errors as ``moreCron[i]``,
+    ``excludeDates[i]`` and ``excludeCron[i]``.
+    """
     expression = expression.strip()
-    try:
-        _compile(expression)
-    except ValueError as e:
-        raise InvalidArgument(prefix + "cron", str(e)) from None
+    more = tuple(m.strip() for m in more)
+    for field, text in (("cron", expression), *((f"moreCron[{i}]", m) for i, m in enumerate(more))):
+        try:
+            _compile(text)
+        except ValueError as e:
+            raise InvalidArgument(prefix + field, str(e)) from None
+    dates: set[date] = set()
+    for i, text in enumerate(exclude_dates):
+        try:
+            dates.add(_date(text.strip()))
+        except ValueError as e:
+            raise InvalidArgument(f"{prefix}excludeDates[{i}]", str(e)) from None
+    exclusions = tuple(x.strip() for x in exclude_cron)
+    for i, text in enumerate(exclusions):
+        try:
+            _exclusion(text)
+        except ValueError as e:
+            raise InvalidArgument(f"{prefix}excludeCron[{i}]", str(e)) from None
     try:
         _zone(timezone)
     except ValueError as e:
@@ -161,22 +222,29 @@ def parse_schedule(
         raise InvalidArgument(prefix + "maxRuns", "must not be negative (0 means unlimited)")
     if not 0 <= jitter <= MAX_JITTER:
         raise InvalidArgument(prefix + "jitter", "must be between 0 and 1 day")
-    gap = _compile(expression).shortest_gap
+    gap, shortest = min((_compile(e).shortest_gap, e) for e in (expression, *more))
     if jitter > gap:
         # A longer jitter could fire an occurrence after the next one.
         raise InvalidArgument(
             prefix + "jitter",
             f"must not be longer than {_duration_text(gap)}, the shortest time between two nominal "
-            f"times of {expression!r}",
+            f"times of {shortest!r}",
         )
-    return Schedule(expression, timezone, start_at, end_at, max_runs, jitter, key)
+    return Schedule(
+        expression, timezone, start_at, end_at, max_runs, jitter, key, more, frozenset(dates), exclusions
+    )
 
 
 def nominal_after(s: Schedule, after: int) -> int | None:
-    """The first nominal fire time strictly after ``after``, within ``start_at``/``end_at``; None if none."""
+    """The first nominal fire time strictly after ``after``, within ``start_at``/``end_at``; None if none.
+
+    The earliest next time of the schedule's specs that no exclusion names; ValueError when the calendar
+    ends, InvalidArgument naming the exclusions when they pass over MAX_EXCLUDED times in a row (the
+    timekeeper pauses such a job, saying why, as it does any it cannot read).
+    """
     # A Schedule built without parse_schedule may still be invalid; say which part is.
     try:
-        compiled = _compile(s.expression)
+        specs = [_compile(e) for e in s.expressions]
     except ValueError as e:
         raise InvalidArgument("cron", str(e)) from None
     try:
@@ -185,15 +253,52 @@ def nominal_after(s: Schedule, after: int) -> int | None:
         raise InvalidArgument("timezone", str(e)) from None
     if s.start_at is not None:
         after = max(after, s.start_at - 1)
-    if compiled.cron is None:
-        anchor = s.start_at or 0
-        nominal = anchor + ((after - anchor) // compiled.interval + 1) * compiled.interval
-    else:
-        # Every accepted expression has a next time until the calendar ends (ValueError then).
-        nominal = _cron_after(compiled.cron, zone, after, both_passes=compiled.both_fold_passes)
-    if s.end_at is not None and nominal > s.end_at:
+    for _ in range(MAX_EXCLUDED):
+        nominal = min(_spec_after(spec, zone, after, s.start_at or 0) for spec in specs)
+        if s.end_at is not None and nominal > s.end_at:
+            return None
+        excluded_to = _excluded_until(s, zone, nominal)
+        if excluded_to is None:
+            return nominal
+        after = max(nominal, excluded_to)
+    raise InvalidArgument(
+        "excludeCron" if s.exclude_cron else "excludeDates",
+        f"the exclusions pass over {MAX_EXCLUDED} fire times in a row after {to_datetime(after):%Y-%m-%d}",
+    )
+
+
+def _spec_after(spec: _Compiled, zone: ZoneInfo, after: int, anchor: int) -> int:
+    """One spec's first nominal time strictly after ``after`` (an interval's grid starts at ``anchor``)."""
+    if spec.cron is None:
+        return anchor + ((after - anchor) // spec.interval + 1) * spec.interval
+    # Every accepted expression has a next time until the calendar ends (ValueError then).
+    return _cron_after(spec.cron, zone, after, both_passes=spec.both_fold_passes)
+
+
+def _excluded_until(s: Schedule, zone: ZoneInfo, nominal: int) -> int | None:
+    """None if ``nominal`` is not excluded; else an instant (>= it) up to which every time is excluded.
+
+    An excluded date, or an exclusion naming every second of its minutes (hours, days), passes over the
+    rest of that wall-clock day (hour, minute), so a search does not visit each time of it.
+    """
+    if not s.exclude_dates and not s.exclude_cron:
         return None
-    return nominal
+    wall = nominal + _offset(zone, nominal)
+    local = to_datetime(wall).replace(tzinfo=None)
+    unit = 0
+    if local.date() in s.exclude_dates:
+        unit = DAY
+    for text in s.exclude_cron:
+        expr = _exclusion(text)
+        if expr.matches(local):
+            unit = max(unit, expr.whole_unit() * SECOND)
+    if not unit:
+        return None
+    if unit == SECOND:
+        return nominal
+    # The unit ends at a wall time; the instant just before its first occurrence (past a gap, or the
+    # first pass of a fold) is still inside it, whatever the clock did meanwhile.
+    return max(nominal, _first_instant(zone, (wall // unit + 1) * unit) - 1)
 
 
 def _offset(zone: ZoneInfo, us: int, *, fold0: bool = False) -> int:
@@ -280,7 +385,7 @@ def fire_time(s: Schedule, nominal: int) -> int:
     if s.jitter <= 0:
         return nominal
     offset = hash64(f"{s.key}:{nominal}") % s.jitter
-    if offset and _compile(s.expression).cron is not None:
+    if offset and (_compile(s.expression).cron is not None or s.more):
         try:
             following = nominal_after(s, nominal)
         except (ValueError, OverflowError):  # the calendar ends
@@ -345,4 +450,7 @@ def from_options(options: dict[str, Any], key: str) -> Schedule:
         max_runs=options.get("max_runs", 0),
         jitter=options.get("jitter", 0),
         key=key,
+        more=options.get("more_cron", ()),
+        exclude_dates=options.get("exclude_dates", ()),
+        exclude_cron=options.get("exclude_cron", ()),
     )

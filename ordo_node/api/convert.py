@@ -96,6 +96,9 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
             msg.catch_up_window.CopyFrom(duration(o["catch_up_window"]))
         msg.overlap = ordo_pb2.Overlap.Value(f"OVERLAP_{o.get('overlap', 'ALLOW')}")  # type: ignore[assignment]
         msg.buffer_limit = o.get("buffer_limit", 0)
+        msg.more_cron.extend(o.get("more_cron", []))
+        msg.exclude_dates.extend(o.get("exclude_dates", []))
+        msg.exclude_cron.extend(o.get("exclude_cron", []))
     msg.max_attempts = o.get("max_attempts", 1)
     if "backoff" in o:
         b = {**{"initial": 1_000_000, "multiplier": 2.0, "max": 300_000_000, "jitter": 0.0}, **o["backoff"]}

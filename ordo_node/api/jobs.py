@@ -31,6 +31,7 @@ from .batcher import SubmitBatcher
 from .convert import event_message, job_message, occurrence_message
 from .errors import raise_refusal, rpc, rpc_stream
 from .explain import explain, preview_times
+from .options import spec_options
 from .submission import clock_timed, job_spec
 
 log = logging.getLogger("ordo_node.jobs")
@@ -402,6 +403,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         v.count(request.count, "count", v.MAX_PREVIEW)
         if request.max_runs < 0:
             raise InvalidArgument("maxRuns", "must not be negative")
+        specs = spec_options(request.more_cron, request.exclude_dates, request.exclude_cron, "")
         schedule = parse_schedule(
             request.cron,
             timezone=v.timezone(request.timezone, "timezone"),
@@ -410,6 +412,9 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
             max_runs=request.max_runs,
             jitter=v.duration(request.jitter, "jitter", maximum=v.MAX_JITTER_US),
             key="preview",
+            more=specs.get("more_cron", ()),
+            exclude_dates=specs.get("exclude_dates", ()),
+            exclude_cron=specs.get("exclude_cron", ()),
         )
         after = v.time_field(request.after, "after") or now_us()
         times = preview_times(schedule, after, request.count or 10)

@@ -7,6 +7,7 @@ snake_case; durations are microseconds. The limits are in validate.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from ..errors import InvalidArgument
@@ -33,6 +34,9 @@ def schedule_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, A
             ("endAt", bool(req.end_at)),
             ("maxRuns", req.max_runs != 0),
             ("jitter", req.HasField("jitter")),
+            ("moreCron", bool(req.more_cron)),
+            ("excludeDates", bool(req.exclude_dates)),
+            ("excludeCron", bool(req.exclude_cron)),
         ):
             if present:
                 raise InvalidArgument(prefix + name, "applies only to a recurring job (set cron)")
@@ -49,7 +53,27 @@ def schedule_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, A
         "end_at": v.time_field(req.end_at, prefix + "endAt"),
         "max_runs": req.max_runs,
         "jitter": v.duration(req.jitter, prefix + "jitter", maximum=v.MAX_JITTER_US),
+        **spec_options(req.more_cron, req.exclude_dates, req.exclude_cron, prefix),
     }
+
+
+def spec_options(
+    more_cron: Sequence[str], exclude_dates: Sequence[str], exclude_cron: Sequence[str], prefix: str
+) -> dict[str, Any]:
+    """More specs and the exclusions, stored only when given (schedule.py checks their grammar)."""
+    out: dict[str, Any] = {}
+    for field, key, items, limit, size in (
+        ("moreCron", "more_cron", more_cron, v.MAX_MORE_CRON, v.MAX_CRON),
+        ("excludeDates", "exclude_dates", exclude_dates, v.MAX_EXCLUDE_DATES, 10),
+        ("excludeCron", "exclude_cron", exclude_cron, v.MAX_EXCLUDE_CRON, v.MAX_CRON),
+    ):
+        if len(items) > limit:
+            raise InvalidArgument(prefix + field, f"has {len(items)} items; the limit is {limit}")
+        for i, text in enumerate(items):
+            v.text(text, f"{prefix}{field}[{i}]", size, required=True)
+        if items:
+            out[key] = [text.strip() for text in items]
+    return out
 
 
 def backoff_options(b: ordo_pb2.Backoff, prefix: str) -> dict[str, Any]:
@@ -228,6 +252,8 @@ def job_options(
         fire = fire_time(schedule, first) if first is not None else None
     except (ValueError, OverflowError):  # the calendar ends in 9999
         first = fire = None
+    except InvalidArgument as e:  # the exclusions leave no time
+        raise InvalidArgument(prefix + e.field, e.reason) from None
     if first is None or fire is None or fire > v.MAX_TIME_US:
         raise InvalidArgument(
             prefix + "cron",

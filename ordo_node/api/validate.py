@@ -59,6 +59,9 @@ MAX_PAUSE_ON_FAILURE = 1000
 MAX_RATE_PER_SECOND = 100_000.0  # rateLimit
 MAX_BURST = 100_000
 MAX_BUFFER_LIMIT = 1000  # bufferLimit of overlap BUFFER_ALL (default: policy.DEFAULT_BUFFER_LIMIT)
+MAX_MORE_CRON = 20  # moreCron: specs beside cron
+MAX_EXCLUDE_DATES = 1000
+MAX_EXCLUDE_CRON = 20
 # --- durations and times (microseconds) -----------------------------------------------------------------
 DAY_US = 86_400_000_000
 MAX_DELAY_US = 100 * 365 * DAY_US

@@ -173,7 +173,7 @@ class RemoveNodeRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running", "payload_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "buffer_limit")
+    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running", "payload_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "buffer_limit", "more_cron", "exclude_dates", "exclude_cron")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
@@ -203,6 +203,9 @@ class SubmitJobRequest(_message.Message):
     PAUSE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     BUFFER_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MORE_CRON_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_DATES_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_CRON_FIELD_NUMBER: _ClassVar[int]
     type: str
     payload: _struct_pb2.Value
     run_at: str
@@ -232,7 +235,10 @@ class SubmitJobRequest(_message.Message):
     pause_on_failure: int
     rate_limit: RateLimit
     buffer_limit: int
-    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., payload_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., buffer_limit: _Optional[int] = ...) -> None: ...
+    more_cron: _containers.RepeatedScalarFieldContainer[str]
+    exclude_dates: _containers.RepeatedScalarFieldContainer[str]
+    exclude_cron: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., payload_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., buffer_limit: _Optional[int] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RateLimit(_message.Message):
     __slots__ = ("key", "per_second", "per_minute", "burst")
@@ -443,7 +449,7 @@ class Explanation(_message.Message):
     def __init__(self, occurrence: _Optional[_Union[Occurrence, _Mapping]] = ..., explanation: _Optional[str] = ...) -> None: ...
 
 class PreviewScheduleRequest(_message.Message):
-    __slots__ = ("cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "count", "after")
+    __slots__ = ("cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "count", "after", "more_cron", "exclude_dates", "exclude_cron")
     CRON_FIELD_NUMBER: _ClassVar[int]
     TIMEZONE_FIELD_NUMBER: _ClassVar[int]
     START_AT_FIELD_NUMBER: _ClassVar[int]
@@ -452,6 +458,9 @@ class PreviewScheduleRequest(_message.Message):
     JITTER_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     AFTER_FIELD_NUMBER: _ClassVar[int]
+    MORE_CRON_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_DATES_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_CRON_FIELD_NUMBER: _ClassVar[int]
     cron: str
     timezone: str
     start_at: str
@@ -460,7 +469,10 @@ class PreviewScheduleRequest(_message.Message):
     jitter: _duration_pb2.Duration
     count: int
     after: str
-    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., after: _Optional[str] = ...) -> None: ...
+    more_cron: _containers.RepeatedScalarFieldContainer[str]
+    exclude_dates: _containers.RepeatedScalarFieldContainer[str]
+    exclude_cron: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., count: _Optional[int] = ..., after: _Optional[str] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PreviewScheduleResponse(_message.Message):
     __slots__ = ("times",)
@@ -501,7 +513,7 @@ class GetJobHistoryResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time", "tags", "long_running", "waiting", "payload_json", "result_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "buffer_limit")
+    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time", "tags", "long_running", "waiting", "payload_json", "result_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "buffer_limit", "more_cron", "exclude_dates", "exclude_cron")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -542,6 +554,9 @@ class Job(_message.Message):
     PAUSE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
     BUFFER_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MORE_CRON_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_DATES_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDE_CRON_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     name: str
     type: str
@@ -582,7 +597,10 @@ class Job(_message.Message):
     pause_on_failure: int
     rate_limit: RateLimit
     buffer_limit: int
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., waiting: _Optional[str] = ..., payload_json: _Optional[str] = ..., result_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., buffer_limit: _Optional[int] = ...) -> None: ...
+    more_cron: _containers.RepeatedScalarFieldContainer[str]
+    exclude_dates: _containers.RepeatedScalarFieldContainer[str]
+    exclude_cron: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., waiting: _Optional[str] = ..., payload_json: _Optional[str] = ..., result_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., buffer_limit: _Optional[int] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "attempt", "state", "node_id", "scheduled_at", "triggered_at", "assigned_at", "started_at", "finished_at", "result", "error", "traceback", "result_json")

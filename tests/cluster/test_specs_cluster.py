@@ -67,3 +67,42 @@ async def test_buffer_all_lists_its_buffered_occurrences_and_runs_them_in_order(
         (runs[o.run_id].started_at.ToMicroseconds(), runs[o.run_id].finished_at.ToMicroseconds()) for o in ran
     ]
     assert all(end <= nxt for (_, end), (nxt, _) in pairwise(spans)), spans
+
+
+async def test_two_specs_with_an_exclusion_fire_at_the_times_preview_shows(cluster: Cluster) -> None:
+    # Given a job every 3 s and every 5 s, except at seconds 0, 15, 30 and 45, for 10 seconds
+    start = whole_second(2)
+    end = start + 9 * SEC
+    specs = {"more_cron": ["*/5 * * * * *"], "exclude_cron": ["*/15 * * * * *"]}
+    expected = [
+        t for t in range(start, end + 1, SEC) if ((t // SEC) % 60 % 3 == 0 or (t // SEC) % 60 % 5 == 0)
+    ]
+    expected = [t for t in expected if (t // SEC) % 60 % 15 != 0]
+    client = cluster.client(cluster.nodes[1])
+
+    # When it is previewed, and submitted
+    preview = await client.preview("*/3 * * * * *", count=20, after=format_us(start - 1), **specs)
+    # (catchUp ALL: an occurrence a busy machine triggers late still runs)
+    req = submit_request(
+        "echo",
+        {},
+        cron="*/3 * * * * *",
+        start_at=format_us(start),
+        end_at=format_us(end),
+        catch_up="ALL",
+        **specs,
+    )
+    job_id = await client.send(req)
+    job = await client.get(job_id)
+    assert list(job.more_cron) == specs["more_cron"] and list(job.exclude_cron) == specs["exclude_cron"]
+    assert job.next_fire_time.ToMicroseconds() == expected[0]
+
+    # Then the preview shows those times, and the job fires at exactly them
+    assert [
+        p.nominal_time.ToMicroseconds() for p in preview if p.nominal_time.ToMicroseconds() <= end
+    ] == expected
+    await cluster.wait_for_state(job_id, "SUCCEEDED", nodes=[cluster.nodes[1]], timeout=40)
+    page = await client.occurrences(job_id, page_size=100)
+    occs = sorted(page.occurrences, key=lambda o: o.nominal_time.ToMicroseconds())
+    assert [o.nominal_time.ToMicroseconds() for o in occs] == expected
+    assert all(o.fate == ordo_pb2.FATE_TRIGGERED for o in occs), [o.reason for o in occs]
