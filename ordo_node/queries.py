@@ -473,6 +473,14 @@ class Queries:
         )
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    async def run_waits(self, job_id: str, run_id: str) -> list[str]:
+        """Why a run was held back (its WAITING events: a concurrency key or rate limit), in order."""
+        rows = await self._all(
+            "SELECT message FROM events WHERE job_id = ? AND type = 'WAITING' AND run_id = ? ORDER BY seq",
+            (job_id, run_id),
+        )
+        return list(dict.fromkeys(r[0] for r in rows))
+
     async def open_keyed_runs(self) -> list[tuple[str, int, str, str, int]]:
         """(run id, attempt, state, concurrency key, limit) of the open attempts holding a key or
         waiting for one (the partial index runs_key: nothing to read when no job has a key)."""

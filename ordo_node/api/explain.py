@@ -75,7 +75,9 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
         if (following is None and (s is None or at == occ.nominal)) or (
             following is not None and at < following
         ):
-            return occ, describe(occ, s)
+            waits = await queries.run_waits(job.job_id, occ.run_id) if occ.run_id else []
+            held = f" Its run was held back: {'; '.join(waits)}." if waits else ""
+            return occ, describe(occ, s) + held
     if at < job.created_at:
         return (
             None,

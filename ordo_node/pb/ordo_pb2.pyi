@@ -88,6 +88,7 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_RESUMED: _ClassVar[EventType]
     EVENT_TYPE_SKIPPED: _ClassVar[EventType]
     EVENT_TYPE_STALE: _ClassVar[EventType]
+    EVENT_TYPE_WAITING: _ClassVar[EventType]
 
 class Reprocess(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -151,6 +152,7 @@ EVENT_TYPE_PAUSED: EventType
 EVENT_TYPE_RESUMED: EventType
 EVENT_TYPE_SKIPPED: EventType
 EVENT_TYPE_STALE: EventType
+EVENT_TYPE_WAITING: EventType
 REPROCESS_UNSPECIFIED: Reprocess
 REPROCESS_MISSING: Reprocess
 REPROCESS_FAILED: Reprocess

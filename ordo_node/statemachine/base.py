@@ -118,6 +118,7 @@ class Base:
         )
         if key is not None:
             concurrency.hold_if_full(self.db, *run)
+            self.note_waiting(run, at)
         fx.pending.append(run)
         return run
 
@@ -141,8 +142,31 @@ class Base:
             (nxt[1], triggered_at, not_before, failures, *run),
         )
         concurrency.hold_if_full(self.db, *nxt)
+        self.note_waiting(nxt, triggered_at)
         fx.pending.append(nxt)
         return nxt
+
+    def note_waiting(self, run: tuple[str, int], at: int | None) -> None:
+        """History: the attempt is held back by its concurrency key or rate limit (its ``waiting``
+        reason), once per attempt and reason. ``at`` None: when the attempt before it ended."""
+        row = self.db.execute(
+            "SELECT r.job_id, r.waiting, j.submitted_to, (SELECT COALESCE(p.finished_at, p.triggered_at)"
+            " FROM runs p WHERE p.run_id = r.run_id AND p.attempt = r.attempt - 1)"
+            " FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.run_id = ? AND r.attempt = ?",
+            run,
+        ).fetchone()
+        if row is None or not row[1]:
+            return
+        job_id, why = row[0], row[1]
+        if any(e[1] == "WAITING" and (e[4], e[5], e[6]) == (*run, why) for e in self._events):
+            return
+        if self.db.execute(
+            "SELECT 1 FROM events WHERE job_id = ? AND type = 'WAITING' AND run_id = ? AND attempt = ?"
+            " AND message = ? LIMIT 1",
+            (job_id, *run, why),
+        ).fetchone():
+            return
+        self.event(job_id, "WAITING", at if at is not None else row[3] or 0, row[2], run, why)
 
     def settle(self, job_id: str, at: int, final: str) -> None:
         """Set the job's state from its open runs and schedule; ``final`` when nothing is left of it."""

@@ -56,14 +56,15 @@ def hold(db: sqlite3.Connection, run_id: str, attempt: int) -> None:
     db.execute(f"UPDATE runs SET waiting = {_REASON_SQL} WHERE run_id = ? AND attempt = ?", (run_id, attempt))
 
 
-def hold_others(db: sqlite3.Connection, key: str, count: int) -> list[str]:
+def hold_others(db: sqlite3.Connection, key: str, count: int) -> list[tuple[str, str, int]]:
     """The key is held ``count`` times: note it on its pending attempts whose limit that reaches (not
-    noted yet). Returns their jobs' ids, in run order, for their state to be settled."""
+    noted yet). Returns (job id, run id, attempt) of each, in run order, for their jobs' state to be
+    settled and their history noted."""
     jobs = [
-        r[0]
+        (r[0], r[1], r[2])
         for r in db.execute(
-            "SELECT DISTINCT job_id FROM runs WHERE concurrency_key = ? AND finished_at IS NULL"
-            " AND state = 'PENDING' AND waiting IS NULL AND concurrency_limit <= ? ORDER BY job_id",
+            "SELECT job_id, run_id, attempt FROM runs WHERE concurrency_key = ? AND finished_at IS NULL"
+            " AND state = 'PENDING' AND waiting IS NULL AND concurrency_limit <= ? ORDER BY run_id, attempt",
             (key, count),
         )
     ]

@@ -64,8 +64,11 @@ class RunCommands(Base):
             self.flush_writes()
             self.settle(job_id, at, "TRIGGERED")
             if ck is not None:
-                for other in concurrency.hold_others(self.db, ck[0], concurrency.held(self.db, ck[0])):
-                    self.settle(other, at, "TRIGGERED")
+                for job, run_id, attempt in concurrency.hold_others(
+                    self.db, ck[0], concurrency.held(self.db, ck[0])
+                ):
+                    self.note_waiting((run_id, attempt), at)
+                    self.settle(job, at, "TRIGGERED")
         fx.assigned.append((a.run_id, a.attempt, a.node_id))
         return True
 
@@ -89,6 +92,7 @@ class RunCommands(Base):
                 return True
             ratelimit.hold(self.db, a.run_id, a.attempt, ratelimit.reason(rate[0], rate[3], rate[2]), free_at)
             fx.retry_at = min(fx.retry_at or free_at, free_at)
+        self.note_waiting((a.run_id, a.attempt), at)
         self.settle(job_id, at, "TRIGGERED")
         return False
 

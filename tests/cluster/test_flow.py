@@ -109,6 +109,15 @@ async def test_concurrency_key_holds_across_a_leader_kill(make_cluster: MakeClus
                 intervals.append((us(run.started_at), us(run.finished_at)))
     assert len(intervals) >= 10
     assert max_overlap(intervals) == 2
+    # And the history and ExplainOccurrence of a job that was held back name the key and its limit
+    for job_id in ids:
+        waited = [e for e in await other.history(job_id) if e.type == ordo_pb2.EVENT_TYPE_WAITING]
+        if waited:
+            break
+    assert waited and {e.message for e in waited} == {reason}  # once per attempt held
+    job = await other.get(job_id)
+    explained = await other.explain(job_id, format_us(us(job.run_at)))
+    assert explained.explanation.endswith(f"Its run was held back: {reason}.")
 
 
 async def _succeeded(client: Client, ids: list[str], count: int) -> bool:

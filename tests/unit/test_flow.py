@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from ordo_node import commands as c
+from ordo_node.api.explain import explain
 from ordo_node.api.options import flow_options
 from ordo_node.errors import InvalidArgument
 from ordo_node.pb import ordo_pb2
+from ordo_node.queries import JobRow, OccurrenceRow
 from ordo_node.statemachine import ratelimit
 from ordo_node.statemachine.flow import verdict
 from ordo_node.statemachine.store import Store
@@ -410,3 +412,47 @@ def test_rate_limits_are_validated() -> None:
         with pytest.raises(InvalidArgument) as e:
             flow_options(ordo_pb2.SubmitJobRequest(rate_limit=r), "")
         assert e.value.field == field
+
+
+# --- history and ExplainOccurrence name the key or limit -----------------------------------------
+
+
+def test_history_names_the_key_that_held_a_run_once(apply: Log, db_path: Path) -> None:
+    # Given three jobs of key 'acme' (limit 1), offered twice while the key is full
+    apply(submit(*(keyed(n, limit=1) for n in (1, 2, 3))))
+    apply(
+        c.TriggerJobs(
+            request_id=rid(),
+            at=DUE + SEC,
+            node=NODE,
+            triggers=tuple(c.Trigger(jid(n), DUE) for n in (1, 2, 3)),
+        )
+    )
+    assign_all(apply, [1, 2, 3])
+    assign_all(apply, [2, 3], at=DUE + 3 * SEC)
+    # Then each held run has one WAITING entry naming the key and its limit, at the time it was held
+    for n in (2, 3):
+        assert rows(
+            db_path, "SELECT at, run_id, message FROM events WHERE job_id = ? AND type = 'WAITING'", jid(n)
+        ) == [(DUE + 2 * SEC, run_of(n), "concurrency key 'acme' at its limit of 1")]
+
+
+class Waits:
+    """Queries.occurrence_at and run_waits over one occurrence whose run was held back."""
+
+    def __init__(self, occ: OccurrenceRow) -> None:
+        self.occ = occ
+
+    async def occurrence_at(self, job_id: str, at: int) -> OccurrenceRow | None:
+        return self.occ if at >= self.occ.nominal else None
+
+    async def run_waits(self, job_id: str, run_id: str) -> list[str]:
+        return ["concurrency key 'acme' at its limit of 2"] if run_id == self.occ.run_id else []
+
+
+async def test_explain_names_the_key_that_delayed_a_run() -> None:
+    occ = OccurrenceRow(jid(1), DUE, DUE, "TRIGGERED", "", run_of(1), DUE, "SUCCEEDED", 1)
+    job = JobRow(jid(1), "", "echo", {}, "SUCCEEDED", DUE, DUE - SEC, DUE, "", NODE, {}, 1, None)
+    found, text = await explain(Waits(occ), job, DUE, DUE + SEC)  # type: ignore[arg-type]
+    assert found == occ
+    assert text.endswith("Its run was held back: concurrency key 'acme' at its limit of 2.")
