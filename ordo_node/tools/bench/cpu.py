@@ -97,8 +97,8 @@ async def _commit_index(target: Target) -> int | None:
         return None
 
 
-async def settle(target: Target) -> None:
-    """Wait until every live node has applied what the leader had committed when called.
+async def settle(target: Target) -> int:
+    """Wait until every live node has applied what the leader had committed when called; that index.
 
     So that a window's end includes the followers' apply of the window's
     last commands, not only the leader's reply.
@@ -115,6 +115,7 @@ async def settle(target: Target) -> None:
         return True
 
     await poll_until(applied, timeout=SETTLE_TIMEOUT, what=f"every node to apply index {goal}", interval=0.02)
+    return goal
 
 
 async def start_mark(target: Target) -> CpuMark:
@@ -130,9 +131,8 @@ async def end_mark(target: Target) -> CpuMark:
     """The end of a window: once every node has applied the leader's commits, the CPU counters, then roles."""
     if target.cluster is None:
         return CpuMark({}, {}, time.process_time(), time.monotonic(), local=False)
-    await settle(target)
+    commit = await settle(target)
     cpu, client, wall = _node_cpu(target), time.process_time(), time.monotonic()
-    commit = await _commit_index(target)
     return CpuMark(cpu, await _roles(target), client, wall, local=True, commit=commit)
 
 
