@@ -28,9 +28,6 @@ log = logging.getLogger("ordo_node.workers")
 ACK_TIMEOUT = 5.0
 # A worker heartbeats every second; one not heard from for this long gets no work.
 SILENT_US = 3_500_000
-# Every this many heartbeats is answered with the majority's time (the worker's clock
-# samples, and its sign that the leader still hears it).
-ANSWER_EVERY = 1
 # Messages queued for one worker before the stream counts as stuck and is closed.
 MAX_OUTBOX = 10_000
 
@@ -47,7 +44,6 @@ class Link:
     address: str
     connected_at: int = field(default_factory=now_us)
     last_heartbeat: int = 0
-    heartbeats: int = 0
     running: list[internal_pb2.ExecutorRun] = field(default_factory=list)
     draining: bool = False
     # What goes out on the stream, in order; None ends it (see close).

@@ -36,7 +36,7 @@ from ..peers import Peers
 from ..queries import Queries
 from ..timeutil import now_us
 from ..wire import ts
-from ..workerhub import ANSWER_EVERY, Link, WorkerHub
+from ..workerhub import Link, WorkerHub
 from . import validate as v
 from .batcher import ProposalBatcher
 from .convert import running_runs
@@ -212,15 +212,15 @@ class WorkerService(internal_pb2_grpc.WorkerServiceServicer):  # type: ignore[mi
                 link.last_heartbeat = now_us()
                 link.running = list(hb.running)
                 link.draining = hb.draining
-                if link.heartbeats % ANSWER_EVERY == 0:
-                    link.send(
-                        internal_pb2.ServerMessage(
-                            time=internal_pb2.ServerTime(
-                                majority_now_us=majority_now_us(self.consensus), echo_sent_us=hb.sent_us
-                            )
+                # Every heartbeat is answered: the worker's clock samples, and its sign that the
+                # leader still hears it.
+                link.send(
+                    internal_pb2.ServerMessage(
+                        time=internal_pb2.ServerTime(
+                            majority_now_us=majority_now_us(self.consensus), echo_sent_us=hb.sent_us
                         )
                     )
-                link.heartbeats += 1
+                )
             elif kind == "ack":
                 self.hub.acknowledged(link, message.ack)
             elif kind == "propose":
