@@ -114,6 +114,8 @@ def submit_request(
     more_cron: Sequence[str] = (),
     exclude_dates: Sequence[str] = (),
     exclude_cron: Sequence[str] = (),
+    debounce: dict[str, Any] | None = None,
+    singleton: dict[str, Any] | None = None,
 ) -> ordo_pb2.SubmitJobRequest:
     """Build a SubmitJobRequest.
 
@@ -127,6 +129,9 @@ def submit_request(
     or "per_minute": ..., "burst": ...}``, a token bucket per key, cluster-wide. ``buffer_limit``: how
     many occurrences overlap BUFFER_ALL keeps waiting; ``more_cron``: specs beside ``cron`` (the earliest
     next time of all fires); ``exclude_dates`` (YYYY-MM-DD) and ``exclude_cron``: times that do not fire.
+    ``debounce``: ``{"key": ..., "window": seconds, "mode": "TRAILING" or "LEADING", "max_wait":
+    seconds}``, a burst of submissions with the key makes one run; ``singleton``: ``{"key": ...,
+    "mode": "SKIP" or "REPLACE"}``, one job per key queued or running (see :meth:`Client.submit_noted`).
     """
     req = ordo_pb2.SubmitJobRequest(
         type=type,
@@ -149,6 +154,7 @@ def submit_request(
         exclude_cron=list(exclude_cron),
     )
     _flow_fields(req, after_condition, rate_limit)
+    _join_fields(req, debounce, singleton)
     if payload is not None:
         # As JSON text: integers arrive exactly (a protobuf Value would carry them as doubles).
         req.payload_json = json.dumps(payload, ensure_ascii=False, allow_nan=False)
@@ -180,6 +186,25 @@ def _flow_fields(
         req.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{after_condition.upper()}")  # type: ignore[assignment]
     if rate_limit:
         req.rate_limit.CopyFrom(ordo_pb2.RateLimit(**rate_limit))
+
+
+def _join_fields(
+    req: ordo_pb2.SubmitJobRequest, debounce: dict[str, Any] | None, singleton: dict[str, Any] | None
+) -> None:
+    """Set debounce and singleton, when given."""
+    if debounce:
+        d = req.debounce
+        d.key = debounce.get("key", "")
+        if debounce.get("window") is not None:
+            d.window.CopyFrom(_duration(debounce["window"]))
+        if debounce.get("max_wait") is not None:
+            d.max_wait.CopyFrom(_duration(debounce["max_wait"]))
+        if debounce.get("mode"):
+            d.mode = ordo_pb2.DebounceMode.Value(f"DEBOUNCE_MODE_{debounce['mode'].upper()}")  # type: ignore[assignment]
+    if singleton:
+        req.singleton.key = singleton.get("key", "")
+        if singleton.get("mode"):
+            req.singleton.mode = ordo_pb2.SingletonMode.Value(f"SINGLETON_MODE_{singleton['mode'].upper()}")  # type: ignore[assignment]
 
 
 # A call gives up this many seconds after its start when no address could be reached at all
@@ -330,6 +355,15 @@ class Client:
         """Schedule a job; return its id once it is committed. See :func:`submit_request`."""
         reply = await self._call("jobs", "SubmitJob", submit_request(type, payload, **kwargs))
         return str(reply.job_id)
+
+    async def submit_noted(self, type: str, payload: Any = None, **kwargs: Any) -> tuple[str, str]:
+        """As :meth:`submit`, with what debounce or singleton did to the submission: (job id, note).
+
+        The note is "" when the submission created the job; else "merged into job ...", "skipped:
+        ..." (the id is the job kept) or "replaced job ..." (the id is the new job).
+        """
+        reply = await self._call("jobs", "SubmitJob", submit_request(type, payload, **kwargs))
+        return str(reply.job_id), str(reply.note)
 
     async def send(self, request: ordo_pb2.SubmitJobRequest) -> str:
         """Schedule the job a SubmitJobRequest describes (see :func:`submit_request`); its id."""

@@ -89,6 +89,19 @@ class EventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     EVENT_TYPE_SKIPPED: _ClassVar[EventType]
     EVENT_TYPE_STALE: _ClassVar[EventType]
     EVENT_TYPE_WAITING: _ClassVar[EventType]
+    EVENT_TYPE_JOINED: _ClassVar[EventType]
+
+class DebounceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DEBOUNCE_MODE_UNSPECIFIED: _ClassVar[DebounceMode]
+    DEBOUNCE_MODE_LEADING: _ClassVar[DebounceMode]
+    DEBOUNCE_MODE_TRAILING: _ClassVar[DebounceMode]
+
+class SingletonMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SINGLETON_MODE_UNSPECIFIED: _ClassVar[SingletonMode]
+    SINGLETON_MODE_SKIP: _ClassVar[SingletonMode]
+    SINGLETON_MODE_REPLACE: _ClassVar[SingletonMode]
 
 class Reprocess(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -153,6 +166,13 @@ EVENT_TYPE_RESUMED: EventType
 EVENT_TYPE_SKIPPED: EventType
 EVENT_TYPE_STALE: EventType
 EVENT_TYPE_WAITING: EventType
+EVENT_TYPE_JOINED: EventType
+DEBOUNCE_MODE_UNSPECIFIED: DebounceMode
+DEBOUNCE_MODE_LEADING: DebounceMode
+DEBOUNCE_MODE_TRAILING: DebounceMode
+SINGLETON_MODE_UNSPECIFIED: SingletonMode
+SINGLETON_MODE_SKIP: SingletonMode
+SINGLETON_MODE_REPLACE: SingletonMode
 REPROCESS_UNSPECIFIED: Reprocess
 REPROCESS_MISSING: Reprocess
 REPROCESS_FAILED: Reprocess
@@ -175,7 +195,7 @@ class RemoveNodeRequest(_message.Message):
     def __init__(self, node_id: _Optional[str] = ...) -> None: ...
 
 class SubmitJobRequest(_message.Message):
-    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running", "payload_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "buffer_limit", "more_cron", "exclude_dates", "exclude_cron")
+    __slots__ = ("type", "payload", "run_at", "delay", "name", "idempotency_key", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "tags", "long_running", "payload_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "debounce", "singleton", "buffer_limit", "more_cron", "exclude_dates", "exclude_cron")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     PAYLOAD_FIELD_NUMBER: _ClassVar[int]
     RUN_AT_FIELD_NUMBER: _ClassVar[int]
@@ -204,6 +224,8 @@ class SubmitJobRequest(_message.Message):
     CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DEBOUNCE_FIELD_NUMBER: _ClassVar[int]
+    SINGLETON_FIELD_NUMBER: _ClassVar[int]
     BUFFER_LIMIT_FIELD_NUMBER: _ClassVar[int]
     MORE_CRON_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_DATES_FIELD_NUMBER: _ClassVar[int]
@@ -236,11 +258,13 @@ class SubmitJobRequest(_message.Message):
     concurrency_limit: int
     pause_on_failure: int
     rate_limit: RateLimit
+    debounce: Debounce
+    singleton: Singleton
     buffer_limit: int
     more_cron: _containers.RepeatedScalarFieldContainer[str]
     exclude_dates: _containers.RepeatedScalarFieldContainer[str]
     exclude_cron: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., payload_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., buffer_limit: _Optional[int] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., run_at: _Optional[str] = ..., delay: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., name: _Optional[str] = ..., idempotency_key: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[str] = ..., end_at: _Optional[str] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., payload_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., debounce: _Optional[_Union[Debounce, _Mapping]] = ..., singleton: _Optional[_Union[Singleton, _Mapping]] = ..., buffer_limit: _Optional[int] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RateLimit(_message.Message):
     __slots__ = ("key", "per_second", "per_minute", "burst")
@@ -253,6 +277,26 @@ class RateLimit(_message.Message):
     per_minute: float
     burst: int
     def __init__(self, key: _Optional[str] = ..., per_second: _Optional[float] = ..., per_minute: _Optional[float] = ..., burst: _Optional[int] = ...) -> None: ...
+
+class Debounce(_message.Message):
+    __slots__ = ("key", "window", "mode", "max_wait")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    window: _duration_pb2.Duration
+    mode: DebounceMode
+    max_wait: _duration_pb2.Duration
+    def __init__(self, key: _Optional[str] = ..., window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., mode: _Optional[_Union[DebounceMode, str]] = ..., max_wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class Singleton(_message.Message):
+    __slots__ = ("key", "mode")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    mode: SingletonMode
+    def __init__(self, key: _Optional[str] = ..., mode: _Optional[_Union[SingletonMode, str]] = ...) -> None: ...
 
 class Backoff(_message.Message):
     __slots__ = ("initial", "multiplier", "max", "jitter")
@@ -267,10 +311,12 @@ class Backoff(_message.Message):
     def __init__(self, initial: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., multiplier: _Optional[float] = ..., max: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., jitter: _Optional[float] = ...) -> None: ...
 
 class SubmitJobResponse(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "note")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    note: str
+    def __init__(self, job_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class SubmitJobsRequest(_message.Message):
     __slots__ = ("jobs",)
@@ -279,10 +325,12 @@ class SubmitJobsRequest(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[SubmitJobRequest, _Mapping]]] = ...) -> None: ...
 
 class SubmitJobsResponse(_message.Message):
-    __slots__ = ("job_ids",)
+    __slots__ = ("job_ids", "notes")
     JOB_IDS_FIELD_NUMBER: _ClassVar[int]
+    NOTES_FIELD_NUMBER: _ClassVar[int]
     job_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    notes: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, job_ids: _Optional[_Iterable[str]] = ..., notes: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetJobRequest(_message.Message):
     __slots__ = ("job_id", "consistent")
@@ -515,7 +563,7 @@ class GetJobHistoryResponse(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class Job(_message.Message):
-    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time", "tags", "long_running", "waiting", "payload_json", "result_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "buffer_limit", "more_cron", "exclude_dates", "exclude_cron")
+    __slots__ = ("job_id", "name", "type", "payload", "state", "run_at", "created_at", "updated_at", "idempotency_key", "submitted_to", "runs", "result", "error", "cron", "timezone", "start_at", "end_at", "max_runs", "jitter", "max_attempts", "backoff", "timeout", "priority", "catch_up", "catch_up_window", "overlap", "occurrences", "next_fire_time", "tags", "long_running", "waiting", "payload_json", "result_json", "after", "after_condition", "concurrency_key", "concurrency_limit", "pause_on_failure", "rate_limit", "debounce", "singleton", "buffer_limit", "more_cron", "exclude_dates", "exclude_cron")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
@@ -555,6 +603,8 @@ class Job(_message.Message):
     CONCURRENCY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     PAUSE_ON_FAILURE_FIELD_NUMBER: _ClassVar[int]
     RATE_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    DEBOUNCE_FIELD_NUMBER: _ClassVar[int]
+    SINGLETON_FIELD_NUMBER: _ClassVar[int]
     BUFFER_LIMIT_FIELD_NUMBER: _ClassVar[int]
     MORE_CRON_FIELD_NUMBER: _ClassVar[int]
     EXCLUDE_DATES_FIELD_NUMBER: _ClassVar[int]
@@ -598,11 +648,13 @@ class Job(_message.Message):
     concurrency_limit: int
     pause_on_failure: int
     rate_limit: RateLimit
+    debounce: Debounce
+    singleton: Singleton
     buffer_limit: int
     more_cron: _containers.RepeatedScalarFieldContainer[str]
     exclude_dates: _containers.RepeatedScalarFieldContainer[str]
     exclude_cron: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., waiting: _Optional[str] = ..., payload_json: _Optional[str] = ..., result_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., buffer_limit: _Optional[int] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, job_id: _Optional[str] = ..., name: _Optional[str] = ..., type: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., state: _Optional[_Union[JobState, str]] = ..., run_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., submitted_to: _Optional[str] = ..., runs: _Optional[_Iterable[_Union[Run, _Mapping]]] = ..., result: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., error: _Optional[str] = ..., cron: _Optional[str] = ..., timezone: _Optional[str] = ..., start_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., max_runs: _Optional[int] = ..., jitter: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., max_attempts: _Optional[int] = ..., backoff: _Optional[_Union[Backoff, _Mapping]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., priority: _Optional[int] = ..., catch_up: _Optional[_Union[CatchUp, str]] = ..., catch_up_window: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., overlap: _Optional[_Union[Overlap, str]] = ..., occurrences: _Optional[int] = ..., next_fire_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., tags: _Optional[_Iterable[str]] = ..., long_running: _Optional[bool] = ..., waiting: _Optional[str] = ..., payload_json: _Optional[str] = ..., result_json: _Optional[str] = ..., after: _Optional[_Iterable[str]] = ..., after_condition: _Optional[_Union[AfterCondition, str]] = ..., concurrency_key: _Optional[str] = ..., concurrency_limit: _Optional[int] = ..., pause_on_failure: _Optional[int] = ..., rate_limit: _Optional[_Union[RateLimit, _Mapping]] = ..., debounce: _Optional[_Union[Debounce, _Mapping]] = ..., singleton: _Optional[_Union[Singleton, _Mapping]] = ..., buffer_limit: _Optional[int] = ..., more_cron: _Optional[_Iterable[str]] = ..., exclude_dates: _Optional[_Iterable[str]] = ..., exclude_cron: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Run(_message.Message):
     __slots__ = ("run_id", "attempt", "state", "node_id", "scheduled_at", "triggered_at", "assigned_at", "started_at", "finished_at", "result", "error", "traceback", "result_json")
