@@ -301,6 +301,20 @@ def _excluded_until(s: Schedule, zone: ZoneInfo, nominal: int) -> int | None:
     return max(nominal, _first_instant(zone, (wall // unit + 1) * unit) - 1)
 
 
+def excluded_by(s: Schedule, us: int) -> tuple[date | None, tuple[str, ...]]:
+    """What excludes instant ``us``, as :func:`nominal_after` judges it: its wall-clock date if that is
+    one of ``exclude_dates`` (else None), and the ``exclude_cron`` expressions naming its wall-clock time.
+
+    ``(None, ())`` when nothing excludes it. For explanations; the searches use ``_excluded_until``.
+    """
+    if not s.exclude_dates and not s.exclude_cron:
+        return None, ()
+    zone = _zone(s.timezone)
+    local = to_datetime(us + _offset(zone, us)).replace(tzinfo=None)
+    day = local.date() if local.date() in s.exclude_dates else None
+    return day, tuple(text for text in s.exclude_cron if _exclusion(text).matches(local))
+
+
 def _offset(zone: ZoneInfo, us: int, *, fold0: bool = False) -> int:
     """The zone's UTC offset (us) at instant ``us``; with ``fold0``, that of its wall time's first pass."""
     local = to_datetime(us).astimezone(zone)

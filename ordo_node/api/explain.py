@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from ..queries import JobRow, OccurrenceRow, Queries
-from ..schedule import MAX_PREVIEW, Schedule, fire_time, from_options, next_occurrence, nominal_after
+from ..schedule import (
+    MAX_PREVIEW,
+    Schedule,
+    excluded_by,
+    fire_time,
+    from_options,
+    next_occurrence,
+    nominal_after,
+)
 from ..timeutil import format_us, to_datetime
 from .validate import MAX_TIME_US
 
@@ -19,6 +28,8 @@ OUTCOMES = {
     "CANCELLED": "was cancelled",
     "LOST": "lost its executor",
 }
+# Excluded dates a sentence lists before it says how many more there are.
+SHOWN_DATES = 5
 
 
 def job_schedule(job: JobRow) -> Schedule | None:
@@ -43,6 +54,56 @@ def _after(s: Schedule, us: int) -> int | None:
         return None
     # An interval's grid is plain arithmetic and runs on past 9999.
     return nominal if nominal is not None and nominal <= MAX_TIME_US else None
+
+
+def whole(s: Schedule) -> str:
+    """The whole schedule in words: every spec (cron, then moreCron), its time zone, its exclusions."""
+    text = f"{' or '.join(repr(e) for e in s.expressions)} in {s.timezone}"
+    excluded = []
+    if s.exclude_dates:
+        dates = sorted(s.exclude_dates)
+        shown = ", ".join(d.isoformat() for d in dates[:SHOWN_DATES])
+        rest = f" and {len(dates) - SHOWN_DATES} more" if len(dates) > SHOWN_DATES else ""
+        excluded.append(f"excludeDates {shown}{rest}")
+    if s.exclude_cron:
+        excluded.append("excludeCron " + ", ".join(repr(x) for x in s.exclude_cron))
+    return text + (f", except {' and '.join(excluded)}" if excluded else "")
+
+
+def naming(s: Schedule, at: int) -> tuple[str, ...]:
+    """The specs naming ``at`` as a nominal time (within startAt and endAt), whatever the exclusions say."""
+    bare = replace(s, more=(), exclude_dates=frozenset(), exclude_cron=())
+    return tuple(e for e in s.expressions if _after(replace(bare, expression=e), at - 1) == at)
+
+
+def fire_time_of(s: Schedule, at: int) -> str:
+    """``at`` as a fire time of the whole schedule, naming the spec(s) it comes from when there are more."""
+    named = naming(s, at) if s.more else ()
+    by = f" (named by {' and '.join(repr(e) for e in named)})" if named else ""
+    return f"{local(s, at)} is a fire time of {whole(s)}{by}"
+
+
+def exclusion(s: Schedule, at: int) -> str:
+    """Why ``at`` is excluded ("2030-01-01 is excluded by excludeDates"), or '' when it is not."""
+    try:
+        day, crons = excluded_by(s, at)
+    except OverflowError:  # a wall clock past the end of 9999
+        return ""
+    reasons = [f"{day.isoformat()} is excluded by excludeDates"] if day is not None else []
+    reasons += [f"excludeCron {x!r} excludes it" for x in crons]
+    return " and ".join(reasons)
+
+
+def excluded(s: Schedule, at: int, why: str) -> str:
+    """A sentence (without its full stop) about an excluded time: a time of a spec that does not fire, or
+    a time of none of them that an exclusion names as well."""
+    named = naming(s, at)
+    if named:
+        return (
+            f"{local(s, at)} is a time of {' and '.join(repr(e) for e in named)} but does not fire: {why}"
+            f" (the schedule is {whole(s)})"
+        )
+    return f"{local(s, at)} is not a fire time: no spec names it, and {why} (the schedule is {whole(s)})"
 
 
 def describe(occ: OccurrenceRow, s: Schedule | None) -> str:
@@ -77,7 +138,12 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
         ):
             waits = await queries.run_waits(job.job_id, occ.run_id) if occ.run_id else []
             held = f" Its run was held back: {'; '.join(waits)}." if waits else ""
-            return occ, describe(occ, s) + held
+            text = describe(occ, s) + held
+            why = exclusion(s, at) if s is not None and at != occ.nominal else ""
+            if s is not None and why:
+                # The time asked about lies between this occurrence and the next because it is excluded.
+                return occ, f"{excluded(s, at, why)}. The occurrence before it: {text}"
+            return occ, text
     if at < job.created_at:
         return (
             None,
@@ -95,21 +161,23 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
     if nxt is not None and nxt == at and at > now:
         return (
             None,
-            f"{local(s, at)} is in the future: it will fire at {format_us(at)} unless paused or cancelled.",
+            f"{fire_time_of(s, at)}, in the future: it will fire at {format_us(at)} unless paused or"
+            " cancelled.",
         )
     ended = schedule_ended(s, job, at, previous)
     if ended and (nxt is None or nxt == at):
-        return None, f"{local(s, at)} is after the end of '{s.expression}': {ended}."
+        return None, f"{local(s, at)} is after the end of {whole(s)}: {ended}."
     if nxt is not None and nxt == at:
         return None, (
-            f"{local(s, at)} is a fire time of '{s.expression}' but no occurrence is recorded for it: the"
-            " leader has not reached it yet, or history retention removed it."
+            f"{fire_time_of(s, at)} but no occurrence is recorded for it: the leader has not reached it"
+            " yet, or history retention removed it."
         )
     before = f"the one before is {local(s, previous)}" if previous is not None else "there is none before it"
     after = f"the next is {local(s, nxt)}" if nxt is not None else "there is none after it"
-    return None, (
-        f"{local(s, at)} is not a fire time of '{s.expression}' in {s.timezone}: {before}, {after}."
-    )
+    why = exclusion(s, at)
+    if why:
+        return None, f"{excluded(s, at, why)}; {before}, {after}."
+    return None, f"{local(s, at)} is not a fire time of {whole(s)}: {before}, {after}."
 
 
 def schedule_ended(s: Schedule, job: JobRow, at: int, previous: int | None) -> str:
