@@ -21,6 +21,7 @@ from ..pb import ordo_pb2
 from ..wire import from_value
 from .backfill import add_backfill_parser
 from .common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_WAIT_TIMEOUT, add_security_flags
+from .flow import DURATION_FLAGS, add_flow_flags, add_schedule_extras, flow_kwargs, print_submitted
 
 # Every job state a job can be in, as `list --state` takes them (any case, JOB_STATE_ optional).
 JOB_STATES = [n.removeprefix("JOB_STATE_") for n in ordo_pb2.JobState.keys()[1:]]
@@ -98,7 +99,8 @@ def _seconds(text: str | None) -> float | None:
     return parse_duration(text) if text else None
 
 
-async def _submit(client: Client, args: argparse.Namespace) -> ordo_pb2.SubmitJobResponse:
+def submit_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``submit_request`` arguments (beside type and payload) of submit's flags."""
     backoff = {
         k: v
         for k, v in (
@@ -109,9 +111,7 @@ async def _submit(client: Client, args: argparse.Namespace) -> ordo_pb2.SubmitJo
         )
         if v is not None
     }
-    job_id = await client.submit(
-        args.type,
-        json.loads(args.payload) if args.payload else None,
+    return dict(
         run_at=args.run_at,
         delay=_seconds(args.delay),
         name=args.name,
@@ -130,8 +130,14 @@ async def _submit(client: Client, args: argparse.Namespace) -> ordo_pb2.SubmitJo
         catch_up_window=_seconds(args.catch_up_window),
         overlap=args.overlap,
         tags=tags(args.tags),
+        **flow_kwargs(args, _seconds),
     )
-    return ordo_pb2.SubmitJobResponse(job_id=job_id)
+
+
+async def _submit(client: Client, args: argparse.Namespace) -> ordo_pb2.SubmitJobResponse:
+    payload = json.loads(args.payload) if args.payload else None
+    job_id, note = await client.submit_noted(args.type, payload, **submit_kwargs(args))
+    return ordo_pb2.SubmitJobResponse(job_id=job_id, note=note)
 
 
 def tags(values: list[str] | None) -> list[str]:
@@ -141,9 +147,11 @@ def tags(values: list[str] | None) -> list[str]:
 
 async def _submit_and_wait(client: Client, args: argparse.Namespace) -> int:
     """submit --wait: the id at once, then the handler's result once the job ended; 1 if it failed."""
-    job_id = (await _submit(client, args)).job_id
+    submitted = await _submit(client, args)
+    job_id = submitted.job_id
     if not args.json:
-        print(job_id, flush=True)
+        print_submitted(submitted)
+        sys.stdout.flush()
     try:
         job = await client.wait(job_id, timeout=_seconds(args.wait_timeout))
     except TimeoutError as e:
@@ -215,6 +223,7 @@ FETCH: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Message]]] = {
     "retry": lambda client, args: client.retry(args.job_id),
     "pause": lambda client, args: client.pause(args.job_id, args.note),
     "resume": lambda client, args: client.resume(args.job_id, args.note),
+    "trigger": lambda client, args: client.trigger_now(args.job_id),
     "occurrences": lambda client, args: client.occurrences(
         args.job_id, fate=args.fate, page_size=args.page_size, page_token=args.page_token
     ),
@@ -340,7 +349,7 @@ def print_occurrences(page: ordo_pb2.ListOccurrencesResponse) -> None:
 
 
 PRINT: dict[str, Callable[[Any], None]] = {
-    "submit": lambda reply: print(reply.job_id),
+    "submit": print_submitted,
     "get": print_job,
     "cancel": print_job,
     "list": print_jobs,
@@ -349,6 +358,7 @@ PRINT: dict[str, Callable[[Any], None]] = {
     "retry": print_job,
     "pause": lambda job: print_job(job, runs=False),
     "resume": lambda job: print_job(job, runs=False),
+    "trigger": lambda job: print_job(job, runs=False),
     "occurrences": print_occurrences,
     "add-node": print_cluster,
     "remove-node": print_cluster,
@@ -378,7 +388,7 @@ def usage_error(args: argparse.Namespace) -> str | None:
             except json.JSONDecodeError as e:
                 return f"--payload is not JSON: {e}"
         flags = ("delay", "jitter", "attempt_timeout", "backoff_initial", "backoff_max", "catch_up_window")
-        for flag in (*flags, "wait_timeout"):
+        for flag in (*flags, *DURATION_FLAGS, "wait_timeout"):
             try:
                 _seconds(getattr(args, flag))
             except argparse.ArgumentTypeError as e:
@@ -484,6 +494,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help=f"with --wait: stop waiting after this long and exit {EXIT_WAIT_TIMEOUT} (the job goes on)",
     )
     add_schedule_flags(s)
+    add_flow_flags(s)
     for name, help in (
         ("get", "show a job"),
         ("cancel", "cancel a job, a recurring schedule or a running attempt"),
@@ -491,6 +502,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         ("retry", "run a FAILED or DEAD_LETTER job again"),
         ("pause", "pause a recurring job"),
         ("resume", "resume a paused job"),
+        ("trigger", "run a recurring job once now, beside its schedule (under its overlap policy)"),
         ("occurrences", "every scheduled time of a job and its fate"),
         ("explain", "why did (or didn't) the job run at a time?"),
     ):
@@ -543,7 +555,10 @@ def add_schedule_flags(s: argparse.ArgumentParser) -> None:
     g.add_argument("--jitter", default=None, help="spread each fire time by up to this, e.g. 30s")
     g.add_argument("--catch-up", default="", choices=["", "SKIP", "ONE", "ALL"])
     g.add_argument("--catch-up-window", default=None)
-    g.add_argument("--overlap", default="", choices=["", "ALLOW", "SKIP", "BUFFER_ONE", "CANCEL_OTHER"])
+    g.add_argument(
+        "--overlap", default="", choices=["", "ALLOW", "SKIP", "BUFFER_ONE", "BUFFER_ALL", "CANCEL_OTHER"]
+    )
+    add_schedule_extras(g)
     p = s.add_argument_group("attempts")
     p.add_argument("--max-attempts", type=int, default=0)
     p.add_argument("--backoff-initial", default=None, help="e.g. 1s")

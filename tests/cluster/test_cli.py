@@ -694,6 +694,18 @@ async def test_a_unique_start_of_a_job_id_is_taken_wherever_an_id_is(make_cluste
     assert "INVALID_ARGUMENT: jobId: 'zzzzzz' is not a job id" in line, line
 
 
+async def test_a_second_singleton_submission_prints_a_skipped_note(make_cluster: MakeCluster) -> None:
+    at = ["--address", (await make_cluster(1)).nodes[0].address]
+    # Given a job queued with singleton key k (mode SKIP by default)
+    first = (await ok("submit", "echo", "--delay", "1h", "--singleton-key", "k", *at)).splitlines()
+    assert len(first) == 1 and UUID.match(first[0]), first
+    # When another is submitted with that key
+    second = (await ok("submit", "echo", "--delay", "1h", "--singleton-key", "k", *at)).splitlines()
+    # Then its answer is the first job, and a second line says it was skipped, naming that job
+    assert second[0] == first[0] and len(second) == 2, second
+    assert second[1].startswith("skipped") and first[0] in second[1], second
+
+
 async def test_ctrl_c_ends_watch_quietly(make_cluster: MakeCluster) -> None:
     address = (await make_cluster(1)).nodes[0].address
     # Given `watch` following every job's events
