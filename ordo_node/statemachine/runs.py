@@ -145,6 +145,7 @@ class RunCommands(Base):
                 if plain:
                     self.set_plain_job_state(job_id, "RUNNING", u.at)
                 else:
+                    self.flush_writes()  # settle reads the attempt's new state
                     self.settle(job_id, u.at, "RUNNING")
             elif u.kind in ("succeeded", "failed") and state in ("ASSIGNED", "RUNNING"):
                 final = "SUCCEEDED" if u.kind == "succeeded" else "FAILED"

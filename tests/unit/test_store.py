@@ -1554,3 +1554,14 @@ def test_effects_add_merges_lists_flags_and_earliest_times() -> None:
     assert (a.earliest_due, a.retry_at, a.workers_changed) == (20, 30, True)
     assert a.finished == [("r", 1, "n", "SUCCEEDED")] and a.triggered == ["j"]
     assert a.index == 7
+
+
+def test_a_started_run_of_a_job_with_options_shows_the_job_running(apply: Log, db_path: Path) -> None:
+    # A recurring job's (or any job with options) attempt reported started: the job is RUNNING,
+    # not still TRIGGERED (the run's new state must be written before the job's is settled).
+    apply(submit(recurring_spec(1)))
+    apply(tick(1, 0))
+    apply(assign(1, OTHER))
+    apply(report(OTHER, started(1)))
+    assert rows(db_path, "SELECT state FROM runs WHERE run_id = ?", run_of(1)) == [("RUNNING",)]
+    assert rows(db_path, "SELECT state FROM jobs WHERE id = ?", jid(1)) == [("RUNNING",)]
