@@ -616,6 +616,10 @@ class SyncClient:
         """Schedule a job; return its id once it is committed. See :func:`submit_request`."""
         return self._run(self._client.submit(type, payload, **kwargs))
 
+    def submit_noted(self, type: str, payload: Any = None, **kwargs: Any) -> tuple[str, str]:
+        """As :meth:`submit`, with what debounce or singleton did: (job id, note). See Client.submit_noted."""
+        return self._run(self._client.submit_noted(type, payload, **kwargs))
+
     def send(self, request: ordo_pb2.SubmitJobRequest) -> str:
         """Schedule the job a SubmitJobRequest describes; its id."""
         return self._run(self._client.send(request))

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 # 6: Batch (op "batch"): several commands in one entry.
 # 7: TriggerNow (op "trigger_now"); CancelJob, RetryJob and PauseJob may name who asked (``by``).
 # 8: BackfillOccurrences (op "backfill").
-VERSION = 8
+# 9: a submitted job may have a debounce or singleton key (its options' "debounce"/"singleton").
+VERSION = 9
 # Each command is written with the version that introduced it, so a node of an
 # older version stops at a command it cannot apply (NewerCommand) instead of
 # skipping it, while the commands it knows still reach it during an upgrade.
@@ -478,6 +479,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _joins(options: str) -> bool:
+    """Whether a job's options (JSON text, as api/submission.py writes it) carry a debounce or singleton
+    key (a name or key that merely says "debounce" is a string, not an object)."""
+    return '"debounce": {' in options or '"singleton": {' in options
+
+
 def _version_of(cmd: Command) -> int:
     """The oldest version that understands ``cmd`` (see _WRITTEN_AS)."""
     if isinstance(cmd, RecordRunUpdates) and any(u.traceback for u in cmd.updates):
@@ -486,6 +493,8 @@ def _version_of(cmd: Command) -> int:
         return max((_WRITTEN_AS["batch"], *(_version_of(sub) for sub in cmd.commands)))
     if isinstance(cmd, CancelJob | RetryJob | PauseJob) and cmd.by:
         return 7  # an older node would drop ``by`` and write a different history
+    if isinstance(cmd, SubmitJobs) and any(_joins(spec.options) for spec in cmd.jobs):
+        return 9  # an older node would create every job and not merge or skip any
     return _WRITTEN_AS.get(cmd.op, 3)
 
 

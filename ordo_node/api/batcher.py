@@ -85,7 +85,7 @@ class SubmitBatcher(_Grouper[c.JobSpec]):
 
     async def submit(self, spec: c.JobSpec) -> dict[str, Any]:
         """Commit ``spec`` with whatever else is waiting; its own result:
-        ``{"job_id", "created"}`` or a refusal ``{"error", "message"}``."""
+        ``{"job_id", "created", "note"}`` or a refusal ``{"error", "message"}``."""
         answer: dict[str, Any] = await self._add(spec, 0)
         return answer
 
@@ -96,10 +96,11 @@ class SubmitBatcher(_Grouper[c.JobSpec]):
         result = await self.consensus.propose(cmd)
         if "error" in result:  # the command as a whole failed (a bug, refused on every replica)
             return [result] * len(items)
+        notes = result.get("notes") or [""] * len(items)  # debounce, singleton
         return [
-            err or {"job_id": job_id, "created": created}
-            for job_id, created, err in zip(
-                result["job_ids"], result["created"], result["errors"], strict=True
+            err or {"job_id": job_id, "created": created, "note": note}
+            for job_id, created, err, note in zip(
+                result["job_ids"], result["created"], result["errors"], notes, strict=True
             )
         ]
 

@@ -111,6 +111,11 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
     msg.priority = o.get("priority", 0)
     msg.tags.extend(o.get("tags", []))
     msg.long_running = bool(o.get("long_running", False))
+    flow_fields(msg, o)
+
+
+def flow_fields(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
+    """Copy a job's stored flow control (run after, keys, rate limit, debounce...) into its message."""
     if o.get("after"):
         msg.after.extend(o["after"])
         msg.after_condition = ordo_pb2.AfterCondition.Value(f"AFTER_CONDITION_{o['after_condition']}")  # type: ignore[assignment]
@@ -124,6 +129,16 @@ def apply_options(msg: ordo_pb2.Job, o: dict[str, Any]) -> None:
         msg.rate_limit.burst = r["burst"]
         rate, unit = r["text"].split("/")
         setattr(msg.rate_limit, "per_second" if unit == "s" else "per_minute", float(rate))
+    if o.get("debounce"):
+        d = o["debounce"]
+        msg.debounce.key = d["key"]
+        msg.debounce.window.CopyFrom(duration(d["window"]))
+        msg.debounce.mode = ordo_pb2.DebounceMode.Value(f"DEBOUNCE_MODE_{d['mode']}")  # type: ignore[assignment]
+        if d.get("max_wait"):
+            msg.debounce.max_wait.CopyFrom(duration(d["max_wait"]))
+    if o.get("singleton"):
+        msg.singleton.key = o["singleton"]["key"]
+        msg.singleton.mode = ordo_pb2.SingletonMode.Value(f"SINGLETON_MODE_{o['singleton']['mode']}")  # type: ignore[assignment]
 
 
 def occurrence_message(o: OccurrenceRow) -> ordo_pb2.Occurrence:

@@ -97,7 +97,8 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self.clock = ClockGuard(consensus)
         self.tokens = Tokens(config.tokens)
 
-    async def _submit(self, specs: list[c.JobSpec]) -> list[str]:
+    async def _submit(self, specs: list[c.JobSpec]) -> tuple[list[str], list[str]]:
+        """Commit the jobs (all or none); their ids and notes (debounce, singleton), in order."""
         cmd = c.SubmitJobs(
             request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, jobs=tuple(specs)
         )
@@ -119,7 +120,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
                 for i, (job_id, at) in enumerate(created)
             ],
         )
-        return list(result["job_ids"])
+        return list(result["job_ids"]), list(result.get("notes") or [""] * len(specs))
 
     def _spec(self, req: ordo_pb2.SubmitJobRequest, now: int, prefix: str = "") -> c.JobSpec:
         return job_spec(
@@ -149,7 +150,9 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
                 format_us(spec.run_at),
                 extra={"job": answer["job_id"]},
             )
-        return ordo_pb2.SubmitJobResponse(job_id=answer["job_id"])
+        if answer.get("note"):
+            log.info("Submission: %s", answer["note"], extra={"job": answer["job_id"]})
+        return ordo_pb2.SubmitJobResponse(job_id=answer["job_id"], note=answer.get("note", ""))
 
     @rpc
     async def SubmitJobs(
@@ -173,7 +176,8 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         keys = [s.idempotency_key for s in specs if s.idempotency_key]
         if len(keys) != len(set(keys)):
             raise InvalidArgument("jobs", "two jobs in one batch share an idempotencyKey")
-        return ordo_pb2.SubmitJobsResponse(job_ids=await self._submit(specs))
+        ids, notes = await self._submit(specs)
+        return ordo_pb2.SubmitJobsResponse(job_ids=ids, notes=notes if any(notes) else [])
 
     async def _barrier(self, consistent: bool) -> None:
         if consistent:

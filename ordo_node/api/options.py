@@ -174,8 +174,42 @@ def rate_limit(r: ordo_pb2.RateLimit, prefix: str) -> dict[str, Any]:
 
 
 def flow_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
-    """Run after, the concurrency key, the rate limit and pauseOnFailure."""
-    return {**after_options(req, prefix), **key_options(req, prefix)}
+    """Run after, the concurrency key, the rate limit, pauseOnFailure, debounce and singleton."""
+    return {**after_options(req, prefix), **key_options(req, prefix), **join_options(req, prefix)}
+
+
+def join_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:
+    """Debounce (key, window and maxWait in us, mode) and singleton (key, mode): one-off jobs only,
+    one of the two, and not with ``after`` or a long-running job (see statemachine/joining.py)."""
+    which = [f for f in ("debounce", "singleton") if req.HasField(f)]
+    if not which:
+        return {}
+    field = prefix + which[0]
+    if len(which) == 2:
+        raise InvalidArgument(prefix + "singleton", "give debounce or singleton, not both")
+    for other, why in (("cron", "cron"), ("after", "after"), ("long_running", "longRunning")):
+        if getattr(req, other):
+            raise InvalidArgument(field, f"applies only to a one-off job without {why}")
+    if req.HasField("singleton"):
+        s = req.singleton
+        v.text(s.key, field + ".key", v.MAX_KEY, required=True)
+        mode = v.enum(ordo_pb2.SingletonMode, s.mode, field + ".mode").removeprefix("SINGLETON_MODE_")
+        return {"singleton": {"key": s.key, "mode": mode or "SKIP"}}
+    d = req.debounce
+    v.text(d.key, field + ".key", v.MAX_KEY, required=True)
+    window = v.duration(d.window, field + ".window", maximum=v.MAX_DEBOUNCE_US)
+    if window <= 0:
+        raise InvalidArgument(field + ".window", "is required: how close submissions must come to be merged")
+    mode = v.enum(ordo_pb2.DebounceMode, d.mode, field + ".mode").removeprefix("DEBOUNCE_MODE_") or "TRAILING"
+    max_wait = v.duration(d.max_wait, field + ".maxWait", maximum=v.MAX_DEBOUNCE_US)
+    if max_wait and mode != "TRAILING":
+        raise InvalidArgument(field + ".maxWait", "applies only to mode TRAILING")
+    if max_wait and max_wait < window:
+        raise InvalidArgument(field + ".maxWait", "must be at least the window (0: no bound)")
+    out: dict[str, Any] = {"key": d.key, "window": window, "mode": mode}
+    if max_wait:
+        out["max_wait"] = max_wait
+    return {"debounce": out}
 
 
 def after_options(req: ordo_pb2.SubmitJobRequest, prefix: str) -> dict[str, Any]:

@@ -68,6 +68,11 @@ def job_spec(
     job_id = new_job_id(now // 1000)
     options, first_nominal, first_fire = job_options(req, job_id=job_id, now=now, prefix=prefix)
     run_at = first_fire if first_fire is not None else _run_at(req, now, prefix)
+    trailing = options.get("debounce", {}).get("mode") == "TRAILING"
+    if trailing:
+        # One run, a window after the burst's last submission: this one's, until another comes. Its
+        # nominal time has it triggered at that time, not ahead, so a merge can still move it.
+        run_at = first_nominal = run_at + options["debounce"]["window"]
     options_json = json.dumps(options, sort_keys=True) if options else ""
     spec_hash = ""
     if req.idempotency_key:

@@ -65,6 +65,7 @@ MAX_EXCLUDE_CRON = 20
 # --- durations and times (microseconds) -----------------------------------------------------------------
 DAY_US = 86_400_000_000
 MAX_DELAY_US = 100 * 365 * DAY_US
+MAX_DEBOUNCE_US = 7 * DAY_US  # debounce.window and debounce.maxWait
 MAX_JITTER_US = DAY_US
 MAX_BACKOFF_INITIAL_US = DAY_US
 MAX_BACKOFF_US = 7 * DAY_US

@@ -23,6 +23,7 @@ Modules:
     policy.py       the pure policies: retry backoff, overlap
     flow.py         run after: jobs released or skipped when the jobs they wait for end
     concurrency.py  concurrency keys: at most a limit of attempts holding a key at once
+    joining.py      debounce and singleton: a submission merged into, skipped for, or replacing a job
     backfill.py     past occurrences run again, chosen by their stored fates
     effects.py      what a command changed, handed to the actors after commit
 

@@ -5,8 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from .. import commands as c
-from .base import OPEN, Base, Refused
+from .base import ENDED, OPEN, Base, Refused
 from .effects import Effects
+
+# How long a debounce or singleton key outlives its last submission once its job ended: the longest
+# debounce window (api/validate.py: MAX_DEBOUNCE_US).
+KEY_KEPT_US = 7 * 86_400_000_000
 
 
 class ClusterCommands(Base):
@@ -51,7 +55,21 @@ class ClusterCommands(Base):
             " ORDER BY applied_index LIMIT ?)",
             (newest - cmd.keep_requests, cmd.limit),
         ).rowcount
-        return {"occurrences": occurrences, "runs": runs, "events": events, "requests": requests}
+        # Debounce and singleton keys (joining.py) that can decide nothing more: their job ended and
+        # their last submission is older than the longest debounce window (7 days).
+        marks = ",".join("?" * len(ENDED))
+        keys = self.db.execute(
+            "DELETE FROM join_keys WHERE rowid IN (SELECT k.rowid FROM join_keys k LEFT JOIN jobs j"
+            f" ON j.id = k.job_id WHERE k.last_at < ? AND (j.state IS NULL OR j.state IN ({marks})) LIMIT ?)",
+            (cmd.at - KEY_KEPT_US, *ENDED, cmd.limit),
+        ).rowcount
+        return {
+            "occurrences": occurrences,
+            "runs": runs,
+            "events": events,
+            "requests": requests,
+            "keys": keys,
+        }
 
     def change_member(self, cmd: c.ChangeMember, fx: Effects) -> Any:
         """Record a membership change; the API checked it against the view it had."""

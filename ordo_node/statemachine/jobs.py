@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 from functools import lru_cache
 from typing import Any
 
 from .. import commands as c
 from ..timeutil import format_us
+from . import joining
 from .base import FINAL, OPEN, Refused, options_of
 from .effects import Effects
 from .flow import FlowCommands
@@ -35,25 +37,30 @@ class JobCommands(FlowCommands):
         ids: list[str | None] = []
         created: list[bool] = []
         errors: list[dict[str, str] | None] = []
+        notes: list[str] = []
         taken = self.existing_ids([spec.job_id for spec in cmd.jobs])
         for spec in cmd.jobs:
+            note = ""
             if cmd.atomic:
-                job_id, new = self.submit_one(spec, cmd, fx, taken)
+                job_id, new, note = self.submit_one(spec, cmd, fx, taken)
                 errors.append(None)
             else:
                 # submit_one refuses a job before it writes anything for it, so a
                 # refusal needs no savepoint to undo: the other jobs go on.
                 try:
-                    job_id, new = self.submit_one(spec, cmd, fx, taken)
+                    job_id, new, note = self.submit_one(spec, cmd, fx, taken)
                     errors.append(None)
                 except Refused as refusal:
                     job_id, new = None, False
                     errors.append(refusal.result)
             ids.append(job_id)
             created.append(new)
+            notes.append(note)
         result: dict[str, Any] = {"job_ids": ids, "created": created}
         if not cmd.atomic:
             result["errors"] = errors
+        if any(notes):  # debounce and singleton (joining.py)
+            result["notes"] = notes
         return result
 
     def existing_ids(self, ids: list[str]) -> set[str]:
@@ -67,8 +74,9 @@ class JobCommands(FlowCommands):
 
     def submit_one(
         self, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects, taken: set[str] | None = None
-    ) -> tuple[str, bool]:
-        """Create one job (or find it by its idempotency key); (job id, created).
+    ) -> tuple[str, bool, str]:
+        """Create one job (or find it by its idempotency key, or join it to the job that holds its
+        debounce or singleton key); (job id, created, note: what debounce or singleton did, or "").
 
         ``taken``: the job ids known to exist (read in bulk by :meth:`submit`); a
         job created here is added to it. Every refusal (Refused) comes before the
@@ -85,18 +93,17 @@ class JobCommands(FlowCommands):
                         f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
                         " with a different definition",
                     )
-                return row[0], False
-        exists = (
-            spec.job_id in taken
-            if taken is not None
-            else self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone()
-        )
-        if exists:
-            raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
-        if spec.options and options_of(spec.options).get("long_running"):
-            self.one_long_running_per_name(spec)
-        if spec.options and options_of(spec.options).get("after"):
-            self.check_after(spec, taken)
+                return row[0], False, ""
+        self.check_new(spec, taken)
+        keyed = joining.spec_of(options_of(spec.options)) if spec.options else None
+        join = joining.decide(self.db, keyed[0], keyed[1], spec.run_at, cmd.at) if keyed else None
+        if join is not None and join.action in ("merge", "skip"):
+            return join.job_id, False, self.join_existing(join, spec, cmd, fx)
+        if join is not None and join.action == "replace":
+            held = self.job(join.job_id)
+            if held is not None:
+                why = f"cancelled while {join.state}: replaced by job {spec.job_id} ({join.label})"
+                self.cancel_job(held, cmd.at, cmd.node, fx, why)
         self.db.execute(
             "INSERT INTO jobs (id, name, type, payload, state, run_at, due_at, next_nominal, armed,"
             " created_at, updated_at, idempotency_key, spec_hash, submitted_to, options)"
@@ -120,12 +127,49 @@ class JobCommands(FlowCommands):
         self.event(spec.job_id, "SCHEDULED", cmd.at, cmd.node, message=f"due {_due_text(spec.run_at)}")
         if taken is not None:
             taken.add(spec.job_id)
+        note = ""
+        if join is not None:
+            joining.remember(self.db, join.kind, join.key, spec.job_id, cmd.at)
+            if join.action == "replace":
+                note = joining.answer(join)
+                self.event(spec.job_id, "JOINED", cmd.at, cmd.node, message=note)
         if spec.options and not self.wait_after(spec, cmd):
-            return spec.job_id, True  # it runs after other jobs (flow.py): not armed yet
-        fx.scheduled.append((spec.job_id, spec.run_at))
-        if fx.earliest_due is None or spec.run_at < fx.earliest_due:
-            fx.earliest_due = spec.run_at
-        return spec.job_id, True
+            return spec.job_id, True, note  # it runs after other jobs (flow.py): not armed yet
+        self.due(fx, spec.job_id, spec.run_at)
+        return spec.job_id, True, note
+
+    @staticmethod
+    def due(fx: Effects, job_id: str, at: int) -> None:
+        """Tell the timekeeper that the job is due at ``at``."""
+        fx.scheduled.append((job_id, at))
+        if fx.earliest_due is None or at < fx.earliest_due:
+            fx.earliest_due = at
+
+    def join_existing(self, join: joining.Join, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects) -> str:
+        """A debounce merge or a singleton skip: nothing is created; the job kept records it (and a
+        TRAILING merge moves its due time and takes the new payload). Returns the submission's note."""
+        if join.action == "merge":
+            joining.remember(self.db, join.kind, join.key, join.job_id, cmd.at)
+            if join.due_at is not None:
+                joining.move(self.db, join.job_id, join.due_at, spec.payload, cmd.at)
+                self.due(fx, join.job_id, join.due_at)
+        self.event(join.job_id, "JOINED", cmd.at, cmd.node, message=joining.merged_event(join, cmd.node))
+        return joining.answer(join)
+
+    def check_new(self, spec: c.JobSpec, taken: set[str] | None) -> None:
+        """Refuse a job whose id exists, a second long-running job of a name, or a job after a job that
+        does not exist."""
+        exists = (
+            spec.job_id in taken
+            if taken is not None
+            else self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (spec.job_id,)).fetchone()
+        )
+        if exists:
+            raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
+        if spec.options and options_of(spec.options).get("long_running"):
+            self.one_long_running_per_name(spec)
+        if spec.options and options_of(spec.options).get("after"):
+            self.check_after(spec, taken)
 
     def one_long_running_per_name(self, spec: c.JobSpec) -> None:
         """Refuse a second active long-running job with the same name."""
@@ -155,26 +199,31 @@ class JobCommands(FlowCommands):
         state = job["state"]
         if state in ("SUCCEEDED", "FAILED", "DEAD_LETTER", "CANCELLED"):
             raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} is {state}; nothing to cancel")
+        self.cancel_job(job, cmd.at, cmd.node, fx, f"cancelled while {state}{_by(cmd.by)}")
+        return {"job_id": cmd.job_id}
+
+    def cancel_job(self, job: sqlite3.Row, at: int, node: str, fx: Effects, message: str) -> None:
+        """Cancel a job that has not ended: its open attempts (their executors told), its first
+        occurrence if it had none yet, the job; ``message`` goes into its history."""
+        job_id = job["id"]
         for run_id, attempt, node_id in self.db.execute(
             "SELECT run_id, attempt, node_id FROM runs WHERE job_id = ? AND state IN (?, ?, ?)",
-            (cmd.job_id, *OPEN),
+            (job_id, *OPEN),
         ).fetchall():
-            self.end_run(run_id, attempt, "CANCELLED", cmd.at, "job cancelled")
+            self.end_run(run_id, attempt, "CANCELLED", at, "job cancelled")
             fx.cancelled_runs.append((run_id, attempt, node_id or ""))
         if not job["occurrences"] and job["due_at"] is not None:
             self.db.execute(
                 "INSERT OR IGNORE INTO occurrences (job_id, nominal, fire_at, fate, reason, decided_at,"
                 " ordinal)"
                 " VALUES (?, ?, ?, 'CANCELLED', 'the job was cancelled before it fell due', ?, 1)",
-                (cmd.job_id, job["next_nominal"] or job["due_at"], job["due_at"], cmd.at),
+                (job_id, job["next_nominal"] or job["due_at"], job["due_at"], at),
             )
         self.db.execute(
-            "UPDATE jobs SET state = 'CANCELLED', armed = 0, updated_at = ? WHERE id = ?",
-            (cmd.at, cmd.job_id),
+            "UPDATE jobs SET state = 'CANCELLED', armed = 0, updated_at = ? WHERE id = ?", (at, job_id)
         )
-        self.event(cmd.job_id, "CANCELLED", cmd.at, cmd.node, message=f"cancelled while {state}{_by(cmd.by)}")
-        self._ended.append((cmd.job_id, cmd.at))
-        return {"job_id": cmd.job_id}
+        self.event(job_id, "CANCELLED", at, node, message=message)
+        self._ended.append((job_id, at))
 
     def retry(self, cmd: c.RetryJob, fx: Effects) -> Any:
         job = self.job(cmd.job_id)

@@ -5,7 +5,7 @@ open and after a snapshot came in, so a file of an older version gets this one's
 indexes.
 """
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -120,6 +120,15 @@ CREATE TABLE IF NOT EXISTS job_after (
 CREATE INDEX IF NOT EXISTS job_after_by ON job_after(after_id);
 -- Rate limits (schema 7): per key, the time its token bucket is free of debt (see ratelimit.py).
 CREATE TABLE IF NOT EXISTS rate_buckets (key TEXT PRIMARY KEY, tat INTEGER NOT NULL);
+-- Debounce and singleton (schema 8): per kind and key, the last job created with the key and
+-- the time of the key's last submission (see joining.py).
+CREATE TABLE IF NOT EXISTS join_keys (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    last_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, key)
+);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     result TEXT NOT NULL,
