@@ -481,6 +481,14 @@ class Queries:
         )
         return list(dict.fromkeys(r[0] for r in rows))
 
+    async def joins(self, job_id: str) -> tuple[int, int | None]:
+        """How many submissions joined the job (debounce merges, singleton skips and replacements: its
+        JOINED events), and the time of the last."""
+        rows = await self._all(
+            "SELECT COUNT(*), MAX(at) FROM events WHERE job_id = ? AND type = 'JOINED'", (job_id,)
+        )
+        return int(rows[0][0]), rows[0][1]
+
     async def open_keyed_runs(self) -> list[tuple[str, int, str, str, int]]:
         """(run id, attempt, state, concurrency key, limit) of the open attempts holding a key or
         waiting for one (the partial index runs_key: nothing to read when no job has a key)."""

@@ -16,6 +16,7 @@ from ..schedule import (
     next_occurrence,
     nominal_after,
 )
+from ..statemachine.joining import label, spec_of
 from ..timeutil import format_us, to_datetime
 from .validate import MAX_TIME_US
 
@@ -138,7 +139,7 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
         ):
             waits = await queries.run_waits(job.job_id, occ.run_id) if occ.run_id else []
             held = f" Its run was held back: {'; '.join(waits)}." if waits else ""
-            text = describe(occ, s) + held
+            text = describe(occ, s) + held + await joined(queries, job)
             why = exclusion(s, at) if s is not None and at != occ.nominal else ""
             if s is not None and why:
                 # The time asked about lies between this occurrence and the next because it is excluded.
@@ -151,7 +152,8 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
         )
     if s is None:
         if job.state in ("SCHEDULED",):
-            return None, f"The job is due at {format_us(job.run_at)}; nothing has happened yet."
+            text = f"The job is due at {format_us(job.run_at)}; nothing has happened yet."
+            return None, text + await joined(queries, job)
         return (
             None,
             f"The job is a one-off job due at {format_us(job.run_at)}; {local(s, at)} is not its time.",
@@ -178,6 +180,21 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
     if why:
         return None, f"{excluded(s, at, why)}; {before}, {after}."
     return None, f"{local(s, at)} is not a fire time of {whole(s)}: {before}, {after}."
+
+
+async def joined(queries: Queries, job: JobRow) -> str:
+    """A sentence on the submissions that joined a job with a debounce or singleton key, or ''."""
+    keyed = spec_of(job.options)
+    if keyed is None:
+        return ""
+    count, last = await queries.joins(job.job_id)
+    if not count:
+        return ""
+    kind, spec = keyed
+    what = {"debounce": "were merged into it", "singleton": "joined it"}[kind]
+    moved = " (each moved its due time)" if kind == "debounce" and spec["mode"] == "TRAILING" else ""
+    last_at = f"; the last at {format_us(last)}" if last is not None else ""
+    return f" {count} other submission(s) {what} under {label(kind, spec)}{moved}{last_at}."
 
 
 def schedule_ended(s: Schedule, job: JobRow, at: int, previous: int | None) -> str:

@@ -18,11 +18,15 @@ from google.protobuf.duration_pb2 import Duration
 
 from ordo_node import commands as c
 from ordo_node.api import submission
+from ordo_node.api.convert import job_message
+from ordo_node.api.explain import explain
 from ordo_node.errors import InvalidArgument
 from ordo_node.handlers import registry
 from ordo_node.pb import ordo_pb2
+from ordo_node.queries import Queries
 from ordo_node.statemachine.joining import span
 from ordo_node.statemachine.store import Store
+from ordo_node.timeutil import format_us
 
 SEC = 1_000_000
 T0 = 1_900_000_000 * SEC  # 2030-03-17
@@ -323,3 +327,29 @@ def test_retention_drops_keys_that_can_decide_nothing_more(
     )
     assert apply(prune)["keys"] == 1
     assert sorted(r[0] for r in rows(db_path, "SELECT key FROM join_keys")) == ["held", "recent"]
+
+
+async def test_explain_and_get_job_name_the_merges(apply: Log, send: Submitter, db_path: Path) -> None:
+    first, _, _ = send(T0, debounce=debounce(window=5))
+    send(T0 + 1 * SEC, debounce=debounce(window=5))
+    send(T0 + 2 * SEC, debounce=debounce(window=5))
+    queries = Queries(db_path)
+    await queries.open()
+    try:
+        row = await queries.get_job(first)
+        assert row is not None
+        _, text = await explain(queries, row, T0 + 7 * SEC, T0 + 3 * SEC)
+        assert "is due at 2030-03-17T" in text and "nothing has happened yet" in text
+        assert text.endswith(
+            " 2 other submission(s) were merged into it under debounce key 'k', TRAILING, window 5s"
+            " (each moved its due time); the last at " + format_us(T0 + 2 * SEC) + "."
+        )
+        apply(trigger(first, T0 + 7 * SEC, T0 + 7 * SEC))
+        occ, text = await explain(queries, row, T0 + 7 * SEC, T0 + 8 * SEC)
+        assert occ is not None and occ.fate == "TRIGGERED"
+        assert "2 other submission(s) were merged into it" in text
+        message = job_message(row)
+        assert message.debounce.key == "k" and message.debounce.window.seconds == 5
+        assert message.debounce.mode == ordo_pb2.DEBOUNCE_MODE_TRAILING
+    finally:
+        await queries.close()
