@@ -1,4 +1,5 @@
-"""Flow control on a real 3-node cluster (issue 17): run after, concurrency keys, backfill."""
+"""Flow control on a real 3-node cluster (issue 17): run after, concurrency keys, backfill, debounce,
+singleton."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import itertools
 import json
 import shlex
 import subprocess
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -198,9 +200,9 @@ async def _with_fate(read: Callable[[], Awaitable[dict[int, tuple[str, str]]]], 
 def readme_commands() -> list[str]:
     """The grpcurl command lines of the README's flow-control section (continuations joined)."""
     text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    section = text.split("### Flow control: run after, concurrency keys, backfill", 1)[1].split("\n### ", 1)[
-        0
-    ]
+    section = text.split("### Flow control: run after, concurrency keys, debounce, singleton, backfill", 1)[
+        1
+    ].split("\n### ", 1)[0]
     block = section.split("```bash", 1)[1].split("```", 1)[0].replace("\\\n", " ")
     return [line for line in block.splitlines() if line.startswith("grpcurl ")]
 
@@ -210,7 +212,7 @@ async def test_readme_flow_examples_work_with_grpcurl(cluster: Cluster) -> None:
     leader = await cluster.wait_for_leader()
     recurring = await cluster.client(leader).submit("echo", {}, cron="every 1s")
     commands = readme_commands()
-    assert [c.rsplit("/", 1)[1] for c in commands] == ["SubmitJob"] * 4 + ["BackfillSchedule"]
+    assert [c.rsplit("/", 1)[1] for c in commands] == ["SubmitJob"] * 6 + ["BackfillSchedule"]
     replies: list[dict[str, Any]] = []
     for text in commands:
         if replies:
@@ -227,7 +229,10 @@ async def test_readme_flow_examples_work_with_grpcurl(cluster: Cluster) -> None:
     assert (await client.wait(b, timeout=20)).state == ordo_pb2.JOB_STATE_SUCCEEDED
     assert (await client.wait(keyed, timeout=20)).concurrency_key == "acme"
     assert (await client.wait(replies[3]["jobId"], timeout=20)).rate_limit.key == "api"
-    assert replies[4]["dryRun"] is True  # the example's range predates the job: nothing to list
+    debounced = await client.get(replies[4]["jobId"])
+    assert debounced.debounce.key == "reindex-42" and debounced.debounce.window.seconds == 2
+    assert (await client.wait(replies[5]["jobId"], timeout=20)).singleton.key == "nightly-report"
+    assert replies[6]["dryRun"] is True  # the example's range predates the job: nothing to list
     await client.cancel(recurring)
 
 
@@ -280,3 +285,73 @@ async def test_a_rate_limit_of_5_per_second_holds_over_10_seconds(cluster: Clust
     span = (assigned[-1] - assigned[0]) / 1e6
     assert 9.8 <= span < 20, span
     assert jobs[-1].rate_limit.key == "api" and jobs[-1].rate_limit.per_second == 5
+
+
+async def test_debounce_merges_a_burst_from_every_node_into_one_run(cluster: Cluster) -> None:
+    # Given 30 submissions with one TRAILING debounce key (window 2 s), sent at once to all three nodes
+    await cluster.wait_for_leader()
+    nodes = [n for n in cluster.nodes if n.alive]
+    debounce = {"key": "reindex-42", "window": 2, "mode": "TRAILING"}
+    sent_at = time.time()
+    answers = await asyncio.gather(
+        *(
+            cluster.client(nodes[n % len(nodes)]).submit_noted(
+                "echo", {"n": n}, name="reindex", debounce=debounce
+            )
+            for n in range(30)
+        )
+    )
+
+    # Then they all name one job: one created it, 29 were merged into it, each told so
+    ids = {job_id for job_id, _ in answers}
+    assert len(ids) == 1
+    (job_id,) = ids
+    notes = sorted(note for _, note in answers)
+    assert notes[0] == "" and all(
+        n.startswith(f"merged into job {job_id} (debounce key 'reindex-42'") for n in notes[1:]
+    )
+
+    # And it runs once, a window after the burst's last submission, with that submission's payload
+    client = cluster.client(nodes[0])
+    done = await client.wait(job_id, timeout=20)
+    assert done.state == ordo_pb2.JOB_STATE_SUCCEEDED and len(done.runs) == 1
+    history = await client.history(job_id)
+    joined = [e for e in history if e.type == ordo_pb2.EVENT_TYPE_JOINED]
+    assert len(joined) == 29
+    assert us(done.runs[0].started_at) >= us(joined[-1].time) + 2_000_000
+    assert json.loads(done.result_json) == json.loads(done.payload_json)
+    assert us(done.runs[0].started_at) / 1e6 - sent_at < 10
+    # Every node agrees: one job of that name was created, whoever took the submissions
+    for node in nodes:
+        listed = await cluster.client(node).list_jobs(name="reindex", consistent=True)
+        assert [j.job_id for j in listed.jobs] == [job_id]
+
+
+async def test_singleton_skips_while_running_and_replace_cancels_the_run(cluster: Cluster) -> None:
+    # Given a long job holding the singleton key 'nightly'
+    leader = await cluster.wait_for_leader()
+    client = cluster.client(leader)
+    first = await client.submit("sleep", {"seconds": 30}, singleton={"key": "nightly"})
+    await cluster.wait_for_state(first, "RUNNING")
+
+    # When the same key is submitted again on another node (SKIP, the default)
+    other = next(n for n in cluster.nodes if n.alive and n.id != leader.id)
+    kept, note = await cluster.client(other).submit_noted(
+        "sleep", {"seconds": 1}, singleton={"key": "nightly"}
+    )
+    # Then nothing is created: the answer and the running job's history name each other
+    assert kept == first
+    assert note == f"skipped: singleton key 'nightly' is held by job {first} (RUNNING)"
+    skipped = [e.message for e in await client.history(first) if e.type == ordo_pb2.EVENT_TYPE_JOINED]
+    assert skipped == [
+        f"a submission from node {other.id} was skipped (singleton key 'nightly', SKIP):"
+        " this job holds the key (RUNNING)"
+    ]
+
+    # When it is submitted with REPLACE, the running job is cancelled (its run stopped) and the new one runs
+    new, note = await client.submit_noted("echo", {"new": 1}, singleton={"key": "nightly", "mode": "REPLACE"})
+    assert new != first and note.startswith(f"replaced job {first} (singleton key 'nightly', REPLACE")
+    old = (await cluster.wait_for_state(first, "CANCELLED"))[leader.id]
+    assert old.runs[-1].state == ordo_pb2.RUN_STATE_CANCELLED
+    assert (await client.wait(new, timeout=20)).state == ordo_pb2.JOB_STATE_SUCCEEDED
+    assert (await client.get(new)).singleton.mode == ordo_pb2.SINGLETON_MODE_REPLACE
