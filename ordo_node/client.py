@@ -462,9 +462,12 @@ class Client:
         )
         return job
 
-    async def trigger_now(self, job_id: str) -> ordo_pb2.Job:
-        """Run a recurring job once now, beside its schedule (under its overlap policy)."""
-        job: ordo_pb2.Job = await self._call("jobs", "TriggerNow", ordo_pb2.TriggerNowRequest(job_id=job_id))
+    async def trigger_now(self, job_id: str, note: str = "") -> ordo_pb2.Job:
+        """Run a recurring job once now, beside its schedule (under its overlap policy); ``note`` is kept
+        in the occurrence's reason."""
+        job: ordo_pb2.Job = await self._call(
+            "jobs", "TriggerNow", ordo_pb2.TriggerNowRequest(job_id=job_id, note=note)
+        )
         return job
 
     async def occurrences(
@@ -678,9 +681,9 @@ class SyncClient:
         """Resume a paused job."""
         return self._run(self._client.resume(job_id, note))
 
-    def trigger_now(self, job_id: str) -> ordo_pb2.Job:
+    def trigger_now(self, job_id: str, note: str = "") -> ordo_pb2.Job:
         """Run a recurring job once now, beside its schedule (under its overlap policy)."""
-        return self._run(self._client.trigger_now(job_id))
+        return self._run(self._client.trigger_now(job_id, note))
 
     def occurrences(
         self, job_id: str, *, fate: str = "", page_size: int = 0, page_token: str = ""

@@ -24,7 +24,8 @@ from typing import Any, ClassVar
 # 6: Batch (op "batch"): several commands in one entry.
 # 7: TriggerNow (op "trigger_now"); CancelJob, RetryJob and PauseJob may name who asked (``by``).
 # 8: BackfillOccurrences (op "backfill").
-# 9: a submitted job may have a debounce or singleton key (its options' "debounce"/"singleton").
+# 9: a submitted job may have a debounce or singleton key (its options' "debounce"/"singleton");
+#    TriggerNow may carry a note.
 VERSION = 9
 # Each command is written with the version that introduced it, so a node of an
 # older version stops at a command it cannot apply (NewerCommand) instead of
@@ -250,6 +251,7 @@ class TriggerNow:
     node: str
     job_id: str
     by: str = ""
+    note: str = ""  # the operator's note, kept in the occurrence's reason (version 9)
 
 
 @dataclass(frozen=True)
@@ -493,6 +495,8 @@ def _version_of(cmd: Command) -> int:
         return max((_WRITTEN_AS["batch"], *(_version_of(sub) for sub in cmd.commands)))
     if isinstance(cmd, CancelJob | RetryJob | PauseJob) and cmd.by:
         return 7  # an older node would drop ``by`` and write a different history
+    if isinstance(cmd, TriggerNow) and cmd.note:
+        return 9  # an older node would drop the note and write a different reason
     if isinstance(cmd, SubmitJobs) and any(_joins(spec.options) for spec in cmd.jobs):
         return 9  # an older node would create every job and not merge or skip any
     return _WRITTEN_AS.get(cmd.op, 3)

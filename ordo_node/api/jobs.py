@@ -293,12 +293,18 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
             )
         )
 
-    async def trigger_now(self, job_id: str, by: str = "") -> ordo_pb2.Job:
+    async def trigger_now(self, job_id: str, by: str = "", note: str = "") -> ordo_pb2.Job:
         """Run a recurring job once now, under its overlap policy; its schedule does not move."""
+        v.text(note, "note", v.MAX_NOTE)
         job_id = await self._job_id(job_id)
         job = await self._change(
             c.TriggerNow(
-                request_id=uuid.uuid4().hex, at=now_us(), node=self.config.node_id, job_id=job_id, by=by
+                request_id=uuid.uuid4().hex,
+                at=now_us(),
+                node=self.config.node_id,
+                job_id=job_id,
+                by=by,
+                note=note,
             )
         )
         log.info("Triggered job %s now%s", job_id, f" by {by}" if by else "")
@@ -337,7 +343,7 @@ class JobService(ordo_pb2_grpc.JobServiceServicer):  # type: ignore[misc]
         self, request: ordo_pb2.TriggerNowRequest, context: grpc.aio.ServicerContext
     ) -> ordo_pb2.Job:
         """Run a recurring job once now, beside its schedule."""
-        return await self.trigger_now(request.job_id, self.caller(context))
+        return await self.trigger_now(request.job_id, self.caller(context), request.note)
 
     async def _job(self, job_id: str) -> JobRow:
         job = await self.queries.get_job(await self._job_id(job_id))

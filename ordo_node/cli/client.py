@@ -223,7 +223,7 @@ FETCH: dict[str, Callable[[Client, argparse.Namespace], Awaitable[Message]]] = {
     "retry": lambda client, args: client.retry(args.job_id),
     "pause": lambda client, args: client.pause(args.job_id, args.note),
     "resume": lambda client, args: client.resume(args.job_id, args.note),
-    "trigger": lambda client, args: client.trigger_now(args.job_id),
+    "trigger": lambda client, args: client.trigger_now(args.job_id, args.note),
     "occurrences": lambda client, args: client.occurrences(
         args.job_id, fate=args.fate, page_size=args.page_size, page_token=args.page_token
     ),
@@ -510,7 +510,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         g.add_argument("job_id", help=JOB_ID_HELP)
         if name == "get":
             g.add_argument("--consistent", action="store_true", help="read through the leader")
-        if name in ("pause", "resume"):
+        if name in ("pause", "resume", "trigger"):
             g.add_argument("--note", default="", help="kept in the job's history")
         if name == "occurrences":
             g.add_argument("--fate", default="", help="TRIGGERED, MISSED, SKIPPED_OVERLAP, PAUSED, ...")

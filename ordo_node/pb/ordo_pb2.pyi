@@ -393,10 +393,12 @@ class ResumeJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class TriggerNowRequest(_message.Message):
-    __slots__ = ("job_id",)
+    __slots__ = ("job_id", "note")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    NOTE_FIELD_NUMBER: _ClassVar[int]
     job_id: str
-    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+    note: str
+    def __init__(self, job_id: _Optional[str] = ..., note: _Optional[str] = ...) -> None: ...
 
 class ListOccurrencesRequest(_message.Message):
     __slots__ = ("job_id", "to", "fate", "page_size", "page_token")

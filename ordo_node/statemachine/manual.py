@@ -44,6 +44,8 @@ class ManualCommands(TriggerCommands):
         if taken:
             raise Refused("FAILED_PRECONDITION", f"job {cmd.job_id} has an occurrence at {format_us(cmd.at)}")
         asked = f"triggered now by {cmd.by}" if cmd.by else "triggered now"
+        if cmd.note:
+            asked += f": {cmd.note}"
         occ = c.Occurrence(cmd.at, cmd.at, "run", asked)
         ordinal = job["occurrences"] + 1
         fate, reason, run_id = self.fate_of(job, occ, options.get("overlap", "ALLOW"), cmd.at, fx)

@@ -240,6 +240,12 @@ def test_trigger_calls_trigger_now_with_the_id_or_prefix_as_given(
     assert "runs     1 attempts; the last PENDING on - finished -" in out
 
 
+def test_trigger_sends_its_note(node: FakeNode) -> None:
+    node.replies["TriggerNow"] = ordo_pb2.Job(job_id=FULL, type="echo", cron="*/5 * * * *")
+    assert run(["trigger", FULL, "--note", "hotfix 12"]) == 0
+    assert node.calls == [("jobs", "TriggerNow", ordo_pb2.TriggerNowRequest(job_id=FULL, note="hotfix 12"))]
+
+
 def test_trigger_needs_a_job_id(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["trigger"])

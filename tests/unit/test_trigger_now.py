@@ -237,3 +237,18 @@ def test_run_now_follows_the_overlap_policy_buffer_one(tmp_path: Path) -> None:
         (T0 + 6 * SEC, "TRIGGERED", f"{JOB}:2"),
         (T0 + 7 * SEC, "SKIPPED_OVERLAP", None),
     ]
+
+
+def test_run_now_keeps_the_operators_note_in_its_reason(tmp_path: Path) -> None:
+    # Given a recurring job, run now with a note
+    store = _store(tmp_path)
+    cmd = c.TriggerNow(
+        request_id=_rid(), at=T0 + 5 * SEC, node="node2", job_id=JOB, by="alice", note="hotfix"
+    )
+    result = _apply(store, cmd)
+    # Then the occurrence's reason and the history say who asked and why
+    assert result["reason"] == "triggered now by alice: hotfix"
+    assert _rows(store, "SELECT reason FROM occurrences") == [("triggered now by alice: hotfix",)]
+    # and the command is written as version 9 only with a note (an older node would drop it)
+    assert json.loads(c.encode(cmd))["v"] == 9
+    assert json.loads(c.encode(c.TriggerNow(request_id="r", at=1, node="n", job_id="j")))["v"] == 7
