@@ -1,12 +1,13 @@
-"""Commands on attempts: assignment, outcomes and retries, leases, expiry, waiting."""
+"""Commands on attempts: assignment, outcomes and retries, leases, expiry, waiting; buffered occurrences."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
 from .. import commands as c
 from . import autopause, concurrency, ratelimit
-from .base import Base, options_of
+from .base import OPEN, Base, options_of
 from .effects import Effects
 from .policy import DEFAULT_BACKOFF, backoff_delay
 
@@ -178,7 +179,7 @@ class RunCommands(Base):
                     final if final == "SUCCEEDED" else self.after_failure(job_id, run, failures_before, u, fx)
                 )
                 self.pause_on_failure(job_id, options, outcome, u.at, cmd.node)
-                self.start_buffered(job_id, u.at, fx)
+                start_buffered(self, job_id, u.at, fx)  # the run before a BUFFERED occurrence ended
                 self.settle(job_id, u.at, outcome)
             else:
                 stale.append([u.run_id, u.attempt, f"run is {state}"])
@@ -242,25 +243,6 @@ class RunCommands(Base):
         if note:
             self.event(job_id, "PAUSED", at, node, message=note)
 
-    def start_buffered(self, job_id: str, at: int, fx: Effects) -> None:
-        """The run before a BUFFERED occurrence ended: run it now."""
-        row = self.db.execute(
-            "SELECT nominal, ordinal FROM occurrences WHERE job_id = ? AND fate = 'BUFFERED' ORDER BY"
-            " nominal LIMIT 1",
-            (job_id,),
-        ).fetchone()
-        job = self.job(job_id)
-        if row is None or job is None or job["state"] in ("CANCELLED", "PAUSED"):
-            return
-        run = self.new_run(job, row[1], row[0], at, fx)
-        self.db.execute(
-            "UPDATE occurrences SET fate = 'TRIGGERED', run_id = ?, reason = 'buffered until the previous"
-            " run ended',"
-            " decided_at = ? WHERE job_id = ? AND nominal = ?",
-            (run[0], at, job_id, row[0]),
-        )
-        self.event(job_id, "TRIGGERED", at, job["submitted_to"], run, "buffered until the previous run ended")
-
     def renew(self, cmd: c.RenewLeases) -> Any:
         lost: list[list[Any]] = []
         for ref in cmd.runs:
@@ -312,3 +294,55 @@ class RunCommands(Base):
             self.settle(row[0], cmd.at, "TRIGGERED")
             marked += 1
         return {"marked": marked}
+
+
+# Buffered occurrences (overlap BUFFER_ONE and BUFFER_ALL). Functions over the groups' shared helpers
+# rather than RunCommands methods, so that JobCommands (resume, cancel) can call them too.
+
+
+def start_buffered(sm: Base, job_id: str, at: int, fx: Effects) -> bool:
+    """Run the job's oldest BUFFERED occurrence now if nothing of the job is open; True if it started.
+
+    Called when a run ended, before an occurrence of the job is decided (TriggerCommands.fate_of: what
+    a resume left buffered runs first), and meant for the resume itself (JobCommands). Nothing starts
+    while the job is PAUSED (its buffered occurrences wait, still BUFFERED, for the resume) or CANCELLED,
+    nor while a run of it is open: an attempt that failed with retries left, or a run still going when
+    a paused job is resumed, keeps them waiting until it ends.
+    """
+    row = sm.db.execute(
+        "SELECT nominal, ordinal FROM occurrences WHERE job_id = ? AND fate = 'BUFFERED' ORDER BY"
+        " nominal LIMIT 1",
+        (job_id,),
+    ).fetchone()
+    if row is None:
+        return False
+    job = sm.job(job_id)
+    if job is None or job["state"] in ("CANCELLED", "PAUSED"):
+        return False
+    if sm.db.execute(
+        "SELECT 1 FROM runs WHERE job_id = ? AND state IN (?, ?, ?) LIMIT 1", (job_id, *OPEN)
+    ).fetchone():
+        return False
+    run = sm.new_run(job, row[1], row[0], at, fx)
+    sm.db.execute(
+        "UPDATE occurrences SET fate = 'TRIGGERED', run_id = ?, reason = 'buffered until the previous"
+        " run ended',"
+        " decided_at = ? WHERE job_id = ? AND nominal = ?",
+        (run[0], at, job_id, row[0]),
+    )
+    sm.event(job_id, "TRIGGERED", at, job["submitted_to"], run, "buffered until the previous run ended")
+    return True
+
+
+BUFFERED_CANCELLED = "it was buffered, waiting for the previous run to end"
+
+
+def cancel_buffered(db: sqlite3.Connection, job_id: str, at: int) -> int:
+    """The job is cancelled: its BUFFERED occurrences will not run, so they are recorded CANCELLED.
+
+    Returns how many were."""
+    return db.execute(
+        "UPDATE occurrences SET fate = 'CANCELLED', reason = ?, decided_at = ? WHERE job_id = ?"
+        " AND fate = 'BUFFERED'",
+        (BUFFERED_CANCELLED, at, job_id),
+    ).rowcount

@@ -10,7 +10,7 @@ from ..timeutil import format_us
 from .base import OPEN, options_of
 from .effects import Effects
 from .policy import DEFAULT_BUFFER_LIMIT, overlap_decision
-from .runs import RunCommands
+from .runs import RunCommands, start_buffered
 
 
 class TriggerCommands(RunCommands):
@@ -174,6 +174,13 @@ class TriggerCommands(RunCommands):
             )
         return created
 
+    def open_runs(self, job_id: str) -> list[tuple[str, int, str, str | None]]:
+        """(run id, attempt, state, node) of the job's open attempts."""
+        return self.db.execute(
+            "SELECT run_id, attempt, state, node_id FROM runs WHERE job_id = ? AND state IN (?, ?, ?)",
+            (job_id, *OPEN),
+        ).fetchall()
+
     def fate_of(
         self, job: sqlite3.Row, occ: c.Occurrence, overlap: str, at: int, fx: Effects
     ) -> tuple[str, str, str | None]:
@@ -182,13 +189,14 @@ class TriggerCommands(RunCommands):
             return "MISSED", occ.reason, None
         if occ.decision == "paused":
             return "PAUSED", occ.reason, None
-        open_runs = self.db.execute(
-            "SELECT run_id, attempt, state, node_id FROM runs WHERE job_id = ? AND state IN (?, ?, ?)",
-            (job["id"], *OPEN),
-        ).fetchall()
+        open_runs = self.open_runs(job["id"])
         buffered = self.db.execute(
             "SELECT COUNT(*) FROM occurrences WHERE job_id = ? AND fate = 'BUFFERED'", (job["id"],)
         ).fetchone()[0]
+        if buffered and not open_runs and start_buffered(self, job["id"], at, fx):
+            # Occurrences still buffered with nothing of the job open (a resume that did not start them):
+            # the oldest runs now, and this one is decided behind it, so they keep their order.
+            open_runs, buffered = self.open_runs(job["id"]), buffered - 1
         limit = int(options_of(job["options"]).get("buffer_limit", DEFAULT_BUFFER_LIMIT))
         decision = overlap_decision(overlap, len(open_runs), buffered, limit)
         if decision == "SKIP" and overlap == "BUFFER_ALL":
