@@ -12,6 +12,7 @@ from . import joining
 from .base import FINAL, OPEN, Refused, options_of
 from .effects import Effects
 from .flow import FlowCommands
+from .runs import cancel_buffered, start_buffered
 
 # A batch of jobs is often due at a few distinct times: format each once.
 _due_text = lru_cache(maxsize=1024)(format_us)
@@ -212,6 +213,7 @@ class JobCommands(FlowCommands):
         ).fetchall():
             self.end_run(run_id, attempt, "CANCELLED", at, "job cancelled")
             fx.cancelled_runs.append((run_id, attempt, node_id or ""))
+        cancel_buffered(self.db, job_id, at)  # overlap BUFFER_*: what waited will not run
         if not job["occurrences"] and job["due_at"] is not None:
             self.db.execute(
                 "INSERT OR IGNORE INTO occurrences (job_id, nominal, fire_at, fate, reason, decided_at,"
@@ -272,6 +274,8 @@ class JobCommands(FlowCommands):
                 (int(armed), cmd.at, cmd.at, cmd.job_id),
             )
             self.event(cmd.job_id, "RESUMED", cmd.at, cmd.node, message=_noted(cmd))
+            # Occurrences buffered behind a run that ended during the pause run now, oldest first.
+            start_buffered(self, cmd.job_id, cmd.at, fx)
             self.settle(cmd.job_id, cmd.at, "SUCCEEDED")
             if armed:
                 fx.earliest_due = job["due_at"]

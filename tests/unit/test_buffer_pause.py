@@ -31,13 +31,6 @@ NODE = "node1"
 JOB = "00000000-0000-4000-8000-0000000000b7"
 BUFFERING = ("BUFFER_ALL", "BUFFER_ONE")
 
-# The resume and the cancel are JobCommands (statemachine/jobs.py): the change that starts the buffered
-# occurrences on resume and records them CANCELLED on cancel is to be made there (issue 17). Until it is,
-# these tests fail as marked; once it is, strict=True makes them fail as passing: remove the mark then.
-NEEDS_JOBS_PY = pytest.mark.xfail(
-    strict=True, reason="resume and cancel of buffered occurrences: the change to statemachine/jobs.py"
-)
-
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
@@ -186,7 +179,6 @@ async def test_buffered_occurrences_do_not_start_while_the_job_is_paused(
     assert [o.buffer_position for o in reversed(page)] == list(range(1, len(page) + 1))
 
 
-@NEEDS_JOBS_PY
 @pytest.mark.parametrize("overlap", BUFFERING)
 def test_resume_runs_the_buffered_occurrences_in_order(store: Store, overlap: str) -> None:
     # Given buffered occurrences whose run ended while the job was paused
@@ -208,7 +200,6 @@ def test_resume_runs_the_buffered_occurrences_in_order(store: Store, overlap: st
     assert ran_in_order(store) == ([0, 1, 2] if overlap == "BUFFER_ALL" else [0, 1])
 
 
-@NEEDS_JOBS_PY
 def test_resume_after_the_schedule_ended_still_runs_the_buffered_occurrences(store: Store) -> None:
     # Given a BUFFER_ALL job whose schedule ends with occurrence 2 (no time after it), 1 and 2 buffered
     submit_every_second(store, overlap="BUFFER_ALL")
@@ -304,7 +295,6 @@ def test_a_failed_attempt_with_retries_left_keeps_the_buffered_occurrences_waiti
     assert open_runs(store) == [(2, 1, "PENDING")]
 
 
-@NEEDS_JOBS_PY
 @pytest.mark.parametrize("paused", [False, True], ids=["running", "paused"])
 async def test_cancel_records_the_buffered_occurrences_cancelled(
     store: Store, queries: Queries, paused: bool
