@@ -27,3 +27,13 @@ def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
     """The rows of ``sql`` read through a fresh connection (so: only committed data)."""
     with closing(sqlite3.connect(path)) as db:
         return db.execute(sql, args).fetchall()
+
+
+def apply_to(store: Store, cmd: c.Command) -> Any:
+    """Apply one command at the store's next index."""
+    return store.apply(store.last_applied + 1, c.encode(cmd))
+
+
+def store_rows(store: Store, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` in the store's file, read through a fresh connection."""
+    return rows(store.path, sql, *args)

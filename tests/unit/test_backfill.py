@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from applylog import Log, rows
 
 from ordo_node import commands as c
 from ordo_node.api.backfill import backfill_command, backfill_range
@@ -18,7 +16,6 @@ from ordo_node.errors import FailedPrecondition, InvalidArgument
 from ordo_node.pb import ordo_pb2
 from ordo_node.queries import JobRow
 from ordo_node.statemachine.backfill import BACKFILL_PRIORITY, chosen
-from ordo_node.statemachine.store import Store
 from ordo_node.timeutil import format_us
 
 SEC = 1_000_000
@@ -29,35 +26,6 @@ NODE = "node1"
 
 def rid() -> str:
     return uuid.uuid4().hex
-
-
-class Log:
-    """Applies commands at consecutive indexes, as the Raft engine does."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.index = store.last_applied
-
-    def __call__(self, cmd: c.Command) -> Any:
-        self.index += 1
-        return self.store.apply(self.index, c.encode(cmd))
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
-
-
-@pytest.fixture
-def apply(db_path: Path) -> Iterator[Log]:
-    store = Store(db_path)
-    yield Log(store)
-    store.close()
-
-
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute(sql, args).fetchall()
 
 
 def every_second(apply: Log) -> None:

@@ -10,15 +10,13 @@ last attempt ends: an attempt that failed with retries left keeps them waiting t
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 
 import pytest
+from applylog import apply_to as apply
+from applylog import store_rows as rows
 
 from ordo_node import commands as c
 from ordo_node.queries import Queries
@@ -30,30 +28,6 @@ DUE = T0 + 60 * SEC
 NODE = "node1"
 JOB = "00000000-0000-4000-8000-0000000000b7"
 BUFFERING = ("BUFFER_ALL", "BUFFER_ONE")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def queries(store: Store) -> AsyncIterator[Queries]:
-    q = Queries(store.path)
-    await q.open()
-    yield q
-    await q.close()
-
-
-def apply(store: Store, cmd: c.Command) -> Any:
-    return store.apply(store.last_applied + 1, c.encode(cmd))
-
-
-def rows(store: Store, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(store.path)) as db:
-        return db.execute(sql, args).fetchall()
 
 
 def submit_every_second(store: Store, **options: Any) -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 import pytest
+from applylog import Log, rows
 
 from ordo_node import commands as c
 from ordo_node.api.explain import explain
@@ -24,7 +24,6 @@ from ordo_node.pb import ordo_pb2
 from ordo_node.queries import JobRow, OccurrenceRow
 from ordo_node.statemachine import ratelimit
 from ordo_node.statemachine.flow import verdict
-from ordo_node.statemachine.store import Store
 
 SEC = 1_000_000
 DUE = 1_900_000_060 * SEC  # 2030-03-17, in microseconds
@@ -56,37 +55,8 @@ def report(node: str, *updates: c.RunUpdate) -> c.RecordRunUpdates:
     return c.RecordRunUpdates(request_id=rid(), node=node, updates=updates)
 
 
-class Log:
-    """Applies commands to one store at consecutive indexes, as the Raft engine does."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.index = store.last_applied
-
-    def __call__(self, cmd: c.Command) -> Any:
-        self.index += 1
-        return self.store.apply(self.index, c.encode(cmd))
-
-
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute(sql, args).fetchall()
-
-
 def job_state(path: Path, n: int) -> str:
     return str(rows(path, "SELECT state FROM jobs WHERE id = ?", jid(n))[0][0])
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
-
-
-@pytest.fixture
-def apply(db_path: Path) -> Iterator[Log]:
-    store = Store(db_path)
-    yield Log(store)
-    store.close()
 
 
 def flow_spec(n: int, *, due: int = DUE, **options: Any) -> c.JobSpec:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +61,6 @@ def singleton(key: str = "k", mode: str = "SKIP") -> Any:
 
 def submit(*specs: c.JobSpec, at: int, atomic: bool = False) -> c.SubmitJobs:
     return c.SubmitJobs(request_id=rid(), at=at, node=NODE, jobs=specs, atomic=atomic)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "state.db"
-
-
-@pytest.fixture
-def apply(db_path: Path) -> Iterator[Log]:
-    store = Store(db_path)
-    yield Log(store)
-    store.close()
 
 
 class Submitter:

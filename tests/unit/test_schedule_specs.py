@@ -8,16 +8,14 @@ the buffered occurrences are listed with their place in line (queries.py).
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import closing
 from itertools import pairwise
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from applylog import apply_to as apply
+from applylog import store_rows as rows
 from google.protobuf import duration_pb2
 
 from ordo_node import commands as c
@@ -104,30 +102,6 @@ def test_buffer_limit_on_a_one_off_job_is_refused() -> None:
 
 
 # --- BUFFER_ALL: in apply ------------------------------------------------------
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-async def queries(store: Store) -> AsyncIterator[Queries]:
-    q = Queries(store.path)
-    await q.open()
-    yield q
-    await q.close()
-
-
-def apply(store: Store, cmd: c.Command) -> Any:
-    return store.apply(store.last_applied + 1, c.encode(cmd))
-
-
-def rows(store: Store, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(store.path)) as db:
-        return db.execute(sql, args).fetchall()
 
 
 def submit_every_second(store: Store, **options: Any) -> None:

@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -842,14 +842,6 @@ def test_run_at_past_year_9999_does_not_break_apply(store: Store, apply: Log) ->
 
 
 # --- queries -----------------------------------------------------------------------
-
-
-@pytest.fixture
-async def queries(store: Store) -> AsyncIterator[Queries]:
-    q = Queries(store.path)
-    await q.open()
-    yield q
-    await q.close()
 
 
 async def test_get_job_with_runs(apply: Log, queries: Queries) -> None:

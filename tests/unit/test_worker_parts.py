@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import grpc
 import pytest
+from applylog import Log, rows
 
 from ordo_node import commands as c
 from ordo_node.api.workers import WorkerService
@@ -50,18 +48,6 @@ def run_of(n: int) -> str:
     return f"{jid(n)}:1"
 
 
-class Log:
-    """Applies commands at consecutive indexes, as the Raft engine does."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self.index = store.last_applied
-
-    def __call__(self, cmd: c.Command) -> Any:
-        self.index += 1
-        return self.store.apply(self.index, c.encode(cmd))
-
-
 def register(
     worker: str = "w1", boot: str = "boot-a", *, at: int = T0, gone: bool = False
 ) -> c.RegisterWorker:
@@ -92,28 +78,11 @@ def held(apply: Log, n: int, worker: str, boot: str, *, started: bool) -> None:
         apply(c.RecordRunUpdates(request_id=rid(), node=worker, updates=(update,)))
 
 
-def rows(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with closing(sqlite3.connect(path)) as db:
-        return db.execute(sql, args).fetchall()
-
-
 def runs(path: Path, n: int) -> list[tuple[Any, ...]]:
     """(attempt, state, node, error) of job ``n``'s runs."""
     return rows(
         path, "SELECT attempt, state, node_id, error FROM runs WHERE job_id = ? ORDER BY attempt", jid(n)
     )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "state.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def apply(store: Store) -> Log:
-    return Log(store)
 
 
 def test_a_fresh_worker_is_recorded_active(store: Store, apply: Log) -> None:
