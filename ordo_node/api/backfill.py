@@ -51,6 +51,8 @@ def backfill_command(
     """(reprocess, max concurrent, (from, to)) of a request, checked."""
     if not job.options.get("cron"):
         raise FailedPrecondition(f"job {job.job_id} is not recurring; nothing to backfill")
+    if job.state == "CANCELLED":  # as apply refuses it: a dry run says so too, not what would run
+        raise FailedPrecondition(f"job {job.job_id} is CANCELLED")
     since = v.time_field(getattr(request, "from"), "from")
     until = v.time_field(request.to, "to")
     if since is None:

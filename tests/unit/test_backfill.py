@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from pathlib import Path
@@ -143,3 +144,7 @@ def test_backfill_requests_are_checked() -> None:
         assert e.value.field == field
     with pytest.raises(FailedPrecondition):
         backfill_command(req, JobRow(JOB, "", "echo", {}, "SCHEDULED", T, T, T, "", NODE, {}, 1, None), T)
+    # A cancelled job is refused as apply refuses it, dry run or not: a dry run never lists what would not run
+    cancelled = dataclasses.replace(job, state="CANCELLED")
+    with pytest.raises(FailedPrecondition, match="CANCELLED"):
+        backfill_command(req, cancelled, T + 100 * SEC)
