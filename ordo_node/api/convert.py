@@ -8,8 +8,11 @@ from typing import Any
 
 from google.protobuf import duration_pb2
 
+from ..errors import InvalidArgument
 from ..pb import internal_pb2, ordo_pb2
 from ..queries import EventRow, JobRow, OccurrenceRow, RunRow
+from ..schedule import fire_time, from_options, next_occurrence
+from ..timeutil import now_us
 from ..wire import ts, ts_of, value
 
 
@@ -58,8 +61,9 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
     msg.payload_json = exact_json(j.payload)
     apply_options(msg, j.options)
     msg.occurrences = j.occurrences
-    if j.next_fire is not None and j.options.get("cron"):
-        msg.next_fire_time.CopyFrom(ts_of(j.next_fire))
+    next_fire = shown_next_fire(j)
+    if next_fire is not None:
+        msg.next_fire_time.CopyFrom(ts_of(next_fire))
     msg.waiting = j.waiting
     if not j.waiting and j.state == "WAITING" and j.options.get("after"):
         msg.waiting = f"runs after jobs {', '.join(j.options['after'])} ({j.options['after_condition']})"
@@ -70,6 +74,23 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
             msg.result_json = exact_json(last.result)
         msg.error = last.error
     return msg
+
+
+def shown_next_fire(j: JobRow, now: int | None = None) -> int | None:
+    """A recurring job's next fire time as users see it. A paused job keeps its first time not yet
+    recorded (the resume records the times that passed, PAUSED): once that has passed, the next time
+    after now is shown instead, the time it fires next if resumed now."""
+    if j.next_fire is None or not j.options.get("cron"):
+        return None
+    now = now_us() if now is None else now
+    if j.state != "PAUSED" or j.next_fire >= now:
+        return j.next_fire
+    try:
+        s = from_options(j.options, j.job_id)
+        nominal = next_occurrence(s, now, j.occurrences)
+        return fire_time(s, nominal) if nominal is not None else None
+    except (ValueError, OverflowError, InvalidArgument):  # past the calendar, or a schedule it cannot read
+        return j.next_fire
 
 
 def duration(us: int) -> duration_pb2.Duration:

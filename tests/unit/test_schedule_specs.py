@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import replace
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -20,12 +21,12 @@ from google.protobuf import duration_pb2
 
 from ordo_node import commands as c
 from ordo_node import schedule
-from ordo_node.api.convert import apply_options
+from ordo_node.api.convert import apply_options, shown_next_fire
 from ordo_node.api.explain import preview_times
 from ordo_node.api.options import job_options
 from ordo_node.errors import InvalidArgument
 from ordo_node.pb import ordo_pb2
-from ordo_node.queries import Queries
+from ordo_node.queries import JobRow, Queries
 from ordo_node.schedule import Schedule, fire_time, from_options, nominal_after, parse_schedule
 from ordo_node.statemachine.policy import DEFAULT_BUFFER_LIMIT, overlap_decision
 from ordo_node.statemachine.store import Store
@@ -406,3 +407,15 @@ def test_stored_specs_give_the_schedule_the_timekeeper_and_preview_use() -> None
     apply_options(msg, options)
     assert list(msg.more_cron) == ["0 12 L * *"] and list(msg.exclude_dates) == ["2026-03-31"]
     assert list(msg.exclude_cron) == ["* * * * fri"]
+
+
+def test_a_paused_jobs_next_fire_time_is_never_in_the_past() -> None:
+    opts = {"cron": "*/10 * * * * *", "timezone": "UTC"}
+    row = JobRow(JOB, "", "echo", {}, "PAUSED", T0, T0, T0, "", NODE, opts, 3, T0 + 10 * SEC)
+    # Paused, its first unrecorded time still ahead: that is shown
+    assert shown_next_fire(row, now=T0 + 5 * SEC) == T0 + 10 * SEC
+    # Once it has passed: the time it fires next if resumed now, not a time in the past
+    assert shown_next_fire(row, now=T0 + 25 * SEC) == T0 + 30 * SEC
+    # A job that is not paused shows its stored next fire time, and a one-off job none
+    assert shown_next_fire(replace(row, state="SCHEDULED"), now=T0 + 25 * SEC) == T0 + 10 * SEC
+    assert shown_next_fire(replace(row, options={}), now=T0) is None
