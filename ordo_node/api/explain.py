@@ -31,6 +31,8 @@ OUTCOMES = {
 }
 # Excluded dates a sentence lists before it says how many more there are.
 SHOWN_DATES = 5
+# Steps of the walk to the time before an explained one (explain._before).
+MAX_WALK = 10_000
 
 
 def job_schedule(job: JobRow) -> Schedule | None:
@@ -107,6 +109,28 @@ def excluded(s: Schedule, at: int, why: str) -> str:
     return f"{local(s, at)} is not a fire time: no spec names it, and {why} (the schedule is {whole(s)})"
 
 
+def _before(s: Schedule, at: int, floor: int) -> int | None:
+    """The schedule's last nominal time before ``at`` and not before ``floor`` (the job's first), or None.
+
+    Schedules have no way back, so windows before ``at`` widen (1 s, 2 s, 4 s...) until one holds a
+    time; the latest of that window is walked to, forward (at most MAX_WALK steps).
+    """
+    width = 1_000_000
+    while True:
+        start = max(floor, at - width)
+        found = _after(s, start - 1)
+        if found is not None and found < at:
+            for _ in range(MAX_WALK):
+                following = _after(s, found)
+                if following is None or following >= at:
+                    break
+                found = following
+            return found
+        if start == floor:
+            return None
+        width *= 2
+
+
 def describe(occ: OccurrenceRow, s: Schedule | None) -> str:
     """One occurrence in a sentence."""
     when = local(s, occ.nominal)
@@ -174,7 +198,9 @@ async def explain(queries: Queries, job: JobRow, at: int, now: int) -> tuple[Occ
             f"{fire_time_of(s, at)} but no occurrence is recorded for it: the leader has not reached it"
             " yet, or history retention removed it."
         )
-    before = f"the one before is {local(s, previous)}" if previous is not None else "there is none before it"
+    # The schedule's time before it, not the last one recorded: a time in the future has none recorded.
+    earlier = _before(s, at, job.run_at - s.jitter)
+    before = f"the one before is {local(s, earlier)}" if earlier is not None else "there is none before it"
     after = f"the next is {local(s, nxt)}" if nxt is not None else "there is none after it"
     why = exclusion(s, at)
     if why:

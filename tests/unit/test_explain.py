@@ -266,3 +266,25 @@ def test_excluded_by_names_the_date_and_the_exclude_cron_expressions() -> None:
     assert excluded_by(s, utc("2030-01-07T09:00:59")) == (None, ("0 9 * * *",))
     assert excluded_by(s, utc("2030-01-07T09:01")) == (None, ())
     assert excluded_by(parse_schedule("0 9 * * *"), utc("2030-01-05T09:00")) == (None, ())
+
+
+async def test_a_future_excluded_time_names_the_schedules_time_before_it() -> None:
+    # Given the job (first fire time 2030-03-17), a Tuesday and the weekends excluded, nothing recorded
+    job = nine_and_five(exclude_dates=["2030-04-02"], exclude_cron=["* * * * sat,sun"])
+    queries = Occurrences([])
+    # When that Tuesday's 09:00, and a Monday 12:00, are explained before they come
+    now = utc("2030-03-20T00:00")
+    _, tuesday = await explain(queries, job, utc("2030-04-02T09:00"), now=now)  # type: ignore[arg-type]
+    _, monday = await explain(queries, job, utc("2030-04-01T12:00"), now=now)  # type: ignore[arg-type]
+    # Then the one before is the schedule's (Monday 17:00; Friday's last before the weekend), not "none"
+    assert tuesday.endswith(
+        "the one before is 2030-04-01T17:00:00+00:00, the next is 2030-04-03T09:00:00+00:00."
+    )
+    assert monday.endswith(
+        "the one before is 2030-04-01T09:00:00+00:00, the next is 2030-04-01T17:00:00+00:00."
+    )
+    _, sunday = await explain(queries, job, utc("2030-03-31T09:00"), now=now)  # type: ignore[arg-type]
+    assert "the one before is 2030-03-29T17:00:00+00:00" in sunday
+    # and before the job's first fire time there is none
+    _, early = await explain(queries, job, utc("2030-03-16T12:00"), now=now)  # type: ignore[arg-type]
+    assert "there is none before it" in early
