@@ -28,10 +28,8 @@ def verdict(after: list[str], condition: str, states: dict[str, str]) -> tuple[s
         for job_id in after:
             state = states.get(job_id, "")
             if state in ENDED and state != "SUCCEEDED":
-                return (
-                    "skip",
-                    f"job {job_id} ended {state}; this job runs only after all of {len(after)} SUCCEEDED",
-                )
+                which = "it" if len(after) == 1 else f"all {len(after)} jobs it waits for"
+                return "skip", f"job {job_id} ended {state}; this job runs only once {which} SUCCEEDED"
         if all(states.get(j) == "SUCCEEDED" for j in after):
             return "run", f"after jobs {', '.join(after)} SUCCEEDED"
         return "wait", ""
