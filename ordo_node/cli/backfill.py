@@ -23,10 +23,12 @@ from .common import EXIT_CONFIG, add_security_flags
 
 def add_backfill_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The ``backfill`` subcommand, with the client flags every subcommand has."""
+    from .client import JOB_ID_HELP, parse_duration  # here: client.py imports this module as it loads
+
     b = sub.add_parser(
         "backfill", help="run past occurrences of a recurring job again, chosen by their fates"
     )
-    b.add_argument("job_id")
+    b.add_argument("job_id", help=JOB_ID_HELP)
     b.add_argument("--from", dest="since", required=True, help="RFC 3339: the first nominal time")
     b.add_argument("--to", dest="until", required=True, help="RFC 3339: the last nominal time (inclusive)")
     b.add_argument(
@@ -39,15 +41,27 @@ def add_backfill_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]
     b.add_argument("--overlap", default="", type=str.upper, choices=["", "ALLOW", "SKIP"])
     b.add_argument("--max-concurrent", type=int, default=0, help="backfilled runs at once (0: no bound)")
     b.add_argument("--dry-run", action="store_true", help="list what would run; change nothing")
-    b.add_argument("--address", default=None, help=f"node addresses, comma-separated (${ENV_ADDRESS})")
+    b.add_argument(
+        "--address",
+        default=None,
+        help=f"node addresses, comma-separated (${ENV_ADDRESS}; {DEFAULT_ADDRESSES})",
+    )
     b.add_argument("--json", action="store_true", help="print the reply as JSON")
-    b.add_argument("--timeout", type=float, default=15.0, help="seconds this command's calls may take")
+    b.add_argument(
+        "--timeout",
+        type=parse_duration,
+        default=15.0,
+        metavar="DURATION",
+        help="how long this command's calls to the cluster may take, retries and fail-over included"
+        " (15s, 500ms, 2m; default 15s)",
+    )
     add_security_flags(b)
     b.set_defaults(func=cmd_backfill)
 
 
 def cmd_backfill(args: argparse.Namespace) -> int:
-    """Run the backfill; print one line per occurrence (or the reply as JSON)."""
+    """Run the backfill; print one line per occurrence, then their count (or the reply as JSON), all on
+    stdout; errors go to stderr."""
     address = args.address if args.address is not None else os.environ.get(ENV_ADDRESS, DEFAULT_ADDRESSES)
     try:
         client = Client(
@@ -80,7 +94,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         )
         print(f"{format_us(nominal)}  was {was}  {o.run_id or '(dry run)'}")
     verb = "would run" if reply.dry_run else "backfilled"
-    print(f"{len(reply.occurrences)} occurrences {verb}", file=sys.stderr)
+    print(f"{len(reply.occurrences)} occurrences {verb}")
     return 0
 
 

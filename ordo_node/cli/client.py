@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
+from google.protobuf import duration_pb2, json_format
 from google.protobuf.message import Message
 
 from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client, JobFailed
@@ -47,31 +47,108 @@ def job_state(text: str) -> str:
     return f"JOB_STATE_{short}"
 
 
+def _span(d: duration_pb2.Duration) -> str:
+    """A Duration as ``2s``, ``1m30s``, ``500ms`` or ``7d``."""
+    us, parts = d.ToMicroseconds(), []
+    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000)):
+        count, us = divmod(us, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    if us >= 1000 or not parts:
+        parts.append(f"{us / 1000:g}ms")
+    return "".join(parts)
+
+
+def _quoted(items: Sequence[str]) -> str:
+    """Cron expressions (which hold spaces and commas) as ``'30 17 * * *', 'every 6h'``."""
+    return ", ".join(f"'{x}'" for x in items)
+
+
+def schedule_lines(job: ordo_pb2.Job) -> list[str]:
+    """A recurring job's schedule and next fire time, then its extra specs, exclusions and BUFFER_ALL
+    limit (only those set); none for a one-off job."""
+    if not job.cron:
+        return []
+    lines = [
+        f"schedule {job.cron} ({job.timezone or 'UTC'}), {job.occurrences} occurrences so far",
+        f"next     {_ts(job, 'next_fire_time')}",
+    ]
+    if job.more_cron:
+        lines.append(f"also     {_quoted(job.more_cron)}")
+    if job.exclude_dates:
+        lines.append(f"except   dates {', '.join(job.exclude_dates)}")
+    if job.exclude_cron:
+        lines.append(f"except   cron {_quoted(job.exclude_cron)}")
+    if job.buffer_limit:
+        lines.append(f"buffer   up to {job.buffer_limit} occurrences wait (overlap BUFFER_ALL)")
+    return lines
+
+
+def flow_lines(job: ordo_pb2.Job) -> list[str]:
+    """One line per flow-control feature the job was submitted with (only those set)."""
+    lines = []
+    if job.after:
+        condition = ordo_pb2.AfterCondition.Name(job.after_condition).removeprefix("AFTER_CONDITION_")
+        lines.append(
+            f"after    {', '.join(job.after)} ({'SUCCEEDED' if condition == 'UNSPECIFIED' else condition})"
+        )
+    if job.concurrency_key:
+        lines.append(f"limit    concurrency key '{job.concurrency_key}', {job.concurrency_limit} at once")
+    if job.HasField("rate_limit"):
+        r = job.rate_limit
+        rate = f"{r.per_second:g}/s" if r.per_second else f"{r.per_minute:g}/min"
+        lines.append(f"limit    rate key '{r.key}', {rate}, burst {r.burst or 1}")
+    if job.HasField("singleton"):
+        mode = ordo_pb2.SingletonMode.Name(job.singleton.mode).removeprefix("SINGLETON_MODE_")
+        lines.append(
+            f"limit    singleton key '{job.singleton.key}', {'SKIP' if mode == 'UNSPECIFIED' else mode}"
+        )
+    if job.HasField("debounce"):
+        d = job.debounce
+        mode = ordo_pb2.DebounceMode.Name(d.mode).removeprefix("DEBOUNCE_MODE_")
+        mode = "TRAILING" if mode == "UNSPECIFIED" else mode
+        max_wait = f", max wait {_span(d.max_wait)}" if d.max_wait.ToMicroseconds() else ""
+        lines.append(f"debounce key '{d.key}', {mode}, window {_span(d.window)}{max_wait}")
+    if job.pause_on_failure:
+        lines.append(f"pause    after {job.pause_on_failure} failed occurrences in a row")
+    return lines
+
+
 def print_job(job: ordo_pb2.Job, *, runs: bool = True) -> None:
-    """A job, readable; with ``runs=False`` a summary: one line about its runs instead of each."""
+    """A job, readable; with ``runs=False`` a summary: one line about its runs instead of each.
+
+    ``waiting`` says why a due run waits (run after, concurrency key, rate limit, tags). A SKIPPED
+    job's reason is its occurrence's (``ordo-node occurrences``): the Job message does not carry it."""
     print(f"job      {job.job_id}")
     print(f"type     {job.type}{'  name ' + job.name if job.name else ''}")
     print(f"state    {_short_state(ordo_pb2.JobState.Name(job.state))}")
+    if job.waiting:
+        print(f"waiting  {job.waiting}")
     print(f"run at   {_ts(job, 'run_at')}")
-    if job.cron:
-        print(f"schedule {job.cron} ({job.timezone or 'UTC'}), {job.occurrences} occurrences so far")
-        print(f"next     {_ts(job, 'next_fire_time')}")
+    for line in schedule_lines(job):
+        print(line)
     if job.tags:
         print(f"tags     {','.join(job.tags)}")
+    for line in flow_lines(job):
+        print(line)
     # The JSON text forms keep numbers exact (a Value carries them as doubles).
     payload = json.loads(job.payload_json) if job.payload_json else None
     if not job.payload_json and job.HasField("payload"):
         payload = from_value(job.payload)
     print(f"payload  {json.dumps(payload)}")
-    if not runs:
-        if job.runs:
-            last = job.runs[-1]
-            state = _short_state(ordo_pb2.RunState.Name(last.state))
-            print(
-                f"runs     {len(job.runs)} attempts; the last {state}"
-                f" on {last.node_id or '-'} finished {_ts(last, 'finished_at')}"
-            )
-        return
+    if runs:
+        print_runs(job)
+    elif job.runs:
+        last = job.runs[-1]
+        state = _short_state(ordo_pb2.RunState.Name(last.state))
+        print(
+            f"runs     {len(job.runs)} attempts; the last {state}"
+            f" on {last.node_id or '-'} finished {_ts(last, 'finished_at')}"
+        )
+
+
+def print_runs(job: ordo_pb2.Job) -> None:
+    """Every attempt of a job: state, node, times, then its result, error and traceback."""
     for r in job.runs:
         print(
             f"run      {r.run_id} attempt {r.attempt} {_short_state(ordo_pb2.RunState.Name(r.state))}"
@@ -172,7 +249,15 @@ async def _submit_and_wait(client: Client, args: argparse.Namespace) -> int:
 
 
 async def _preview(client: Client, args: argparse.Namespace) -> Message:
-    times = await client.preview(args.cron, timezone=args.timezone, count=args.count, after=args.after)
+    times = await client.preview(
+        args.cron,
+        timezone=args.timezone,
+        count=args.count,
+        after=args.after,
+        more_cron=args.more_cron,
+        exclude_dates=args.exclude_date,
+        exclude_cron=args.exclude_cron,
+    )
     return ordo_pb2.PreviewScheduleResponse(times=times)
 
 
@@ -511,7 +596,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         if name == "get":
             g.add_argument("--consistent", action="store_true", help="read through the leader")
         if name in ("pause", "resume", "trigger"):
-            g.add_argument("--note", default="", help="kept in the job's history")
+            kept = (
+                "the occurrence's reason and the job's history" if name == "trigger" else "the job's history"
+            )
+            g.add_argument("--note", default="", help=f"kept in {kept}")
         if name == "occurrences":
             g.add_argument("--fate", default="", help="TRIGGERED, MISSED, SKIPPED_OVERLAP, PAUSED, ...")
             g.add_argument("--page-size", type=int, default=0)
@@ -523,6 +611,16 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pv.add_argument("--timezone", default="")
     pv.add_argument("--count", type=int, default=10)
     pv.add_argument("--after", default=None, help="RFC 3339 (default now)")
+    for flag, metavar, help in (
+        ("--more-cron", "EXPR", "another spec beside CRON, as submit takes it (may be repeated)"),
+        ("--exclude-date", "YYYY-MM-DD", "nothing fires on this date, in --timezone (may be repeated)"),
+        (
+            "--exclude-cron",
+            "EXPR",
+            "times that do not fire: '* * * * sat,sun' is the weekend (may be repeated)",
+        ),
+    ):
+        pv.add_argument(flag, action="append", default=[], metavar=metavar, help=help)
     w = client("watch", "follow job events live (Ctrl-C to stop)")
     w.add_argument("job_id", nargs="?", default="", help=f"only this job's events: {JOB_ID_HELP}")
     w.add_argument("--after-seq", type=int, default=0, help="replay from this event sequence number")

@@ -1,4 +1,5 @@
-"""``ordo-node submit``'s flow-control and schedule flags, the note of a submission and ``trigger``
+"""``ordo-node submit``'s flow-control and schedule flags, the note of a submission, ``trigger``, what
+``get`` shows of them (and why a job waits), ``preview``'s schedule flags and ``backfill``'s output
 (issue 17), without a cluster: each command runs through ``cmd_client`` with ``Client._call``
 replaced by a fake that records the request and answers as a node would."""
 
@@ -250,3 +251,235 @@ def test_trigger_needs_a_job_id(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["trigger"])
     assert "job_id" in capsys.readouterr().err
+
+
+# -- get: why a job waits, and its flow control and schedule --------------------------------------
+
+
+def shown(node: FakeNode, job: ordo_pb2.Job, capsys: pytest.CaptureFixture[str]) -> list[str]:
+    """The lines ``ordo-node get`` prints for ``job``, as a node answers it."""
+    node.replies["GetJob"] = job
+    assert run(["get", job.job_id]) == 0
+    return capsys.readouterr().out.splitlines()
+
+
+def test_get_says_why_a_job_waits_for_its_concurrency_key(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job held back by its concurrency key, its run PENDING
+    job = ordo_pb2.Job(
+        job_id=FULL,
+        type="sleep",
+        state=ordo_pb2.JOB_STATE_WAITING,
+        waiting="concurrency key 'acme' at its limit of 2",
+        concurrency_key="acme",
+        concurrency_limit=2,
+        payload_json='{"seconds":1}',
+    )
+    job.run_at.FromJsonString("2026-12-06T03:12:36.051470Z")
+    job.runs.add(run_id=f"{FULL}:1", attempt=1, state=ordo_pb2.RUN_STATE_PENDING)
+    # When `get` prints it
+    lines = shown(node, job, capsys)
+    # Then the reason follows the state, and the key and its limit have a line of their own
+    assert lines == [
+        f"job      {FULL}",
+        "type     sleep",
+        "state    WAITING",
+        "waiting  concurrency key 'acme' at its limit of 2",
+        "run at   2026-12-06T03:12:36.051470Z",
+        "limit    concurrency key 'acme', 2 at once",
+        'payload  {"seconds": 1}',
+        f"run      {FULL}:1 attempt 1 PENDING on - started - finished -",
+    ]
+
+
+def test_get_shows_a_debounced_jobs_key_mode_window_and_max_wait(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = ordo_pb2.Job(job_id=FULL, type="echo", state=ordo_pb2.JOB_STATE_SCHEDULED)
+    job.debounce.key = "reindex"
+    job.debounce.mode = ordo_pb2.DEBOUNCE_MODE_TRAILING
+    job.debounce.window.FromMicroseconds(2_000_000)
+    job.debounce.max_wait.FromMicroseconds(90_000_000)
+    lines = shown(node, job, capsys)
+    assert "debounce key 'reindex', TRAILING, window 2s, max wait 1m30s" in lines
+    assert not any(line.startswith(("waiting", "limit", "after")) for line in lines)
+    # without a max wait (LEADING takes none), none is shown; 500ms stays 500ms
+    job.debounce.mode = ordo_pb2.DEBOUNCE_MODE_LEADING
+    job.debounce.window.FromMicroseconds(500_000)
+    job.debounce.ClearField("max_wait")
+    assert "debounce key 'reindex', LEADING, window 500ms" in shown(node, job, capsys)
+
+
+def test_get_shows_a_singleton_jobs_key_and_mode(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    job = ordo_pb2.Job(job_id=FULL, type="echo", state=ordo_pb2.JOB_STATE_RUNNING)
+    job.singleton.key = "nightly-report"
+    job.singleton.mode = ordo_pb2.SINGLETON_MODE_REPLACE
+    lines = shown(node, job, capsys)
+    assert lines[:3] == [f"job      {FULL}", "type     echo", "state    RUNNING"]
+    assert [line for line in lines if line.startswith("limit")] == [
+        "limit    singleton key 'nightly-report', REPLACE"
+    ]
+
+
+def test_get_shows_run_after_the_rate_limit_and_a_waiting_run_after(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = ordo_pb2.Job(
+        job_id=FULL,
+        type="echo",
+        state=ordo_pb2.JOB_STATE_WAITING,
+        waiting=f"runs after jobs {OTHER} (FINISHED)",
+        after=[OTHER],
+        after_condition=ordo_pb2.AFTER_CONDITION_FINISHED,
+        rate_limit=ordo_pb2.RateLimit(key="api", per_minute=30, burst=5),
+    )
+    lines = shown(node, job, capsys)
+    assert lines[3] == f"waiting  runs after jobs {OTHER} (FINISHED)"
+    assert f"after    {OTHER} (FINISHED)" in lines
+    assert "limit    rate key 'api', 30/min, burst 5" in lines
+
+
+def test_get_shows_a_recurring_jobs_other_specs_exclusions_and_limits(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = ordo_pb2.Job(
+        job_id=FULL,
+        type="echo",
+        state=ordo_pb2.JOB_STATE_SCHEDULED,
+        cron="0 9 * * *",
+        timezone="UTC",
+        more_cron=["30 17 * * *", "0 12 * * mon,fri"],
+        exclude_dates=["2027-01-05", "2027-12-25"],
+        exclude_cron=["* * * * sat,sun"],
+        overlap=ordo_pb2.OVERLAP_BUFFER_ALL,
+        buffer_limit=2,
+        pause_on_failure=3,
+    )
+    job.next_fire_time.FromJsonString("2026-12-07T09:00:00Z")
+    lines = shown(node, job, capsys)
+    assert lines[4:11] == [
+        "schedule 0 9 * * * (UTC), 0 occurrences so far",
+        "next     2026-12-07T09:00:00Z",
+        "also     '30 17 * * *', '0 12 * * mon,fri'",
+        "except   dates 2027-01-05, 2027-12-25",
+        "except   cron '* * * * sat,sun'",
+        "buffer   up to 2 occurrences wait (overlap BUFFER_ALL)",
+        "pause    after 3 failed occurrences in a row",
+    ]
+
+
+def test_get_of_a_plain_job_has_no_flow_lines(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    # A SKIPPED job: its reason is its occurrence's (ListOccurrences), not in the Job message
+    job = ordo_pb2.Job(job_id=FULL, type="echo", state=ordo_pb2.JOB_STATE_SKIPPED, payload_json="null")
+    assert shown(node, job, capsys) == [
+        f"job      {FULL}",
+        "type     echo",
+        "state    SKIPPED",
+        "run at   -",
+        "payload  null",
+    ]
+    assert [method for _, method, _ in node.calls] == ["GetJob"]
+
+
+def test_get_json_is_the_message_as_it_was(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    job = ordo_pb2.Job(
+        job_id=FULL,
+        state=ordo_pb2.JOB_STATE_WAITING,
+        waiting="rate limit 'api' of 4/s (burst 1)",
+        rate_limit=ordo_pb2.RateLimit(key="api", per_second=4, burst=1),
+    )
+    node.replies["GetJob"] = job
+    assert run(["get", FULL, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "jobId": FULL,
+        "state": "JOB_STATE_WAITING",
+        "waiting": "rate limit 'api' of 4/s (burst 1)",
+        "rateLimit": {"key": "api", "perSecond": 4.0, "burst": 1},
+    }
+
+
+# -- preview ------------------------------------------------------------------------------------
+
+
+def test_preview_sends_more_cron_and_exclusions(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a node that answers one fire time
+    t = ordo_pb2.PreviewTime(local_time="2027-01-01T09:00:00+00:00")
+    t.nominal_time.FromJsonString("2027-01-01T09:00:00Z")
+    t.fire_time.FromJsonString("2027-01-01T09:00:00Z")
+    node.replies["PreviewSchedule"] = ordo_pb2.PreviewScheduleResponse(times=[t])
+    # When preview is given the flags submit takes, some repeated
+    argv = ["preview", "0 9 * * *", "--more-cron", "30 17 * * *", "--more-cron", "every 6h"]
+    argv += ["--exclude-date", "2027-01-05", "--exclude-date", "2027-12-25"]
+    argv += ["--exclude-cron", "* * * * sat,sun", "--after", "2027-01-01T00:00:00Z", "--count", "8"]
+    assert run(argv) == 0
+    # Then PreviewSchedule gets each of them in its field
+    [(service, method, req)] = node.calls
+    assert (service, method) == ("jobs", "PreviewSchedule")
+    assert req == ordo_pb2.PreviewScheduleRequest(
+        cron="0 9 * * *",
+        count=8,
+        after="2027-01-01T00:00:00Z",
+        more_cron=["30 17 * * *", "every 6h"],
+        exclude_dates=["2027-01-05", "2027-12-25"],
+        exclude_cron=["* * * * sat,sun"],
+    )
+    assert capsys.readouterr().out.splitlines()[1].split() == [
+        "2027-01-01T09:00:00+00:00",
+        "2027-01-01T09:00:00Z",
+        "2027-01-01T09:00:00Z",
+    ]
+
+
+def test_preview_without_the_flags_sends_no_specs_or_exclusions(node: FakeNode) -> None:
+    node.replies["PreviewSchedule"] = ordo_pb2.PreviewScheduleResponse()
+    assert run(["preview", "@daily"]) == 0
+    [(_, _, req)] = node.calls
+    assert not (req.more_cron or req.exclude_dates or req.exclude_cron)
+
+
+# -- backfill and help ------------------------------------------------------------------------------
+
+
+def test_backfill_prints_its_lines_and_count_on_stdout(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a node whose dry run chose two occurrences, one PAUSED, one never recorded
+    reply = ordo_pb2.BackfillScheduleResponse(dry_run=True)
+    paused = reply.occurrences.add(previous_fate=ordo_pb2.FATE_PAUSED)
+    paused.nominal_time.FromJsonString("2026-12-06T03:13:21Z")
+    never = reply.occurrences.add()
+    never.nominal_time.FromJsonString("2026-12-06T03:13:22Z")
+    node.replies["BackfillSchedule"] = reply
+    # When backfill --dry-run runs (its --timeout a duration, as every command's)
+    argv = ["backfill", FULL[:8], "--from", "2026-12-06T03:13:18Z", "--to", "2026-12-06T03:13:28Z"]
+    args = build_parser().parse_args([*argv, "--dry-run", "--timeout", "500ms", "--address", "127.0.0.1:1"])
+    assert args.timeout == 0.5
+    assert args.func(args) == 0
+    # Then the occurrences and their count are on stdout, in that order, and nothing on stderr
+    out = capsys.readouterr()
+    assert out.out.splitlines() == [
+        "2026-12-06T03:13:21.000000Z  was PAUSED  (dry run)",
+        "2026-12-06T03:13:22.000000Z  was none recorded  (dry run)",
+        "2 occurrences would run",
+    ]
+    assert out.err == ""
+    [(_, method, req)] = node.calls
+    assert (method, req.job_id, req.dry_run) == ("BackfillSchedule", FULL[:8], True)
+
+
+def test_help_says_durations_and_where_a_trigger_note_goes(capsys: pytest.CaptureFixture[str]) -> None:
+    def help_of(command: str) -> str:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    backfill = help_of("backfill")
+    assert "--timeout DURATION how long this command's calls" in backfill
+    assert "seconds" not in backfill
+    assert "a unique start of one" in backfill
+    assert "--note NOTE kept in the occurrence's reason and the job's history" in help_of("trigger")
+    assert "--note NOTE kept in the job's history" in help_of("pause")
+    preview = help_of("preview")
+    for flag in ("--more-cron EXPR", "--exclude-date YYYY-MM-DD", "--exclude-cron EXPR"):
+        assert flag in preview, flag
