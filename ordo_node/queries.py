@@ -74,7 +74,7 @@ class JobRow:
     options: dict[str, Any]
     occurrences: int
     next_fire: int | None
-    waiting: str = ""
+    waiting: str = ""  # why a due run waits; for a SKIPPED job, why it never ran
     runs: tuple[RunRow, ...] = ()
     # Its place in list order (newest first; the rowid), set by list_jobs only.
     position: int = 0
@@ -120,8 +120,10 @@ class WorkItem:
 _JOB_COLS = (
     "id, name, type, payload, state, run_at, created_at, updated_at, idempotency_key, submitted_to,"
     " options, occurrences, CASE WHEN armed = 1 OR state = 'PAUSED' THEN due_at END,"
-    " (SELECT r.waiting FROM runs r WHERE r.job_id = jobs.id AND r.state = 'PENDING'"
-    " AND r.waiting IS NOT NULL LIMIT 1)"
+    # Why it waits (a pending run's reason) or, SKIPPED (run after), why it never ran.
+    " CASE WHEN state = 'SKIPPED' THEN (SELECT o.reason FROM occurrences o WHERE o.job_id = jobs.id"
+    " AND o.fate = 'SKIPPED' LIMIT 1) ELSE (SELECT r.waiting FROM runs r WHERE r.job_id = jobs.id"
+    " AND r.state = 'PENDING' AND r.waiting IS NOT NULL LIMIT 1) END"
 )
 _RUN_COLS = (
     "run_id, attempt, job_id, state, node_id, scheduled_at, triggered_at, assigned_at,"

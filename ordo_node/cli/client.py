@@ -117,13 +117,15 @@ def flow_lines(job: ordo_pb2.Job) -> list[str]:
 def print_job(job: ordo_pb2.Job, *, runs: bool = True) -> None:
     """A job, readable; with ``runs=False`` a summary: one line about its runs instead of each.
 
-    ``waiting`` says why a due run waits (run after, concurrency key, rate limit, tags). A SKIPPED
-    job's reason is its occurrence's (``ordo-node occurrences``): the Job message does not carry it."""
+    ``waiting`` says why a due run waits (run after, concurrency key, rate limit, tags); ``skipped``
+    why a SKIPPED job (run after) never ran (the Job message's ``error``)."""
     print(f"job      {job.job_id}")
     print(f"type     {job.type}{'  name ' + job.name if job.name else ''}")
     print(f"state    {_short_state(ordo_pb2.JobState.Name(job.state))}")
     if job.waiting:
         print(f"waiting  {job.waiting}")
+    if job.state == ordo_pb2.JOB_STATE_SKIPPED and job.error:
+        print(f"skipped  {job.error}")
     print(f"run at   {_ts(job, 'run_at')}")
     for line in schedule_lines(job):
         print(line)

@@ -53,6 +53,7 @@ async def test_run_after_runs_b_after_a_and_skips_c_after_a_failed_one(cluster: 
     # And C, after a failed A2, is SKIPPED with the reason naming it, on every node
     jobs = await cluster.wait_for_state(c, "SKIPPED")
     assert all(not j.runs for j in jobs.values())
+    assert all(j.error.startswith(f"job {a2} ended FAILED") for j in jobs.values())  # GetJob says why
     page = await client.occurrences(c)
     assert [o.fate for o in page.occurrences] == [ordo_pb2.FATE_SKIPPED]
     assert f"job {a2} ended FAILED" in page.occurrences[0].reason

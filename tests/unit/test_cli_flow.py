@@ -370,7 +370,7 @@ def test_get_shows_a_recurring_jobs_other_specs_exclusions_and_limits(
 
 
 def test_get_of_a_plain_job_has_no_flow_lines(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
-    # A SKIPPED job: its reason is its occurrence's (ListOccurrences), not in the Job message
+    # A plain job (here SKIPPED, with no reason given) prints no line beyond the usual ones
     job = ordo_pb2.Job(job_id=FULL, type="echo", state=ordo_pb2.JOB_STATE_SKIPPED, payload_json="null")
     assert shown(node, job, capsys) == [
         f"job      {FULL}",
@@ -380,6 +380,16 @@ def test_get_of_a_plain_job_has_no_flow_lines(node: FakeNode, capsys: pytest.Cap
         "payload  null",
     ]
     assert [method for _, method, _ in node.calls] == ["GetJob"]
+
+
+def test_get_of_a_skipped_job_says_why_it_never_ran(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    why = "job 01a2 ended FAILED; this job runs only once it SUCCEEDED"
+    job = ordo_pb2.Job(
+        job_id=FULL, type="echo", state=ordo_pb2.JOB_STATE_SKIPPED, error=why, payload_json="1"
+    )
+    assert shown(node, job, capsys)[2:4] == ["state    SKIPPED", f"skipped  {why}"]
 
 
 def test_get_json_is_the_message_as_it_was(node: FakeNode, capsys: pytest.CaptureFixture[str]) -> None:
