@@ -408,9 +408,16 @@ class Client:
         Each job is a dict of :func:`submit_request`'s arguments
         (``{"type": "echo", "payload": {...}, "delay": 5}``) or a SubmitJobRequest.
         """
+        return [job_id for job_id, _ in await self.submit_many_noted(jobs)]
+
+    async def submit_many_noted(
+        self, jobs: Sequence[dict[str, Any] | ordo_pb2.SubmitJobRequest]
+    ) -> list[tuple[str, str]]:
+        """As :meth:`submit_many`, with each job's note (debounce, singleton; see :meth:`submit_noted`)."""
         requests = [j if isinstance(j, ordo_pb2.SubmitJobRequest) else submit_request(**j) for j in jobs]
         reply = await self._call("jobs", "SubmitJobs", ordo_pb2.SubmitJobsRequest(jobs=requests))
-        return list(reply.job_ids)
+        notes = list(reply.notes) or [""] * len(reply.job_ids)
+        return list(zip(reply.job_ids, notes, strict=True))
 
     async def get(self, job_id: str, *, consistent: bool = False) -> ordo_pb2.Job:
         """A job with its runs."""
@@ -638,6 +645,12 @@ class SyncClient:
     def submit_many(self, jobs: Sequence[dict[str, Any] | ordo_pb2.SubmitJobRequest]) -> list[str]:
         """Schedule many jobs in one command; all or none (see :meth:`Client.submit_many`)."""
         return self._run(self._client.submit_many(jobs))
+
+    def submit_many_noted(
+        self, jobs: Sequence[dict[str, Any] | ordo_pb2.SubmitJobRequest]
+    ) -> list[tuple[str, str]]:
+        """As :meth:`submit_many`, with each job's note (debounce, singleton)."""
+        return self._run(self._client.submit_many_noted(jobs))
 
     def get(self, job_id: str, *, consistent: bool = False) -> ordo_pb2.Job:
         """A job with its runs."""

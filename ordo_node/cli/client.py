@@ -419,11 +419,12 @@ def _age(then: float, now: float) -> str:
 
 
 def print_occurrences(page: ordo_pb2.ListOccurrencesResponse) -> None:
-    """A page of occurrences, readable."""
+    """A page of occurrences, readable; buffered ones (overlap BUFFER_*) with their place in the queue."""
     rows = [
         [
             _ts(o, "nominal_time"),
-            ordo_pb2.Fate.Name(o.fate).removeprefix("FATE_"),
+            ordo_pb2.Fate.Name(o.fate).removeprefix("FATE_")
+            + (f" #{o.buffer_position}" if o.buffer_position else ""),
             _short_state(ordo_pb2.RunState.Name(o.outcome)) if o.outcome else "-",
             str(o.attempts),
             o.reason,

@@ -493,3 +493,27 @@ def test_help_says_durations_and_where_a_trigger_note_goes(capsys: pytest.Captur
     preview = help_of("preview")
     for flag in ("--more-cron EXPR", "--exclude-date YYYY-MM-DD", "--exclude-cron EXPR"):
         assert flag in preview, flag
+
+
+def test_occurrences_show_a_buffered_ones_place_in_the_queue(
+    node: FakeNode, capsys: pytest.CaptureFixture[str]
+) -> None:
+    page = ordo_pb2.ListOccurrencesResponse()
+    page.occurrences.add(fate=ordo_pb2.FATE_BUFFERED, buffer_position=2, reason="waits")
+    page.occurrences.add(fate=ordo_pb2.FATE_TRIGGERED, outcome=ordo_pb2.RUN_STATE_SUCCEEDED, attempts=1)
+    node.replies["ListOccurrences"] = page
+    assert run(["occurrences", FULL]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[1:3] == ["BUFFERED", "#2"]
+    assert lines[2].split()[1:3] == ["TRIGGERED", "SUCCEEDED"]
+
+
+async def test_submit_many_noted_pairs_each_id_with_its_note(node: FakeNode) -> None:
+    note = f"skipped: singleton key 'k' is held by job {FULL} (RUNNING)"
+    node.replies["SubmitJobs"] = ordo_pb2.SubmitJobsResponse(job_ids=[FULL, FULL], notes=["", note])
+    jobs = [{"type": "echo", "singleton": {"key": "k"}}] * 2
+    async with Client("127.0.0.1:1") as client:
+        assert await client.submit_many_noted(jobs) == [(FULL, ""), (FULL, note)]
+        node.replies["SubmitJobs"] = ordo_pb2.SubmitJobsResponse(job_ids=[FULL, OTHER])  # no notes at all
+        assert await client.submit_many_noted(jobs) == [(FULL, ""), (OTHER, "")]
+        assert await client.submit_many(jobs) == [FULL, OTHER]
