@@ -73,6 +73,8 @@ def job_spec(
         # One run, a window after the burst's last submission: this one's, until another comes. Its
         # nominal time has it triggered at that time, not ahead, so a merge can still move it.
         run_at = first_nominal = run_at + options["debounce"]["window"]
+        if run_at > v.MAX_TIME_US:
+            raise InvalidArgument(f"{prefix}debounce.window", "puts the run past the end of 9999 (see runAt)")
     options_json = json.dumps(options, sort_keys=True) if options else ""
     spec_hash = ""
     if req.idempotency_key:

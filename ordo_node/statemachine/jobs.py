@@ -84,20 +84,12 @@ class JobCommands(FlowCommands):
         first write: a grouped submission relies on it to go on with the other jobs.
         """
         if spec.idempotency_key:
-            row = self.db.execute(
-                "SELECT id, spec_hash FROM jobs WHERE idempotency_key = ?", (spec.idempotency_key,)
-            ).fetchone()
-            if row is not None:
-                if row[1] != spec.spec_hash:
-                    raise Refused(
-                        "ALREADY_EXISTS",
-                        f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
-                        " with a different definition",
-                    )
-                return row[0], False, ""
+            found = self.by_idempotency_key(spec)
+            if found is not None:
+                return found[0], False, found[1]
         self.check_new(spec, taken)
         keyed = joining.spec_of(options_of(spec.options)) if spec.options else None
-        join = joining.decide(self.db, keyed[0], keyed[1], spec.run_at, cmd.at) if keyed else None
+        join = joining.decide(self.db, keyed[0], keyed[1], spec, cmd.at) if keyed else None
         if join is not None and join.action in ("merge", "skip"):
             return join.job_id, False, self.join_existing(join, spec, cmd, fx)
         if join is not None and join.action == "replace":
@@ -155,7 +147,33 @@ class JobCommands(FlowCommands):
                 joining.move(self.db, join.job_id, join.due_at, spec.payload, cmd.at)
                 self.due(fx, join.job_id, join.due_at)
         self.event(join.job_id, "JOINED", cmd.at, cmd.node, message=joining.merged_event(join, cmd.node))
-        return joining.answer(join)
+        note = joining.answer(join)
+        if spec.idempotency_key:  # a retry is answered as this one was, not decided again
+            self.db.execute(
+                "INSERT INTO joined_submissions (idempotency_key, spec_hash, job_id, note)"
+                " VALUES (?, ?, ?, ?)",
+                (spec.idempotency_key, spec.spec_hash, join.job_id, note),
+            )
+        return note
+
+    def by_idempotency_key(self, spec: c.JobSpec) -> tuple[str, str] | None:
+        """(job id, note) of the submission made before with ``spec``'s idempotency key: the job it
+        created, or the one it was merged into or skipped for (debounce, singleton); None if none.
+        Refused if that submission had another definition."""
+        row = self.db.execute(
+            "SELECT id, spec_hash, '' FROM jobs WHERE idempotency_key = ? UNION ALL"
+            " SELECT job_id, spec_hash, note FROM joined_submissions WHERE idempotency_key = ? LIMIT 1",
+            (spec.idempotency_key, spec.idempotency_key),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[1] != spec.spec_hash:
+            raise Refused(
+                "ALREADY_EXISTS",
+                f"idempotencyKey: '{spec.idempotency_key}' was used for job {row[0]}"
+                " with a different definition",
+            )
+        return row[0], row[2]
 
     def check_new(self, spec: c.JobSpec, taken: set[str] | None) -> None:
         """Refuse a job whose id exists, a second long-running job of a name, or a job after a job that

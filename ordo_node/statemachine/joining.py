@@ -28,8 +28,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from .. import commands as c
 from ..timeutil import format_us
-from .base import ENDED
+from .base import ENDED, Refused
 
 # A key's row: (job id, last submission's time).
 _ROW_SQL = "SELECT job_id, last_at FROM join_keys WHERE kind = ? AND key = ?"
@@ -82,31 +83,43 @@ def label(kind: str, spec: dict[str, Any]) -> str:
     return text
 
 
-def decide(db: sqlite3.Connection, kind: str, spec: dict[str, Any], run_at: int, at: int) -> Join:
-    """The fate of a submission with ``spec`` (its kind's options), due at ``run_at``, at command
-    time ``at``."""
+def decide(db: sqlite3.Connection, kind: str, spec: dict[str, Any], sub: c.JobSpec, at: int) -> Join:
+    """The fate of submission ``sub`` with ``spec`` (its kind's options) at command time ``at``.
+
+    Refused (FAILED_PRECONDITION) when it would merge into a job of another type or other options:
+    a burst's submissions may differ only in their payload.
+    """
     key, mode = spec["key"], spec["mode"]
     words = label(kind, spec)
     create = Join(kind, key, mode, "create", label=words)
     row = db.execute(_ROW_SQL, (kind, key)).fetchone()
     if row is None:
         return create
-    job = db.execute("SELECT state, armed, due_at, created_at FROM jobs WHERE id = ?", (row[0],)).fetchone()
-    if job is None:  # removed by history retention
+    job = db.execute(
+        "SELECT state, armed, due_at, created_at, type, options FROM jobs WHERE id = ?", (row[0],)
+    ).fetchone()
+    if job is None:
         return create
-    state, armed, due_at, created_at = job
+    state, armed, due_at, created_at, type_, options = job
     if kind == "singleton":
         if state in ENDED:
             return create
         return Join(kind, key, mode, "skip" if mode == "SKIP" else "replace", row[0], state, label=words)
     if mode == "LEADING":
-        if at < row[1] + spec["window"] and state != "CANCELLED":
-            return Join(kind, key, mode, "merge", row[0], state, label=words)
+        merge = at < row[1] + spec["window"] and state != "CANCELLED"
+    else:  # TRAILING: only a job not yet triggered can still move
+        merge = state == "SCHEDULED" and bool(armed) and due_at is not None and due_at > at
+    if not merge:
         return create
-    # TRAILING: only a job not yet triggered can still move.
-    if state != "SCHEDULED" or not armed or due_at is None or due_at <= at:
-        return create
-    due = run_at
+    if (type_, options) != (sub.type, sub.options):
+        raise Refused(
+            "FAILED_PRECONDITION",
+            f"debounce.key: '{key}' is held by job {row[0]} of type '{type_}' with its own options; the"
+            f" submissions of a burst may differ only in their payload (this one: type '{sub.type}')",
+        )
+    if mode == "LEADING":
+        return Join(kind, key, mode, "merge", row[0], state, label=words)
+    due = sub.run_at
     if spec.get("max_wait"):
         due = min(due, created_at + spec["max_wait"])
     return Join(kind, key, mode, "merge", row[0], state, max(due, due_at), words)

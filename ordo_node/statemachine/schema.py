@@ -129,6 +129,14 @@ CREATE TABLE IF NOT EXISTS join_keys (
     last_at INTEGER NOT NULL,
     PRIMARY KEY (kind, key)
 );
+-- Submissions with an idempotency key that created no job (merged by debounce, skipped by
+-- singleton): a retry with the key is answered as the first was (schema 8).
+CREATE TABLE IF NOT EXISTS joined_submissions (
+    idempotency_key TEXT PRIMARY KEY,
+    spec_hash TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    note TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS requests (
     id TEXT PRIMARY KEY,
     result TEXT NOT NULL,

@@ -340,3 +340,58 @@ async def test_explain_and_get_job_name_the_merges(apply: Log, send: Submitter, 
         assert message.debounce.mode == ordo_pb2.DEBOUNCE_MODE_TRAILING
     finally:
         await queries.close()
+
+
+# --- found in review: idempotency, another type, the end of the calendar ---------------------------
+
+
+def test_a_retried_merge_or_skip_is_answered_as_the_first_was(
+    apply: Log, send: Submitter, db_path: Path
+) -> None:
+    first, _, _ = send(T0, debounce=debounce(window=5))
+    merged = spec(T0 + SEC, {"n": 2}, debounce=debounce(window=5), idempotency_key="req-B")
+    answer = apply(submit(merged, at=T0 + SEC))
+    # The client's retry of the same request (same key, same definition), later: nothing is decided again
+    retry = apply(submit(merged, at=T0 + 2 * SEC))
+    assert retry["job_ids"] == answer["job_ids"] == [first] and retry["created"] == [False]
+    assert retry["notes"] == answer["notes"]
+    assert job(db_path, first)["due_at"] == T0 + 6 * SEC  # not moved again
+    assert len(events(db_path, first, "JOINED")) == 1
+    # even once the job has run: the retry still names the job it joined, and creates none
+    apply(trigger(first, T0 + 6 * SEC, T0 + 6 * SEC))
+    assert apply(submit(merged, at=T0 + 9 * SEC))["job_ids"] == [first]
+    assert rows(db_path, "SELECT COUNT(*) FROM jobs")[0][0] == 1
+    # the same key with another definition is refused, as for a created job
+    other = spec(T0 + SEC, {"n": 3}, debounce=debounce(window=5), idempotency_key="req-B")
+    refused = apply(submit(other, at=T0 + 10 * SEC))
+    assert refused["errors"][0]["error"] == "ALREADY_EXISTS"
+    assert f"was used for job {first}" in refused["errors"][0]["message"]
+
+
+def test_a_skipped_singleton_retry_is_not_created_once_the_holder_ended(apply: Log, send: Submitter) -> None:
+    holder, _, _ = send(T0, singleton=singleton())
+    skipped = spec(T0 + SEC, singleton=singleton(), idempotency_key="req-Y")
+    assert apply(submit(skipped, at=T0 + SEC))["job_ids"] == [holder]
+    apply(c.CancelJob(request_id=rid(), at=T0 + 2 * SEC, node=NODE, job_id=holder))
+    again = apply(submit(skipped, at=T0 + 3 * SEC))
+    assert again["job_ids"] == [holder] and again["created"] == [False]
+    assert again["notes"][0].startswith(f"skipped: singleton key 'k' is held by job {holder}")
+
+
+def test_a_burst_may_differ_only_in_its_payload(apply: Log, send: Submitter, db_path: Path) -> None:
+    first, _, _ = send(T0, debounce=debounce(window=5))  # an echo job
+    req = ordo_pb2.SubmitJobRequest(type="sleep", payload_json='{"seconds": 1}', debounce=debounce(window=5))
+    sleeper = submission.job_spec(req, registry=registry, now=T0 + SEC, max_payload_bytes=4096)
+    refused = apply(submit(sleeper, at=T0 + SEC))["errors"][0]
+    assert refused["error"] == "FAILED_PRECONDITION"
+    assert refused["message"].startswith(f"debounce.key: 'k' is held by job {first} of type 'echo'")
+    # other options (here a priority) are refused too; the job is untouched
+    prioritized = spec(T0 + SEC, debounce=debounce(window=5), priority=5)
+    assert apply(submit(prioritized, at=T0 + SEC))["errors"][0]["error"] == "FAILED_PRECONDITION"
+    assert job(db_path, first)["due_at"] == T0 + 5 * SEC and events(db_path, first, "JOINED") == []
+
+
+def test_a_trailing_run_past_the_end_of_the_calendar_is_refused_before_commit() -> None:
+    with pytest.raises(InvalidArgument) as e:
+        spec(T0, debounce=debounce(window=86400), run_at="9999-12-31T23:59:59Z")
+    assert e.value.field == "debounce.window" and "9999" in e.value.reason
