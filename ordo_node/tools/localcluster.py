@@ -10,11 +10,13 @@ folder the handler modules are in).
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +24,58 @@ from typing import Any
 DEMO_SECRET = "local-cluster-secret-0123456789"
 
 
+# Ports are chosen below the kernel's ephemeral range, where it leaves room: the local end of every
+# outgoing connection is taken from that range, so a port the kernel handed out with bind(0) could
+# be taken by some connection between the moment it was found free and the moment a node binds it
+# (seen in CI: "node.metrics_address: cannot listen on ...: Address already in use").
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PORT = 10_000
+_MIN_POOL = 2_000
+# The ports handed out lately are not handed out again: their node may not have bound them yet.
+_recent: deque[int] = deque(maxlen=4_096)
+
+
+def _pool() -> range:
+    """The ports to choose from: those below the ephemeral range, or none when that is too small."""
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return range(0)
+    return range(_LOWEST_PORT, low) if low - _LOWEST_PORT >= _MIN_POOL else range(0)
+
+
+def _bind_free(s: socket.socket, pool: range) -> int:
+    """Bind ``s`` to a free port of ``pool`` not handed out lately (else one the kernel picks)."""
+    for _ in range(200):
+        port = random.choice(pool) if pool else 0
+        if not port:
+            break
+        if port in _recent:
+            continue
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return port
+    s.bind(("127.0.0.1", 0))
+    return int(s.getsockname()[1])
+
+
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports that were free on 127.0.0.1 a moment ago."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
+    """``n`` distinct ports that were free on 127.0.0.1 a moment ago, out of the ephemeral range
+    where the machine leaves room below it (see _pool)."""
+    pool = _pool()
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            ports.append(_bind_free(s, pool))
+    finally:
+        for s in socks:
+            s.close()
+    _recent.extend(ports)
     return ports
 
 
