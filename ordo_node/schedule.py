@@ -46,7 +46,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from ordo_node import cron
 from ordo_node.errors import InvalidArgument
 from ordo_node.statemachine.policy import hash64
-from ordo_node.timeutil import from_datetime, to_datetime
+from ordo_node.timeutil import format_duration, from_datetime, to_datetime
 
 MILLISECOND = 1_000
 SECOND = 1_000_000
@@ -227,7 +227,7 @@ def parse_schedule(
         # A longer jitter could fire an occurrence after the next one.
         raise InvalidArgument(
             prefix + "jitter",
-            f"must not be longer than {_duration_text(gap)}, the shortest time between two nominal "
+            f"must not be longer than {format_duration(gap)}, the shortest time between two nominal "
             f"times of {shortest!r}",
         )
     return Schedule(
@@ -442,16 +442,6 @@ def catch_up(policy: str, missed: list[int], now: int, window: int) -> tuple[lis
     # What runs is always a suffix of `missed`, so the split is a single cut.
     cut = {"SKIP": len(missed), "ONE": max(fresh, len(missed) - 1), "ALL": fresh}[policy]
     return missed[cut:], missed[:cut]
-
-
-def _duration_text(us: int) -> str:
-    """Microseconds as ``1h30m``, ``10s`` or ``500ms``."""
-    parts = []
-    for unit in ("d", "h", "m", "s", "ms"):
-        count, us = divmod(us, _UNITS[unit])
-        if count:
-            parts.append(f"{count}{unit}")
-    return "".join(parts) or "0s"
 
 
 def from_options(options: dict[str, Any], key: str) -> Schedule:

@@ -68,6 +68,26 @@ def parse_rfc3339(text: str) -> int:
     return from_datetime(dt)
 
 
+# The units a duration is written in, largest first, as parse_duration (schedule.py) reads them.
+_DURATION_UNITS = (
+    ("d", 86_400_000_000),
+    ("h", 3_600_000_000),
+    ("m", 60_000_000),
+    ("s", 1_000_000),
+    ("ms", 1_000),
+)
+
+
+def format_duration(us: int) -> str:
+    """Microseconds as ``1h30m``, ``10s``, ``500ms`` or ``7d`` (what is below a millisecond is left out)."""
+    parts = []
+    for unit, size in _DURATION_UNITS:
+        count, us = divmod(us, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
 def format_us(us: int) -> str:
     """Microseconds since the epoch as RFC 3339 in UTC (``2030-01-01T09:00:00.000000Z``)."""
     seconds, micros = divmod(us, 1_000_000)

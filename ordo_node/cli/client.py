@@ -13,11 +13,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
-from google.protobuf import duration_pb2, json_format
+from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from ..client import DEFAULT_ADDRESSES, ENV_ADDRESS, Client, JobFailed
 from ..pb import ordo_pb2
+from ..timeutil import format_duration
 from ..wire import from_value
 from .backfill import add_backfill_parser
 from .common import EXIT_CONFIG, EXIT_INTERRUPTED, EXIT_WAIT_TIMEOUT, add_security_flags
@@ -45,18 +46,6 @@ def job_state(text: str) -> str:
     if short not in JOB_STATES:
         raise ValueError(f"'{text}' is not a job state; one of {', '.join(JOB_STATES)} (any case)")
     return f"JOB_STATE_{short}"
-
-
-def _span(d: duration_pb2.Duration) -> str:
-    """A Duration as ``2s``, ``1m30s``, ``500ms`` or ``7d``."""
-    us, parts = d.ToMicroseconds(), []
-    for unit, size in (("d", 86_400_000_000), ("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000)):
-        count, us = divmod(us, size)
-        if count:
-            parts.append(f"{count}{unit}")
-    if us >= 1000 or not parts:
-        parts.append(f"{us / 1000:g}ms")
-    return "".join(parts)
 
 
 def _quoted(items: Sequence[str]) -> str:
@@ -107,8 +96,11 @@ def flow_lines(job: ordo_pb2.Job) -> list[str]:
         d = job.debounce
         mode = ordo_pb2.DebounceMode.Name(d.mode).removeprefix("DEBOUNCE_MODE_")
         mode = "TRAILING" if mode == "UNSPECIFIED" else mode
-        max_wait = f", max wait {_span(d.max_wait)}" if d.max_wait.ToMicroseconds() else ""
-        lines.append(f"debounce key '{d.key}', {mode}, window {_span(d.window)}{max_wait}")
+        max_wait = d.max_wait.ToMicroseconds()
+        wait = f", max wait {format_duration(max_wait)}" if max_wait else ""
+        lines.append(
+            f"debounce key '{d.key}', {mode}, window {format_duration(d.window.ToMicroseconds())}{wait}"
+        )
     if job.pause_on_failure:
         lines.append(f"pause    after {job.pause_on_failure} failed occurrences in a row")
     return lines

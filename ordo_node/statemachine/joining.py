@@ -29,21 +29,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import commands as c
-from ..timeutil import format_us
+from ..timeutil import format_duration, format_us
 from .base import ENDED, Refused
 
 # A key's row: (job id, last submission's time).
 _ROW_SQL = "SELECT job_id, last_at FROM join_keys WHERE kind = ? AND key = ?"
-
-
-def span(us: int) -> str:
-    """A duration as short text: ``5s``, ``1m30s``, ``2h``, ``0.25s``."""
-    if us % 1_000_000:
-        return f"{us / 1e6:g}s"
-    hours, rest = divmod(us // 1_000_000, 3600)
-    minutes, seconds = divmod(rest, 60)
-    text = "".join(f"{n}{unit}" for n, unit in ((hours, "h"), (minutes, "m"), (seconds, "s")) if n)
-    return text or "0s"
 
 
 @dataclass(frozen=True)
@@ -77,9 +67,9 @@ def label(kind: str, spec: dict[str, Any]) -> str:
     """The key and mode in words, as events and answers name them."""
     text = f"{kind} key '{spec['key']}', {spec['mode']}"
     if kind == "debounce":
-        text += f", window {span(spec['window'])}"
+        text += f", window {format_duration(spec['window'])}"
         if spec.get("max_wait"):
-            text += f", maxWait {span(spec['max_wait'])}"
+            text += f", maxWait {format_duration(spec['max_wait'])}"
     return text
 
 

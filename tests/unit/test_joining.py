@@ -23,7 +23,6 @@ from ordo_node.errors import InvalidArgument
 from ordo_node.handlers import registry
 from ordo_node.pb import ordo_pb2
 from ordo_node.queries import Queries
-from ordo_node.statemachine.joining import span
 from ordo_node.statemachine.store import Store
 from ordo_node.timeutil import format_us
 
@@ -137,16 +136,6 @@ def test_commands_with_a_key_are_written_as_version_9() -> None:
     # A concurrency key that happens to be called "singleton" is not one.
     plain = submit(spec(T0, concurrency_key="singleton", concurrency_limit=1), at=T0)
     assert json.loads(c.encode(plain))["v"] < 9
-
-
-def test_span() -> None:
-    assert [span(u) for u in (5 * SEC, 90 * SEC, 7200 * SEC, SEC // 4, 0)] == [
-        "5s",
-        "1m30s",
-        "2h",
-        "0.25s",
-        "0s",
-    ]
 
 
 # --- debounce ------------------------------------------------------------------------------------
