@@ -28,6 +28,16 @@ class Effects:
     members_changed: bool = False
     workers_changed: bool = False
 
+    def due_by(self, at: int) -> None:
+        """Something falls due at ``at``: the timekeeper must wake by then."""
+        if self.earliest_due is None or at < self.earliest_due:
+            self.earliest_due = at
+
+    def schedule(self, job_id: str, at: int) -> None:
+        """Job ``job_id`` is (again) due at ``at``: tell the timekeeper."""
+        self.scheduled.append((job_id, at))
+        self.due_by(at)
+
     def empty(self) -> bool:
         """True when nothing an actor cares about changed."""
         return not (

@@ -131,6 +131,4 @@ class FlowCommands(Base):
                 (due, at, job_id),
             )
             self.event(job_id, "SCHEDULED", at, node, message=f"{why}: due {format_us(due)}")
-            fx.scheduled.append((job_id, due))
-            if fx.earliest_due is None or due < fx.earliest_due:
-                fx.earliest_due = due
+            fx.schedule(job_id, due)

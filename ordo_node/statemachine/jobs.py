@@ -128,15 +128,8 @@ class JobCommands(FlowCommands):
                 self.event(spec.job_id, "JOINED", cmd.at, cmd.node, message=note)
         if spec.options and not self.wait_after(spec, cmd):
             return spec.job_id, True, note  # it runs after other jobs (flow.py): not armed yet
-        self.due(fx, spec.job_id, spec.run_at)
+        fx.schedule(spec.job_id, spec.run_at)
         return spec.job_id, True, note
-
-    @staticmethod
-    def due(fx: Effects, job_id: str, at: int) -> None:
-        """Tell the timekeeper that the job is due at ``at``."""
-        fx.scheduled.append((job_id, at))
-        if fx.earliest_due is None or at < fx.earliest_due:
-            fx.earliest_due = at
 
     def join_existing(self, join: joining.Join, spec: c.JobSpec, cmd: c.SubmitJobs, fx: Effects) -> str:
         """A debounce merge or a singleton skip: nothing is created; the job kept records it (and a
@@ -145,7 +138,7 @@ class JobCommands(FlowCommands):
             joining.remember(self.db, join.kind, join.key, join.job_id, cmd.at)
             if join.due_at is not None:
                 joining.move(self.db, join.job_id, join.due_at, spec.payload, cmd.at)
-                self.due(fx, join.job_id, join.due_at)
+                fx.schedule(join.job_id, join.due_at)
         self.event(join.job_id, "JOINED", cmd.at, cmd.node, message=joining.merged_event(join, cmd.node))
         note = joining.answer(join)
         if spec.idempotency_key:  # a retry is answered as this one was, not decided again
@@ -296,6 +289,5 @@ class JobCommands(FlowCommands):
             start_buffered(self, cmd.job_id, cmd.at, fx)
             self.settle(cmd.job_id, cmd.at, "SUCCEEDED")
             if armed:
-                fx.earliest_due = job["due_at"]
-                fx.scheduled.append((cmd.job_id, job["due_at"]))
+                fx.schedule(cmd.job_id, job["due_at"])
         return {"job_id": cmd.job_id}

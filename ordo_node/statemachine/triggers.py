@@ -63,8 +63,8 @@ class TriggerCommands(RunCommands):
                 " updated_at = ? WHERE id = ?",
                 (t.next_due, t.next_nominal, int(armed), len(occurrences), cmd.at, t.job_id),
             )
-            if armed and t.next_due is not None and (fx.earliest_due is None or t.next_due < fx.earliest_due):
-                fx.earliest_due = t.next_due
+            if armed and t.next_due is not None:
+                fx.due_by(t.next_due)
             self.settle(t.job_id, cmd.at, "SUCCEEDED")
             if ran:
                 triggered.append(t.job_id)
