@@ -41,9 +41,9 @@ def verdict(after: list[str], condition: str, states: dict[str, str]) -> tuple[s
 class FlowCommands(Base):
     """Run after: the checks at submission and the release when the jobs waited for end."""
 
-    def check_after(self, spec: c.JobSpec, taken: set[str] | None) -> None:
+    def check_after(self, after: list[str], taken: set[str] | None) -> None:
         """Refuse a job after a job that does not exist (before anything is written)."""
-        for job_id in options_of(spec.options)["after"]:
+        for job_id in after:
             known = job_id in taken if taken is not None else False
             if not known and self.db.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
                 raise Refused("NOT_FOUND", f"after: no job {job_id}")
@@ -53,10 +53,9 @@ class FlowCommands(Base):
         marks = ",".join("?" * len(ids))
         return dict(self.db.execute(f"SELECT id, state FROM jobs WHERE id IN ({marks})", ids).fetchall())
 
-    def wait_after(self, spec: c.JobSpec, cmd: c.SubmitJobs) -> bool:
-        """A new job: record what it runs after; True if it may run at its time (nothing to wait for,
-        or all already ended as asked), False if it waits or was skipped."""
-        options = options_of(spec.options)
+    def wait_after(self, spec: c.JobSpec, options: dict[str, Any], cmd: c.SubmitJobs) -> bool:
+        """A new job (its ``options`` read): record what it runs after; True if it may run at its time
+        (nothing to wait for, or all already ended as asked), False if it waits or was skipped."""
         after = options.get("after")
         if not after:
             return True

@@ -87,8 +87,9 @@ class JobCommands(FlowCommands):
             found = self.by_idempotency_key(spec)
             if found is not None:
                 return found[0], False, found[1]
-        self.check_new(spec, taken)
-        keyed = joining.spec_of(options_of(spec.options)) if spec.options else None
+        options = options_of(spec.options)  # read once for every check and decision below
+        self.check_new(spec, options, taken)
+        keyed = joining.spec_of(options)
         join = joining.decide(self.db, keyed[0], keyed[1], spec, cmd.at) if keyed else None
         if join is not None and join.action in ("merge", "skip"):
             return join.job_id, False, self.join_existing(join, spec, cmd, fx)
@@ -126,7 +127,7 @@ class JobCommands(FlowCommands):
             if join.action == "replace":
                 note = joining.answer(join)
                 self.event(spec.job_id, "JOINED", cmd.at, cmd.node, message=note)
-        if spec.options and not self.wait_after(spec, cmd):
+        if options and not self.wait_after(spec, options, cmd):
             return spec.job_id, True, note  # it runs after other jobs (flow.py): not armed yet
         fx.schedule(spec.job_id, spec.run_at)
         return spec.job_id, True, note
@@ -168,7 +169,7 @@ class JobCommands(FlowCommands):
             )
         return row[0], row[2]
 
-    def check_new(self, spec: c.JobSpec, taken: set[str] | None) -> None:
+    def check_new(self, spec: c.JobSpec, options: dict[str, Any], taken: set[str] | None) -> None:
         """Refuse a job whose id exists, a second long-running job of a name, or a job after a job that
         does not exist."""
         exists = (
@@ -178,10 +179,10 @@ class JobCommands(FlowCommands):
         )
         if exists:
             raise Refused("ALREADY_EXISTS", f"jobId: job {spec.job_id} exists")
-        if spec.options and options_of(spec.options).get("long_running"):
+        if options.get("long_running"):
             self.one_long_running_per_name(spec)
-        if spec.options and options_of(spec.options).get("after"):
-            self.check_after(spec, taken)
+        if options.get("after"):
+            self.check_after(options["after"], taken)
 
     def one_long_running_per_name(self, spec: c.JobSpec) -> None:
         """Refuse a second active long-running job with the same name."""
