@@ -64,9 +64,10 @@ def job_message(j: JobRow) -> ordo_pb2.Job:
     next_fire = shown_next_fire(j)
     if next_fire is not None:
         msg.next_fire_time.CopyFrom(ts_of(next_fire))
-    msg.waiting = j.waiting
     if j.state == "SKIPPED":  # run after: why it never ran, where a run's error would be
-        msg.waiting, msg.error = "", j.waiting
+        msg.error = j.waiting
+    else:
+        msg.waiting = j.waiting
     if not j.waiting and j.state == "WAITING" and j.options.get("after"):
         msg.waiting = f"runs after jobs {', '.join(j.options['after'])} ({j.options['after_condition']})"
     if j.runs:
