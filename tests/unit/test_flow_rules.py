@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
+from collections.abc import Iterable
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,15 @@ def test_after_options_are_validated() -> None:
 # --- concurrency keys ----------------------------------------------------------------------------
 
 
+def trigger_together(apply: Log, ns: Iterable[int]) -> None:
+    """Jobs ``ns`` (due at DUE) triggered by one command."""
+    apply(
+        c.TriggerJobs(
+            request_id=rid(), at=DUE + SEC, node=NODE, triggers=tuple(c.Trigger(jid(n), DUE) for n in ns)
+        )
+    )
+
+
 def assign_all(apply: Log, ns: list[int], at: int = DUE + 2 * SEC) -> Any:
     return apply(
         c.AssignRuns(
@@ -198,14 +208,7 @@ def test_concurrency_key_holds_runs_over_the_limit_and_releases_on_every_end(
 ) -> None:
     # Given four jobs with key 'acme' (limit 2) triggered together
     apply(submit(*(keyed(n) for n in range(1, 5))))
-    apply(
-        c.TriggerJobs(
-            request_id=rid(),
-            at=DUE + SEC,
-            node=NODE,
-            triggers=tuple(c.Trigger(jid(n), DUE) for n in range(1, 5)),
-        )
-    )
+    trigger_together(apply, range(1, 5))
     # When the dispatcher offers all four at once
     result = assign_all(apply, [1, 2, 3, 4])
     # Then two are assigned; the others stay pending, WAITING with the reason
@@ -253,14 +256,7 @@ def test_other_keys_and_plain_jobs_are_not_held(apply: Log, db_path: Path) -> No
     apply(
         submit(keyed(1, limit=1), keyed(2, limit=1), keyed(3, key="other", limit=1), flow_spec(4, priority=1))
     )
-    apply(
-        c.TriggerJobs(
-            request_id=rid(),
-            at=DUE + SEC,
-            node=NODE,
-            triggers=tuple(c.Trigger(jid(n), DUE) for n in range(1, 5)),
-        )
-    )
+    trigger_together(apply, range(1, 5))
     result = assign_all(apply, [1, 2, 3, 4])
     assert sorted(a[0] for a in result["assigned"]) == [run_of(1), run_of(3), run_of(4)]
     assert job_state(db_path, 2) == "WAITING"
