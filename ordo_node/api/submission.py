@@ -71,7 +71,8 @@ def job_spec(
     trailing = options.get("debounce", {}).get("mode") == "TRAILING"
     if trailing:
         # One run, a window after the burst's last submission: this one's, until another comes. Its
-        # nominal time has it triggered at that time, not ahead, so a merge can still move it.
+        # nominal time has it triggered at that time, not ahead, so a merge can still move it. Apply
+        # counts the window from the command's time if that is later (joining.trailing_due).
         run_at = first_nominal = run_at + options["debounce"]["window"]
         if run_at > v.MAX_TIME_US:
             raise InvalidArgument(f"{prefix}debounce.window", "puts the run past the end of 9999 (see runAt)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
@@ -93,6 +94,9 @@ class JobCommands(FlowCommands):
         join = joining.decide(self.db, keyed[0], keyed[1], spec, cmd.at) if keyed else None
         if join is not None and join.action in ("merge", "skip"):
             return join.job_id, False, self.join_existing(join, spec, cmd, fx)
+        if keyed and join is not None and join.kind == "debounce" and join.mode == "TRAILING":
+            due = joining.trailing_due(keyed[1], spec, cmd.at)
+            spec = replace(spec, run_at=due, first_nominal=due)
         if join is not None and join.action == "replace":
             held = self.job(join.job_id)
             if held is not None:

@@ -8,8 +8,8 @@ submission, from that row and the job's row alone:
 
 - debounce TRAILING: while the key's job has not been triggered (SCHEDULED,
   due after this command's time), the submission is merged into it: its due
-  time moves to this submission's (its runAt plus the window; not past the
-  burst's first submission plus ``max_wait``) and it takes this submission's
+  time moves to this submission's (:func:`trailing_due`; not past the burst's
+  first submission plus ``max_wait``) and it takes this submission's
   payload. The job is triggered at its due time, not ahead (it has a nominal
   time, as a recurring job), so a merge can still move it until then.
 - debounce LEADING: a submission within the window of the key's last one is
@@ -63,6 +63,13 @@ def spec_of(options: dict[str, Any]) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+def trailing_due(spec: dict[str, Any], sub: c.JobSpec, at: int) -> int:
+    """When a TRAILING submission made at command time ``at`` wants its run: a window after the
+    later of its runAt (the API's time of receipt, when not given) and ``at``, the time its JOINED or
+    SCHEDULED entry shows. The API already added the window to ``sub.run_at``."""
+    return max(sub.run_at, at + int(spec["window"]))
+
+
 def label(kind: str, spec: dict[str, Any]) -> str:
     """The key and mode in words, as events and answers name them."""
     text = f"{kind} key '{spec['key']}', {spec['mode']}"
@@ -109,7 +116,7 @@ def decide(db: sqlite3.Connection, kind: str, spec: dict[str, Any], sub: c.JobSp
         )
     if mode == "LEADING":
         return Join(kind, key, mode, "merge", row[0], state, label=words)
-    due = sub.run_at
+    due = trailing_due(spec, sub, at)
     if spec.get("max_wait"):
         due = min(due, created_at + spec["max_wait"])
     return Join(kind, key, mode, "merge", row[0], state, max(due, due_at), words)

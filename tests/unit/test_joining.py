@@ -160,6 +160,25 @@ def test_trailing_burst_makes_one_job_due_after_the_last_with_its_payload(
     assert rows(db_path, "SELECT COUNT(*) FROM jobs")[0][0] == 1
 
 
+def test_trailing_window_counts_from_when_the_cluster_took_the_submission(apply: Log, db_path: Path) -> None:
+    # Given submissions received at T0 (the API's clock) but grouped into commands made later
+    received = spec(T0, {"n": 1}, debounce=debounce(window=5))
+    first = apply(submit(received, at=T0 + 30_000))["job_ids"][0]
+    # Then the job is due a window after its SCHEDULED entry's time, not after the receipt
+    assert job(db_path, first)["due_at"] == T0 + 30_000 + 5 * SEC
+    # And a merge made later still moves it to a window after its own JOINED entry's time
+    late = apply(submit(spec(T0 + 10_000, {"n": 2}, debounce=debounce(window=5)), at=T0 + 40_000))
+    assert late["job_ids"] == [first] and late["created"] == [False]
+    j = job(db_path, first)
+    assert j["due_at"] == j["next_nominal"] == T0 + 40_000 + 5 * SEC
+    joined_at = rows(db_path, "SELECT at FROM events WHERE job_id = ? AND type = 'JOINED'", first)
+    assert [r[0] for r in joined_at] == [T0 + 40_000]
+    # And a later runAt still wins over the command's time
+    later = spec(T0, {"n": 3}, debounce=debounce(window=5), run_at=format_us(T0 + 60 * SEC))
+    apply(submit(later, at=T0 + 50_000))
+    assert job(db_path, first)["due_at"] == T0 + 65 * SEC
+
+
 def test_trailing_job_once_triggered_starts_a_new_burst(apply: Log, send: Submitter, db_path: Path) -> None:
     first, _, _ = send(T0, debounce=debounce(window=5))
     # The timekeeper's trigger for the old due time, after a merge moved it, changes nothing.
