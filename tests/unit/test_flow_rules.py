@@ -301,6 +301,35 @@ def test_pause_on_failure_pauses_after_n_failed_occurrences_in_a_row(apply: Log,
     assert notes == [("paused itself: 2 consecutive occurrences failed (pauseOnFailure 2)",)]
 
 
+def test_a_run_failing_after_the_pause_adds_no_second_note(apply: Log, db_path: Path) -> None:
+    # Given a job that paused itself while its third occurrence was still running
+    recurring(apply, 2)
+    end(apply, 1, "failed", DUE + 3 * SEC)
+    end(apply, 2, "failed", DUE + 4 * SEC)
+    # When that run fails too
+    end(apply, 3, "failed", DUE + 5 * SEC)
+    # Then the job is still paused from the first time, with one note
+    assert rows(db_path, "SELECT state, paused_at FROM jobs WHERE id = ?", jid(1)) == [
+        ("PAUSED", DUE + 4 * SEC)
+    ]
+    paused = rows(db_path, "SELECT COUNT(*) FROM events WHERE job_id = ? AND type = 'PAUSED'", jid(1))
+    assert paused == [(1,)]
+
+
+def test_a_resume_starts_a_fresh_count(apply: Log, db_path: Path) -> None:
+    # Given a job that paused itself after two failures, resumed while its third occurrence ran
+    recurring(apply, 2)
+    end(apply, 1, "failed", DUE + 3 * SEC)
+    end(apply, 2, "failed", DUE + 4 * SEC)
+    apply(c.PauseJob(request_id=rid(), at=DUE + 5 * SEC, node=NODE, job_id=jid(1), pause=False))
+    assert job_state(db_path, 1) == "TRIGGERED"  # its third run is still open
+    # When that occurrence, due before the resume, fails as well
+    end(apply, 3, "failed", DUE + 6 * SEC)
+    # Then the failures before the resume do not pause it again
+    assert job_state(db_path, 1) != "PAUSED"
+    assert rows(db_path, "SELECT COUNT(*) FROM events WHERE job_id = ? AND type = 'PAUSED'", jid(1)) == [(1,)]
+
+
 def test_a_success_between_failures_keeps_it_running(apply: Log, db_path: Path) -> None:
     recurring(apply, 2)
     end(apply, 1, "failed", DUE + 3 * SEC)
