@@ -341,8 +341,11 @@ class Executor:
         """Wait for the attempt's scheduled time and a free slot, then run it."""
         key = (a.run_id, a.attempt)
         try:
-            # Scheduled by the leader's clock, within bounds of the majority's: wait by that.
-            delay = (a.scheduled_at.ToMicroseconds() - majority_now_us(self.consensus)) / 1e6
+            # Scheduled by the leader's clock, within bounds of the majority's: wait by that, and by
+            # this node's own, which stamps the run's start. A node whose clock is behind the
+            # majority's starts late by that much (within max_clock_skew), never early by either.
+            now = min(now_us(), majority_now_us(self.consensus))
+            delay = (a.scheduled_at.ToMicroseconds() - now) / 1e6
             if delay > 0:
                 await asyncio.sleep(delay)
             if not self._queued:

@@ -105,6 +105,21 @@ async def test_an_executor_with_a_fast_clock_holds_a_run_by_the_majoritys_clock(
     await ex.stop()
 
 
+async def test_an_executor_with_a_slow_clock_waits_for_its_own_clock_too(tmp_path: Path) -> None:
+    # Given an executor whose clock is 200 ms behind the majority's, and a run due in 300 ms by its own
+    started: list[str] = []
+    ex, consensus = make(tmp_path, 2, started)
+    consensus.clock_offset_us = -200_000
+    assigned = time.monotonic()
+    ex.assign([assignment("a:1", now_us() + 300_000)])
+
+    # Then it waits the 300 ms (not 100 ms, as the majority's clock alone would have it): the start it
+    # records by its own clock is never before the scheduled time
+    await until(lambda: started == ["a:1"])
+    assert time.monotonic() - assigned >= 0.29
+    await ex.stop()
+
+
 async def test_a_held_run_cancelled_before_its_time_never_starts(tmp_path: Path) -> None:
     # Given a run held for its time
     started: list[str] = []
