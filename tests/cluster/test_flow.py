@@ -30,10 +30,10 @@ def us(ts: object) -> int:
 
 
 async def test_run_after_runs_b_after_a_and_skips_c_after_a_failed_one(cluster: Cluster) -> None:
-    # Given A (1 s), B after A, A2 that fails, C after A2
+    # Given A (3 s: long enough to be running still when B is read), B after A, A2 that fails, C after A2
     leader = await cluster.wait_for_leader()
     client = cluster.client(leader)
-    a = await client.submit("sleep", {"seconds": 1})
+    a = await client.submit("sleep", {"seconds": 3})
     b = await client.submit("echo", {"b": 1}, after=[a])
     a2 = await client.submit("shell", {"command": "exit 3"})
     c = await client.submit("echo", {"c": 1}, after=[a2])

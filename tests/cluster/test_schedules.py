@@ -77,6 +77,10 @@ async def _past(us: int) -> bool:
     return time.time() * SEC >= us
 
 
+async def _mid_second() -> bool:
+    return 0.3 <= time.time() % 1 <= 0.6
+
+
 async def test_failing_job_retries_with_backoff_then_dead_letters_and_retry_brings_it_back(
     cluster: Cluster, tmp_path: Path
 ) -> None:
@@ -167,7 +171,9 @@ async def test_pause_then_resume_with_catch_up_one_runs_exactly_one_catch_up(clu
     job_id = await client.submit("echo", {}, cron="* * * * * *", catch_up="ONE")
     await eventually(lambda: _ran(client, job_id, 2), timeout=20, what="two occurrences")
 
-    # When it is paused for about 3.5 seconds, then resumed
+    # When it is paused for about 3.5 seconds, then resumed; paused mid-second, so that no fire time
+    # falls between the pause's time and its commit (a trigger committed first would run it)
+    await eventually(_mid_second, timeout=5, interval=0.05, what="mid-second")
     paused = await client.pause(job_id, note="maintenance")
     assert paused.state == ordo_pb2.JOB_STATE_PAUSED
     paused_at = time.time() * SEC

@@ -24,7 +24,7 @@ def whole_second(from_now: float) -> int:
 
 async def test_buffer_all_lists_its_buffered_occurrences_and_runs_them_in_order(cluster: Cluster) -> None:
     # Given a job every second for 5 seconds whose handler takes 3 s, overlap BUFFER_ALL, bufferLimit 2
-    start = whole_second(2)
+    start = whole_second(4)
     client = cluster.client(cluster.nodes[0])
     req = submit_request(
         "sleep",
@@ -71,7 +71,7 @@ async def test_buffer_all_lists_its_buffered_occurrences_and_runs_them_in_order(
 
 async def test_two_specs_with_an_exclusion_fire_at_the_times_preview_shows(cluster: Cluster) -> None:
     # Given a job every 3 s and every 5 s, except at seconds 0, 15, 30 and 45, for 10 seconds
-    start = whole_second(2)
+    start = whole_second(4)
     end = start + 9 * SEC
     specs = {"more_cron": ["*/5 * * * * *"], "exclude_cron": ["*/15 * * * * *"]}
     expected = [
